@@ -1,0 +1,279 @@
+//! The HTTP application: connects storage, runs migrations, builds every capability's
+//! service and mounts its routes under `/api/v1`, wraps them in the API conventions
+//! (request ids, problem+json, idempotency keys, body limits, timeouts, CORS, metrics) and
+//! serves them until a shutdown signal, letting in-flight requests finish.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::{FromRef, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{from_fn, from_fn_with_state},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use huoban_identity::{IdentityService, store::IdentityStore};
+use huoban_kit::{
+    ApiError, Db, MigrationSpec, SharedClock,
+    clock::to_micros,
+    db::{DbOptions, SchemaStatus},
+    idempotency::{self, Idempotency},
+    problem::normalize_errors,
+};
+use tokio::net::TcpListener;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{config::Config, observability::Metrics};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Every capability's migrations, in the order they were written.
+pub fn migrations() -> Vec<MigrationSpec> {
+    let mut all = vec![idempotency::MIGRATION];
+    all.extend_from_slice(huoban_identity::MIGRATIONS);
+    all.sort_by_key(|m| m.version);
+    all
+}
+
+/// Kept for callers that want a static list.
+pub static MIGRATIONS: std::sync::LazyLock<Vec<MigrationSpec>> = std::sync::LazyLock::new(migrations);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Huoban API",
+        description = "Huoban (伙伴) turns a bank's H5 pages, WeChat official account, mini-programs and app \
+into a partner customers come back to. Errors are RFC 9457 problem+json with a stable `type` \
+(`urn:huoban:problem:<slug>`). POST requests that create something or move value honour an \
+`Idempotency-Key` header. Lists use cursor pagination (`limit`, `cursor` → `next_cursor`).",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(huoban_kit::problem::Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity", description = "Customers, sessions across channels, hand-off"),
+        (name = "staff", description = "Staff console: users, roles, customer lookup"),
+        (name = "operations", description = "Health and metrics")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
+                "A session token from POST /api/v1/sessions (customers) or /api/v1/staff/sessions (staff).",
+            )).build()),
+        );
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: SharedClock,
+    pub identity: IdentityService,
+    pub metrics: Metrics,
+}
+
+/// State of the server's own routes (health, readiness, metrics).
+#[derive(Debug, Clone, FromRef)]
+struct OpsState {
+    db: Db,
+    metrics: Metrics,
+}
+
+impl App {
+    /// Connects to the database, applies pending migrations and builds the services.
+    pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let db = Db::connect(
+            config.database_url(),
+            &DbOptions {
+                max_connections: config.database_max_connections,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("connecting to the database")?;
+        let status = db.migrate(&migrations()).await.context("applying migrations")?;
+        tracing::info!(backend = status.backend, schema = ?status.applied, "database ready");
+        crate::install_tls_provider();
+        let identity = IdentityService::new(IdentityStore::new(db.clone()), clock.clone(), config.identity.clone())
+            .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?;
+        Ok(App {
+            config: Arc::new(config),
+            db,
+            clock,
+            identity,
+            metrics: Metrics::new(),
+        })
+    }
+
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        self.api_router().into_openapi()
+    }
+
+    fn api_router(&self) -> OpenApiRouter {
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(huoban_identity::routes::router(self.identity.clone()))
+    }
+
+    pub fn router(&self) -> Router {
+        let (api, openapi) = self.api_router().split_for_parts();
+        let idempotency = Idempotency {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            body_limit: self.config.http.body_limit_bytes,
+            native: Arc::from(Vec::<&'static str>::new()),
+        };
+        let api = api.layer(from_fn_with_state(idempotency, idempotency::middleware));
+        let ops = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .route("/", get(index))
+            .with_state(OpsState {
+                db: self.db.clone(),
+                metrics: self.metrics.clone(),
+            });
+        let request_id = HeaderName::from_static(REQUEST_ID);
+        Router::new()
+            .merge(api)
+            .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+            .merge(ops)
+            .fallback(|| async { StatusCode::NOT_FOUND })
+            .layer(axum::extract::DefaultBodyLimit::max(self.config.http.body_limit_bytes))
+            .layer(RequestBodyLimitLayer::new(self.config.http.body_limit_bytes))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(self.config.http.request_timeout_secs),
+            ))
+            .layer(CatchPanicLayer::new())
+            .layer(from_fn_with_state(self.metrics.clone(), crate::observability::track))
+            .layer(from_fn(normalize_errors))
+            .layer(cors(&self.config.http.cors_origins))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    }
+
+    /// Housekeeping that runs beside the API: stored idempotent responses are kept a day.
+    fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let db = self.db.clone();
+        let clock = self.clock.clone();
+        vec![tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let now = to_micros(clock.now());
+                match idempotency::purge(&db, now, 24 * 3600 * 1_000_000).await {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                }
+            }
+        })]
+    }
+
+    /// Serves on a bound listener until `shutdown` resolves, then lets in-flight requests
+    /// finish for up to the configured grace period.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let background = self.spawn_background();
+        let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
+        let signalled = Arc::new(tokio::sync::Notify::new());
+        let notify = signalled.clone();
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            notify.notify_one();
+        });
+        let result = tokio::select! {
+            r = server.into_future() => r.context("serving HTTP"),
+            _ = async { signalled.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        for task in background {
+            task.abort();
+        }
+        self.db.close().await;
+        result
+    }
+
+    pub async fn schema_status(&self) -> Result<SchemaStatus, huoban_kit::DbError> {
+        self.db.schema_status(&migrations()).await
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(idempotency::HEADER),
+            HeaderName::from_static(REQUEST_ID),
+        ])
+        .expose_headers([HeaderName::from_static(REQUEST_ID), HeaderName::from_static(idempotency::REPLAYED)]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(db): State<Db>) -> Response {
+    if let Err(e) = db.ping().await {
+        tracing::warn!(error = %e, "readiness: database unreachable");
+        return ApiError::unavailable("The database is not reachable.").into_response();
+    }
+    match db.schema_status(&migrations()).await {
+        Ok(status) if status.is_current() => {
+            axum::Json(serde_json::json!({ "status": "ready", "database": status })).into_response()
+        }
+        Ok(status) => ApiError::unavailable("Database migrations are pending.")
+            .with("pending", status.pending)
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<OpsState>) -> Response {
+    crate::observability::metrics_response(state.metrics.render(&state.db))
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}

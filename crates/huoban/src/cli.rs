@@ -1,0 +1,186 @@
+//! The command line: `huoban serve | migrate | admin | bench | config`. Every subcommand
+//! takes the same `--config` and `--database-url`.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use huoban_identity::Role;
+use huoban_kit::SystemClock;
+
+use crate::{
+    app::App,
+    bench::BenchArgs,
+    config::{Config, Overrides},
+    observability,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "huoban", version, about = "Huoban (伙伴): a bank's engagement platform", long_about = None)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./huoban.toml when present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SQLite file path or postgres:// URL. Default: ./huoban.db
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (applies migrations first).
+    Serve {
+        /// Address to listen on. Default: 127.0.0.1:8080
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Seed a demo bank into an empty database and print how to sign in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending migrations and report the schema version.
+    Migrate,
+    /// Staff administration.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+    /// Run a benchmark scenario and print throughput and latency.
+    Bench(BenchArgs),
+    /// Print the commented example configuration.
+    Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a staff user; the generated password is printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// admin, operator, risk_officer, support_agent or auditor
+        #[arg(long, default_value = "admin")]
+        role: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config = cli.command {
+        print!("{}", crate::config::EXAMPLE);
+        return Ok(());
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        listen,
+        database_url: cli.database_url.clone(),
+    };
+    let (config, warnings) = Config::load(&overrides).context("loading configuration")?;
+    observability::init_logging(config.log_format, &config.log_level);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    match cli.command {
+        Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Migrate => {
+            let db = huoban_kit::Db::connect(config.database_url(), &Default::default())
+                .await
+                .context("connecting to the database")?;
+            let status = db.migrate(&crate::app::migrations()).await.context("applying migrations")?;
+            println!(
+                "schema version {} on {} ({} migrations known, {} pending)",
+                status.applied.unwrap_or(0),
+                status.backend,
+                crate::app::migrations().len(),
+                status.pending.len()
+            );
+            db.close().await;
+            Ok(())
+        }
+        Command::Admin {
+            action: AdminCommand::Create {
+                username,
+                role,
+                display_name,
+            },
+        } => {
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            let app = App::start(config, Arc::new(SystemClock)).await?;
+            let (user, password) = app
+                .identity
+                .create_staff(&username, display_name.as_deref().unwrap_or(&username), role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created staff user {} ({})", user.username, user.role.as_str());
+            println!("password (shown once): {password}");
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args, config, cli.database_url.is_some()).await,
+        Command::Config => Ok(()),
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = App::start(config, Arc::new(SystemClock)).await?;
+    if let Some((username, password)) = app.identity.ensure_first_admin().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        println!("\nCreated the first staff user. Keep this password; it is shown only now:");
+        println!("  username: {username}\n  password: {password}\n");
+    }
+    if demo {
+        let report = crate::demo::seed(&app).await?;
+        report.print(&app.config.public_url());
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let url = app.config.public_url();
+    println!("Huoban is listening on http://{}  (API reference: {url}/api/docs/)", listener.local_addr()?);
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    app.serve(listener, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

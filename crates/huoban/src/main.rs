@@ -1,0 +1,5 @@
+//! The `huoban` binary: parses the command line and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    huoban::cli::main()
+}

@@ -1,0 +1,632 @@
+//! Identity's use cases: register, sign in (password, identity provider, hand-off),
+//! authenticate a bearer token, edit a profile, manage staff. Parses input into domain
+//! types, applies the rules, and speaks to the store; handlers only translate HTTP.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use huoban_kit::{
+    ApiError, Page, SharedClock,
+    clock::{from_micros, to_micros},
+    ids::new_id,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        Channel, DEFAULT_TIME_ZONE, ELDERLY_AGE, Locale, Password, Permission, Phone, Preferences, Role, age_on,
+        parse_birthday, parse_name, parse_time_zone, parse_username,
+    },
+    idp::{IdpError, IdpSettings, IdpVerifier},
+    secrets,
+    store::{AccessRow, CustomerRow, IdentityStore, SessionRow, StaffRow},
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySettings {
+    /// How long a session lasts, in minutes.
+    pub session_ttl_minutes: i64,
+    /// How long a cross-channel hand-off token stays redeemable, in seconds.
+    pub handoff_ttl_seconds: i64,
+    /// Allow customers to register with phone and password (demo and pilots).
+    pub self_registration: bool,
+    /// Sign-in with the bank's identity provider, when configured.
+    pub idp: Option<IdpSettings>,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_minutes: 8 * 60,
+            handoff_ttl_seconds: 300,
+            self_registration: true,
+            idp: None,
+        }
+    }
+}
+
+/// A customer's profile as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerProfile {
+    pub id: Uuid,
+    /// E.164, e.g. `+8613800138000`.
+    pub phone: String,
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub birthday: Option<String>,
+    pub locale: Locale,
+    /// IANA time zone; calendar questions (check-in days, monthly plans) use it.
+    pub time_zone: String,
+    pub preferences: Preferences,
+    /// True when the customer is old enough that pages should offer elderly mode.
+    pub elderly_mode_suggested: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StaffUser {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub permissions: Vec<Permission>,
+    pub created_at: String,
+}
+
+/// A newly opened session. The token is shown once; send it as `Authorization: Bearer …`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionIssued {
+    pub token: String,
+    pub expires_at: String,
+    pub channel: Channel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerProfile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff: Option<StaffUser>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HandoffIssued {
+    /// Single-use token; redeem it on the target channel.
+    pub token: String,
+    pub target_channel: Channel,
+    pub expires_at: String,
+    /// Deep link for the app or mini-program.
+    pub deep_link: String,
+    /// Path of the H5 page that redeems the token.
+    pub h5_path: String,
+    /// The deep link as a QR code (SVG), for scanning from another device.
+    pub qr_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StaffAccessRecord {
+    pub id: Uuid,
+    pub staff_id: Uuid,
+    pub action: String,
+    pub customer_id: Option<Uuid>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Customer { id: Uuid, channel: Channel, token_hash: String },
+    Staff { id: Uuid, role: Role, username: String, token_hash: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub phone: String,
+    pub password: String,
+    pub name: String,
+    #[serde(default)]
+    pub birthday: Option<String>,
+    #[serde(default)]
+    pub locale: Option<Locale>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    pub birthday: Option<String>,
+    pub locale: Option<Locale>,
+    pub time_zone: Option<String>,
+    pub preferences: Option<Preferences>,
+}
+
+fn iso(micros: i64) -> String {
+    from_micros(micros).to_string()
+}
+
+fn parse_uuid(s: &str) -> Uuid {
+    Uuid::parse_str(s).unwrap_or_default()
+}
+
+fn invalid(field: &str) -> impl FnOnce(String) -> ApiError + '_ {
+    move |msg| ApiError::invalid_field(field, msg)
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "Sign-in failed")
+        .detail("The phone number or password is not correct.")
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityService {
+    store: IdentityStore,
+    clock: SharedClock,
+    settings: Arc<IdentitySettings>,
+    idp: Option<Arc<IdpVerifier>>,
+}
+
+impl IdentityService {
+    pub fn new(store: IdentityStore, clock: SharedClock, settings: IdentitySettings) -> Result<Self, String> {
+        let idp = settings.idp.clone().map(IdpVerifier::new).transpose()?.map(Arc::new);
+        Ok(Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            idp,
+        })
+    }
+
+    pub fn store(&self) -> &IdentityStore {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn now(&self) -> i64 {
+        to_micros(self.clock.now())
+    }
+
+    fn today_in(&self, tz: &str) -> jiff::civil::Date {
+        let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        self.clock.now().to_zoned(tz).date()
+    }
+
+    pub fn profile_of(&self, row: &CustomerRow) -> CustomerProfile {
+        let birthday = row.birthday.as_deref().and_then(|b| b.parse::<jiff::civil::Date>().ok());
+        let today = self.today_in(&row.time_zone);
+        CustomerProfile {
+            id: parse_uuid(&row.id),
+            phone: row.phone.clone(),
+            name: row.name.clone(),
+            birthday: row.birthday.clone(),
+            locale: Locale::parse(&row.locale).unwrap_or(Locale::ZhCn),
+            time_zone: row.time_zone.clone(),
+            preferences: serde_json::from_str(&row.preferences).unwrap_or_default(),
+            elderly_mode_suggested: birthday.is_some_and(|b| age_on(b, today) >= ELDERLY_AGE),
+            created_at: iso(row.created_at),
+        }
+    }
+
+    fn staff_of(row: &StaffRow) -> StaffUser {
+        let role = Role::parse(&row.role).unwrap_or(Role::Auditor);
+        StaffUser {
+            id: parse_uuid(&row.id),
+            username: row.username.clone(),
+            display_name: row.display_name.clone(),
+            role,
+            permissions: Permission::ALL.into_iter().filter(|p| role.grants(*p)).collect(),
+            created_at: iso(row.created_at),
+        }
+    }
+
+    /// Builds a customer row from registration data without saving it (also used by the
+    /// demo seeder, which saves many at once).
+    pub fn new_customer_row(&self, reg: &Registration, password_hash: Option<String>) -> Result<CustomerRow, ApiError> {
+        let phone = Phone::parse(&reg.phone).map_err(invalid("phone"))?;
+        let name = parse_name(&reg.name).map_err(invalid("name"))?;
+        let time_zone = parse_time_zone(reg.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE)).map_err(invalid("time_zone"))?;
+        let birthday = reg
+            .birthday
+            .as_deref()
+            .map(|b| parse_birthday(b, self.today_in(&time_zone)))
+            .transpose()
+            .map_err(invalid("birthday"))?;
+        let now = self.now();
+        let preferences = Preferences {
+            marketing_messages: true,
+            ..Preferences::default()
+        };
+        Ok(CustomerRow {
+            id: new_id().to_string(),
+            phone: phone.as_str().to_owned(),
+            name,
+            birthday: birthday.map(|b| b.to_string()),
+            locale: reg.locale.unwrap_or(Locale::ZhCn).as_str().to_owned(),
+            time_zone,
+            preferences: serde_json::to_string(&preferences).unwrap_or_else(|_| "{}".into()),
+            password_hash,
+            idp_subject: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn register(&self, reg: Registration) -> Result<CustomerProfile, ApiError> {
+        if !self.settings.self_registration {
+            return Err(ApiError::forbidden("Self-registration is turned off; sign in through the bank."));
+        }
+        let password = Password::new_password(&reg.password).map_err(invalid("password"))?;
+        // Validate everything before the slow hash.
+        self.new_customer_row(&reg, None)?;
+        let hash = secrets::hash_password(password.expose()).map_err(ApiError::internal)?;
+        let row = self.new_customer_row(&reg, Some(hash))?;
+        match self.store.insert_customer(&row).await {
+            Ok(()) => Ok(self.profile_of(&row)),
+            Err(huoban_kit::DbError::Conflict { .. }) => Err(ApiError::conflict(
+                "phone-taken",
+                "This phone number is already registered",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn open_session(&self, kind: &str, principal_id: &str, channel: Channel) -> Result<(String, i64), ApiError> {
+        let token = secrets::new_token(if kind == "staff" { "hbt" } else { "hbs" });
+        let now = self.now();
+        let expires_at = now + self.settings.session_ttl_minutes * 60_000_000;
+        self.store
+            .insert_session(&SessionRow {
+                token_hash: secrets::token_hash(&token),
+                principal_kind: kind.to_owned(),
+                principal_id: principal_id.to_owned(),
+                channel: channel.as_str().to_owned(),
+                created_at: now,
+                expires_at,
+                revoked_at: None,
+            })
+            .await?;
+        Ok((token, expires_at))
+    }
+
+    async fn customer_session(&self, row: &CustomerRow, channel: Channel) -> Result<SessionIssued, ApiError> {
+        let (token, expires_at) = self.open_session("customer", &row.id, channel).await?;
+        Ok(SessionIssued {
+            token,
+            expires_at: iso(expires_at),
+            channel,
+            customer: Some(self.profile_of(row)),
+            staff: None,
+        })
+    }
+
+    pub async fn sign_in_password(&self, phone: &str, password: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
+        let Ok(phone) = Phone::parse(phone) else {
+            secrets::burn_password_check(password);
+            return Err(bad_credentials());
+        };
+        let row = self.store.customer_by_phone(phone.as_str()).await?;
+        match row {
+            Some(row) if row.password_hash.as_deref().is_some_and(|h| secrets::verify_password(h, password)) => {
+                self.customer_session(&row, channel).await
+            }
+            Some(_) => Err(bad_credentials()),
+            None => {
+                secrets::burn_password_check(password);
+                Err(bad_credentials())
+            }
+        }
+    }
+
+    pub async fn sign_in_idp(&self, assertion: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
+        let idp = self.idp.as_ref().ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "idp-not-configured", "Identity-provider sign-in is not configured")
+        })?;
+        let claims = idp.verify(assertion).await.map_err(|e| match e {
+            IdpError::KeysUnavailable(msg) => {
+                tracing::warn!(error = %msg, "identity provider keys unavailable");
+                ApiError::unavailable("The bank's identity provider could not be reached; retry shortly.")
+            }
+            other => ApiError::new(StatusCode::UNAUTHORIZED, "invalid-assertion", "The sign-in assertion was refused")
+                .detail(other.to_string()),
+        })?;
+        if let Some(row) = self.store.customer_by_subject(&claims.sub).await? {
+            return self.customer_session(&row, channel).await;
+        }
+        // A customer who registered by phone first is linked to the bank's subject.
+        if let Some(phone) = claims.phone_number.as_deref().and_then(|p| Phone::parse(p).ok())
+            && let Some(row) = self.store.customer_by_phone(phone.as_str()).await?
+            && row.idp_subject.is_none()
+        {
+            self.store.link_subject(&row.id, &claims.sub, self.now()).await?;
+            return self.customer_session(&row, channel).await;
+        }
+        if !idp.settings().provision {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown-customer", "This customer is not enrolled in Huoban"));
+        }
+        let phone = claims.phone_number.clone().ok_or_else(|| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-assertion", "The sign-in assertion was refused")
+                .detail("A new customer's assertion must carry phone_number.")
+        })?;
+        let reg = Registration {
+            phone,
+            password: String::new(),
+            name: claims.name.clone().unwrap_or_else(|| "客户".to_owned()),
+            birthday: claims.birthdate.clone(),
+            locale: claims.locale.as_deref().and_then(|l| Locale::parse(l).ok()),
+            time_zone: None,
+        };
+        let mut row = self.new_customer_row(&reg, None)?;
+        row.idp_subject = Some(claims.sub.clone());
+        self.store.insert_customer(&row).await?;
+        self.customer_session(&row, channel).await
+    }
+
+    /// Resolves a bearer token to whoever holds it.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        let hash = secrets::token_hash(token);
+        let session = self
+            .store
+            .session(&hash)
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("The session token is not known; sign in again."))?;
+        if session.revoked_at.is_some() {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session-revoked", "The session was signed out")
+                .detail("Sign in again."));
+        }
+        if session.expires_at <= self.now() {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session-expired", "The session has expired")
+                .detail("Sign in again."));
+        }
+        let id = parse_uuid(&session.principal_id);
+        if session.principal_kind == "staff" {
+            let staff = self.store.staff(&session.principal_id).await?;
+            if staff.disabled != 0 {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "staff-disabled", "This staff account is disabled"));
+            }
+            let role = Role::parse(&staff.role).map_err(ApiError::internal)?;
+            Ok(Principal::Staff {
+                id,
+                role,
+                username: staff.username,
+                token_hash: hash,
+            })
+        } else {
+            let channel = Channel::parse(&session.channel).map_err(ApiError::internal)?;
+            Ok(Principal::Customer {
+                id,
+                channel,
+                token_hash: hash,
+            })
+        }
+    }
+
+    pub async fn sign_out(&self, token_hash: &str) -> Result<(), ApiError> {
+        Ok(self.store.revoke_session(token_hash, self.now()).await?)
+    }
+
+    pub async fn profile(&self, id: Uuid) -> Result<CustomerProfile, ApiError> {
+        let row = self.store.customer(id).await.map_err(|e| match e {
+            huoban_kit::DbError::NotFound => ApiError::not_found("The customer"),
+            other => other.into(),
+        })?;
+        Ok(self.profile_of(&row))
+    }
+
+    pub async fn update_profile(&self, id: Uuid, patch: ProfilePatch) -> Result<CustomerProfile, ApiError> {
+        let mut row = self.store.customer(id).await?;
+        if let Some(name) = &patch.name {
+            row.name = parse_name(name).map_err(invalid("name"))?;
+        }
+        if let Some(tz) = &patch.time_zone {
+            row.time_zone = parse_time_zone(tz).map_err(invalid("time_zone"))?;
+        }
+        if let Some(b) = &patch.birthday {
+            row.birthday = Some(parse_birthday(b, self.today_in(&row.time_zone)).map_err(invalid("birthday"))?.to_string());
+        }
+        if let Some(locale) = patch.locale {
+            row.locale = locale.as_str().to_owned();
+        }
+        if let Some(prefs) = &patch.preferences {
+            row.preferences = serde_json::to_string(prefs).map_err(ApiError::internal)?;
+        }
+        row.updated_at = self.now();
+        self.store.update_profile(&row).await?;
+        Ok(self.profile_of(&row))
+    }
+
+    pub async fn create_handoff(&self, customer: Uuid, from: Channel, target: Channel) -> Result<HandoffIssued, ApiError> {
+        let token = secrets::new_token("hbh");
+        let now = self.now();
+        let expires_at = now + self.settings.handoff_ttl_seconds * 1_000_000;
+        self.store
+            .insert_handoff(
+                &secrets::token_hash(&token),
+                &customer.to_string(),
+                from.as_str(),
+                target.as_str(),
+                now,
+                expires_at,
+            )
+            .await?;
+        let deep_link = format!("huoban://handoff?token={token}&channel={}", target.as_str());
+        let qr_svg = qrcode::QrCode::new(deep_link.as_bytes())
+            .map(|code| {
+                code.render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(200, 200)
+                    .build()
+            })
+            .map_err(ApiError::internal)?;
+        Ok(HandoffIssued {
+            h5_path: format!("/h5/handoff?token={token}"),
+            token,
+            target_channel: target,
+            expires_at: iso(expires_at),
+            deep_link,
+            qr_svg,
+        })
+    }
+
+    pub async fn redeem_handoff(&self, token: &str) -> Result<SessionIssued, ApiError> {
+        let (row, consumed) = self.store.consume_handoff(&secrets::token_hash(token), self.now()).await?;
+        let refused = |slug, title| ApiError::new(StatusCode::UNAUTHORIZED, slug, title);
+        let Some(row) = row else {
+            return Err(refused("handoff-invalid", "The hand-off token is not valid"));
+        };
+        if !consumed {
+            return Err(if row.used_at.is_some() {
+                refused("handoff-used", "The hand-off token was already used")
+                    .detail("A hand-off token opens one session only; create a new one.")
+            } else {
+                refused("handoff-expired", "The hand-off token has expired").detail("Create a new one.")
+            });
+        }
+        let customer = self.store.customer(parse_uuid(&row.customer_id)).await?;
+        let channel = Channel::parse(&row.target_channel).map_err(ApiError::internal)?;
+        self.customer_session(&customer, channel).await
+    }
+
+    pub async fn staff_sign_in(&self, username: &str, password: &str) -> Result<SessionIssued, ApiError> {
+        let refused = || {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "Sign-in failed")
+                .detail("The username or password is not correct.")
+        };
+        let Some(row) = self.store.staff_by_username(username).await? else {
+            secrets::burn_password_check(password);
+            return Err(refused());
+        };
+        if row.disabled != 0 || !secrets::verify_password(&row.password_hash, password) {
+            return Err(refused());
+        }
+        let (token, expires_at) = self.open_session("staff", &row.id, Channel::Web).await?;
+        Ok(SessionIssued {
+            token,
+            expires_at: iso(expires_at),
+            channel: Channel::Web,
+            customer: None,
+            staff: Some(Self::staff_of(&row)),
+        })
+    }
+
+    /// Creates a staff user with a generated password, returned once.
+    pub async fn create_staff(&self, username: &str, display_name: &str, role: Role) -> Result<(StaffUser, String), ApiError> {
+        let password = secrets::new_staff_password();
+        let user = self.create_staff_with_password(username, display_name, role, &password).await?;
+        Ok((user, password))
+    }
+
+    pub async fn create_staff_with_password(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<StaffUser, ApiError> {
+        let username = parse_username(username).map_err(invalid("username"))?;
+        let display_name = parse_name(display_name).map_err(invalid("display_name"))?;
+        let password = Password::new_password(password).map_err(invalid("password"))?;
+        let row = StaffRow {
+            id: new_id().to_string(),
+            username,
+            display_name,
+            role: role.as_str().to_owned(),
+            password_hash: secrets::hash_password(password.expose()).map_err(ApiError::internal)?,
+            disabled: 0,
+            created_at: self.now(),
+        };
+        match self.store.insert_staff(&row).await {
+            Ok(()) => Ok(Self::staff_of(&row)),
+            Err(huoban_kit::DbError::Conflict { .. }) => {
+                Err(ApiError::conflict("username-taken", "This username is already taken"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// On an empty staff table, creates `admin` with a random password and returns it, so
+    /// the operator can print it once.
+    pub async fn ensure_first_admin(&self) -> Result<Option<(String, String)>, ApiError> {
+        if self.store.count_staff().await? > 0 {
+            return Ok(None);
+        }
+        match self.create_staff("admin", "Administrator", Role::Admin).await {
+            Ok((user, password)) => Ok(Some((user.username, password))),
+            // Another node created it first.
+            Err(e) if e.slug == "username-taken" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn staff_user(&self, id: Uuid) -> Result<StaffUser, ApiError> {
+        Ok(Self::staff_of(&self.store.staff(&id.to_string()).await?))
+    }
+
+    pub async fn list_staff(&self, after: Option<String>, limit: u32) -> Result<Page<StaffUser>, ApiError> {
+        let rows = self.store.list_staff(after.as_deref(), limit).await?;
+        let users = rows.iter().map(Self::staff_of).collect();
+        Ok(Page::from_rows(users, limit, |u: &StaffUser| u.id.to_string()))
+    }
+
+    /// Records that a staff member looked at customer data.
+    pub async fn record_access(&self, staff: Uuid, action: &str, customer: Option<Uuid>) -> Result<(), ApiError> {
+        self.store
+            .record_access(&AccessRow {
+                id: new_id().to_string(),
+                staff_id: staff.to_string(),
+                action: action.to_owned(),
+                customer_id: customer.map(|c| c.to_string()),
+                at: self.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_customers(
+        &self,
+        staff: Uuid,
+        phone: Option<&str>,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Page<CustomerProfile>, ApiError> {
+        let phone = phone.map(Phone::parse).transpose().map_err(invalid("phone"))?;
+        let rows = self
+            .store
+            .list_customers(phone.as_ref().map(Phone::as_str), after.as_deref(), limit)
+            .await?;
+        self.record_access(staff, if phone.is_some() { "customers.search" } else { "customers.list" }, None)
+            .await?;
+        let profiles = rows.iter().map(|r| self.profile_of(r)).collect();
+        Ok(Page::from_rows(profiles, limit, |p: &CustomerProfile| p.id.to_string()))
+    }
+
+    pub async fn customer_for_staff(&self, staff: Uuid, customer: Uuid) -> Result<CustomerProfile, ApiError> {
+        let profile = self.profile(customer).await?;
+        self.record_access(staff, "customers.view", Some(customer)).await?;
+        Ok(profile)
+    }
+
+    pub async fn access_log(
+        &self,
+        customer: Option<Uuid>,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Page<StaffAccessRecord>, ApiError> {
+        let rows = self
+            .store
+            .access_log(customer.map(|c| c.to_string()).as_deref(), after.as_deref(), limit)
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| StaffAccessRecord {
+                id: parse_uuid(&r.id),
+                staff_id: parse_uuid(&r.staff_id),
+                action: r.action.clone(),
+                customer_id: r.customer_id.as_deref().map(parse_uuid),
+                at: iso(r.at),
+            })
+            .collect();
+        Ok(Page::from_rows(items, limit, |r: &StaffAccessRecord| r.id.to_string()))
+    }
+}

@@ -1,0 +1,324 @@
+//! The database handle shared by every capability, on either backend.
+//!
+//! SQLite (a file in WAL mode) is the embedded default; a `postgres://` URL selects
+//! PostgreSQL. Both are reached through sqlx's `Any` driver so that SQL the dialects agree
+//! on (`$1` placeholders, `ON CONFLICT`, `RETURNING`) is written once; where they differ
+//! (locking, upserts with row locks) a store asks [`Db::backend`].
+//!
+//! SQLite allows one writer at a time, so the handle keeps a separate single-connection
+//! write pool: writers queue in Huoban instead of failing with `SQLITE_BUSY`, while readers
+//! use their own pool and see the last committed state (WAL). On PostgreSQL both pools are
+//! the same pool.
+//!
+//! Stores return [`DbError`], never `sqlx::Error`: a missing row becomes `NotFound`, a
+//! unique or check violation becomes `Conflict` with the constraint's name, and the HTTP
+//! layer maps those to 404/409 without knowing SQL.
+
+use std::{borrow::Cow, str::FromStr, time::Duration};
+
+use sqlx::{
+    Any, AnyPool, Executor, Transaction,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::{Migration, MigrationType, Migrator},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// One schema change, written in both dialects. Each capability owns its migrations and
+/// hands them to [`Db::migrate`]; versions are `YYYYMMDDNN` so changes from different
+/// capabilities apply in the order they were written.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationSpec {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("row not found")]
+    NotFound,
+    /// A unique, check or foreign-key constraint refused the write.
+    #[error("constraint {constraint} refused the write")]
+    Conflict { constraint: String },
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => DbError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(err)
+            }
+            sqlx::Error::Database(ref db)
+                if db.is_unique_violation()
+                    || db.is_check_violation()
+                    || db.is_foreign_key_violation() =>
+            {
+                let constraint = db
+                    .constraint()
+                    .map(str::to_owned)
+                    // SQLite names no constraint; its message names the columns instead.
+                    .unwrap_or_else(|| db.message().to_owned());
+                DbError::Conflict { constraint }
+            }
+            other => DbError::Other(other),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for DbError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        match err {
+            sqlx::migrate::MigrateError::Execute(e) => DbError::from(e),
+            other => DbError::Config(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Connections in the PostgreSQL pool, or SQLite readers.
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SchemaStatus {
+    pub backend: &'static str,
+    /// Latest migration applied to the database, if any.
+    pub applied: Option<i64>,
+    /// Latest migration this binary knows.
+    pub expected: i64,
+    pub pending: Vec<String>,
+}
+
+impl SchemaStatus {
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// Turns what an operator types (`./huoban.db`, `sqlite:x.db`, `postgres://…`) into a URL
+/// the driver accepts, creating a missing SQLite file.
+pub fn normalize_url(url: &str) -> Result<(Backend, String), DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() || path.contains(":memory:") {
+        return Err(DbError::Config(
+            "an in-memory SQLite database cannot be shared by Huoban's reader and writer pools; give a file path".into(),
+        ));
+    }
+    if url.contains("://") && !url.starts_with("sqlite://") {
+        return Err(DbError::Config(format!(
+            "unsupported database URL scheme in {}; use a SQLite file path or a postgres:// URL",
+            url.split("://").next().unwrap_or(url)
+        )));
+    }
+    let (file, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc");
+    }
+    Ok((Backend::Sqlite, format!("sqlite://{file}?{}", params.join("&"))))
+}
+
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    // FULL: a commit is on disk before it is acknowledged, also on power loss.
+    conn.execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+    )
+    .await?;
+    Ok(())
+}
+
+impl Db {
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let connect = AnyConnectOptions::from_str(&url).map_err(|e| DbError::Config(e.to_string()))?;
+        match backend {
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(DbError::Unavailable)?;
+                Ok(Self {
+                    backend,
+                    read: pool.clone(),
+                    write: pool,
+                })
+            }
+            Backend::Sqlite => {
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
+                    .connect_with(connect.clone())
+                    .await
+                    .map_err(DbError::Unavailable)?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.clamp(1, 8))
+                    .acquire_timeout(options.acquire_timeout)
+                    .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
+                    .connect_with(connect)
+                    .await
+                    .map_err(DbError::Unavailable)?;
+                Ok(Self {
+                    backend,
+                    read,
+                    write,
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Pool for reads. On SQLite it never blocks behind the writer.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Pool for writes; on SQLite a single connection, so writes are serialized in-process.
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
+        Ok(self.write.begin().await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Pool figures for the metrics endpoint: (pool, open connections, idle connections).
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        let mut stats = vec![("read", self.read.size(), self.read.num_idle())];
+        if self.backend == Backend::Sqlite {
+            stats.push(("write", self.write.size(), self.write.num_idle()));
+        }
+        stats
+    }
+
+    fn migrator(&self, specs: &[MigrationSpec]) -> Migrator {
+        let mut migrations: Vec<Migration> = specs
+            .iter()
+            .map(|spec| {
+                let sql = match self.backend {
+                    Backend::Sqlite => spec.sqlite,
+                    Backend::Postgres => spec.postgres,
+                };
+                Migration::new(
+                    spec.version,
+                    Cow::Borrowed(spec.name),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect();
+        migrations.sort_by_key(|m| m.version);
+        Migrator::with_migrations(migrations)
+    }
+
+    /// Applies every pending migration; safe to call from several nodes at once (sqlx
+    /// takes an advisory lock on PostgreSQL).
+    pub async fn migrate(&self, specs: &[MigrationSpec]) -> Result<SchemaStatus, DbError> {
+        self.migrator(specs).run(&self.write).await?;
+        self.schema_status(specs).await
+    }
+
+    pub async fn schema_status(&self, specs: &[MigrationSpec]) -> Result<SchemaStatus, DbError> {
+        let exists: Option<i64> = match self.backend {
+            Backend::Sqlite => sqlx::query_scalar(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_optional(&self.read)
+            .await?,
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT 1::BIGINT FROM information_schema.tables \
+                 WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()",
+            )
+            .fetch_optional(&self.read)
+            .await?,
+        };
+        let applied: Vec<i64> = if exists.is_some() {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
+                .fetch_all(&self.read)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let pending = specs
+            .iter()
+            .filter(|s| !applied.contains(&s.version))
+            .map(|s| format!("{} {}", s.version, s.name))
+            .collect();
+        Ok(SchemaStatus {
+            backend: self.backend.name(),
+            applied: applied.last().copied(),
+            expected: specs.iter().map(|s| s.version).max().unwrap_or(0),
+            pending,
+        })
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Reads a boolean stored as an integer (0/1), the one boolean representation both
+/// backends share through the `Any` driver.
+pub fn flag(value: i64) -> bool {
+    value != 0
+}

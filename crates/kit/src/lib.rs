@@ -1,0 +1,20 @@
+//! Foundations every Huoban capability stands on, and nothing capability-specific:
+//! the database handle for both backends ([`db`]), the HTTP error type ([`problem`]),
+//! request extractors that answer bad input with problem+json ([`extract`]),
+//! `Idempotency-Key` replay ([`idempotency`]), cursor pagination ([`page`]),
+//! an injectable clock ([`clock`]) and sortable ids ([`ids`]).
+
+pub mod clock;
+pub mod db;
+pub mod extract;
+pub mod idempotency;
+pub mod ids;
+pub mod page;
+pub mod problem;
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use db::{Backend, Db, DbError, MigrationSpec};
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use page::{Page, PageQuery};
+pub use problem::ApiError;
