@@ -80,9 +80,14 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
-                "A session token from POST /api/v1/sessions (customers) or /api/v1/staff/sessions (staff).",
-            )).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from POST /api/v1/sessions (customers) or /api/v1/staff/sessions (staff).",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -203,7 +208,11 @@ impl App {
 
     /// Serves on a bound listener until `shutdown` resolves, then lets in-flight requests
     /// finish for up to the configured grace period.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let background = self.spawn_background();
         let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
         let signalled = Arc::new(tokio::sync::Notify::new());
@@ -241,7 +250,10 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static(idempotency::HEADER),
             HeaderName::from_static(REQUEST_ID),
         ])
-        .expose_headers([HeaderName::from_static(REQUEST_ID), HeaderName::from_static(idempotency::REPLAYED)]);
+        .expose_headers([
+            HeaderName::from_static(REQUEST_ID),
+            HeaderName::from_static(idempotency::REPLAYED),
+        ]);
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(AllowOrigin::any())
     } else {

@@ -78,7 +78,10 @@ impl BenchReport {
         println!("duration     {:.1} s", self.duration_secs);
         println!("operations   {} ({} errors)", self.operations, self.errors);
         println!("throughput   {:.0} /s", self.throughput_per_sec);
-        println!("latency      p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", self.p50_ms, self.p99_ms, self.max_ms);
+        println!(
+            "latency      p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+            self.p50_ms, self.p99_ms, self.max_ms
+        );
         for (k, v) in &self.extra {
             println!("{k:<12} {v}");
         }
@@ -99,7 +102,12 @@ pub struct LoadResult {
 
 /// Runs `op` from `concurrency` tasks: `warmup` unmeasured, then `duration` measured, with
 /// a progress line on stderr every second.
-pub async fn run_load(op: Operation, concurrency: usize, warmup: Duration, duration: Duration) -> anyhow::Result<LoadResult> {
+pub async fn run_load(
+    op: Operation,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -107,8 +115,14 @@ pub async fn run_load(op: Operation, concurrency: usize, warmup: Duration, durat
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (op, measuring, stop, done, failed, counter) =
-            (op.clone(), measuring.clone(), stop.clone(), done.clone(), failed.clone(), counter.clone());
+        let (op, measuring, stop, done, failed, counter) = (
+            op.clone(),
+            measuring.clone(),
+            stop.clone(),
+            done.clone(),
+            failed.clone(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
             let mut first_error = None;
@@ -131,18 +145,36 @@ pub async fn run_load(op: Operation, concurrency: usize, warmup: Duration, durat
     }
     let progress = |phase: &str, t: Duration, total: Duration, ops: u64, start_ops: u64, since: Duration| {
         let rate = (ops - start_ops) as f64 / since.as_secs_f64().max(0.001);
-        eprint!("\r[{phase} {:>3}s/{}s] {ops} ops, {rate:.0}/s   ", t.as_secs(), total.as_secs());
+        eprint!(
+            "\r[{phase} {:>3}s/{}s] {ops} ops, {rate:.0}/s   ",
+            t.as_secs(),
+            total.as_secs()
+        );
     };
     let warm_start = Instant::now();
     while warm_start.elapsed() < warmup {
         tokio::time::sleep(Duration::from_secs(1).min(warmup.saturating_sub(warm_start.elapsed()))).await;
-        progress("warm-up", warm_start.elapsed(), warmup, counter.load(Ordering::Relaxed), 0, warm_start.elapsed());
+        progress(
+            "warm-up",
+            warm_start.elapsed(),
+            warmup,
+            counter.load(Ordering::Relaxed),
+            0,
+            warm_start.elapsed(),
+        );
     }
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     while started.elapsed() < duration {
         tokio::time::sleep(Duration::from_secs(1).min(duration.saturating_sub(started.elapsed()))).await;
-        progress("measure", started.elapsed(), duration, done.load(Ordering::Relaxed), 0, started.elapsed());
+        progress(
+            "measure",
+            started.elapsed(),
+            duration,
+            done.load(Ordering::Relaxed),
+            0,
+            started.elapsed(),
+        );
     }
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
@@ -276,7 +308,10 @@ pub async fn signed_in_customer(client: &reqwest::Client, base: &str) -> anyhow:
         .send()
         .await?;
     if !registered.status().is_success() {
-        bail!("registering the benchmark customer failed: {}", registered.text().await?);
+        bail!(
+            "registering the benchmark customer failed: {}",
+            registered.text().await?
+        );
     }
     let session: serde_json::Value = client
         .post(format!("{base}/api/v1/sessions"))
@@ -309,7 +344,11 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                         let response = request.send().await.map_err(|e| e.to_string())?;
                         let status = response.status();
                         let _ = response.bytes().await.map_err(|e| e.to_string())?;
-                        if status.is_success() { Ok(()) } else { Err(format!("status {status}")) }
+                        if status.is_success() {
+                            Ok(())
+                        } else {
+                            Err(format!("status {status}"))
+                        }
                     })
                 }),
             )
@@ -329,7 +368,8 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         eprintln!("first error: {err}");
     }
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

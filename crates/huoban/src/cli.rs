@@ -109,7 +109,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = huoban_kit::Db::connect(config.database_url(), &Default::default())
                 .await
                 .context("connecting to the database")?;
-            let status = db.migrate(&crate::app::migrations()).await.context("applying migrations")?;
+            let status = db
+                .migrate(&crate::app::migrations())
+                .await
+                .context("applying migrations")?;
             println!(
                 "schema version {} on {} ({} migrations known, {} pending)",
                 status.applied.unwrap_or(0),
@@ -121,11 +124,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin {
-            action: AdminCommand::Create {
-                username,
-                role,
-                display_name,
-            },
+            action:
+                AdminCommand::Create {
+                    username,
+                    role,
+                    display_name,
+                },
         } => {
             let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
             let app = App::start(config, Arc::new(SystemClock)).await?;
@@ -146,7 +150,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = App::start(config, Arc::new(SystemClock)).await?;
-    if let Some((username, password)) = app.identity.ensure_first_admin().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+    if let Some((username, password)) = app
+        .identity
+        .ensure_first_admin()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
         println!("\nCreated the first staff user. Keep this password; it is shown only now:");
         println!("  username: {username}\n  password: {password}\n");
     }
@@ -158,7 +167,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     let url = app.config.public_url();
-    println!("Huoban is listening on http://{}  (API reference: {url}/api/docs/)", listener.local_addr()?);
+    println!(
+        "Huoban is listening on http://{}  (API reference: {url}/api/docs/)",
+        listener.local_addr()?
+    );
     tracing::info!(addr = %listener.local_addr()?, "listening");
     app.serve(listener, shutdown_signal()).await
 }

@@ -139,7 +139,7 @@ pub struct Overrides {
 }
 
 impl Config {
-    pub fn load(overrides: &Overrides) -> Result<(Config, Vec<String>), figment::Error> {
+    pub fn load(overrides: &Overrides) -> Result<(Config, Vec<String>), Box<figment::Error>> {
         Self::load_from(overrides, std::env::vars())
     }
 
@@ -147,7 +147,7 @@ impl Config {
     pub fn load_from(
         overrides: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Config, Vec<String>), figment::Error> {
+    ) -> Result<(Config, Vec<String>), Box<figment::Error>> {
         let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("HUOBAN_")).collect();
         let mut warnings = Vec::new();
         for (key, _) in &env {
@@ -156,14 +156,18 @@ impl Config {
                 warnings.push(format!("ignoring unknown environment variable {key}"));
             }
         }
-        let file = overrides
-            .config_file
-            .clone()
-            .or_else(|| env.iter().find(|(k, _)| k == "HUOBAN_CONFIG").map(|(_, v)| PathBuf::from(v)));
+        let file = overrides.config_file.clone().or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "HUOBAN_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
         let mut figment = Figment::new();
         match &file {
             Some(path) if !path.exists() => {
-                return Err(figment::Error::from(format!("config file {} does not exist", path.display())));
+                return Err(Box::new(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                ))));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None if std::path::Path::new("huoban.toml").exists() => {
@@ -186,7 +190,7 @@ impl Config {
         if let Some(url) = &overrides.database_url {
             figment = figment.merge(Serialized::default("database_url", url));
         }
-        let config: Config = figment.extract()?;
+        let config: Config = figment.extract().map_err(Box::new)?;
         Ok((config, warnings))
     }
 
@@ -218,8 +222,11 @@ mod tests {
     fn layers_apply_in_order_defaults_file_env_flags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("h.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[http]\nbody_limit_bytes = 2048\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[http]\nbody_limit_bytes = 2048\n",
+        )
+        .expect("write");
         let overrides = Overrides {
             config_file: Some(file),
             ..Default::default()
@@ -243,7 +250,10 @@ mod tests {
     fn nested_keys_come_from_double_underscore_variables() {
         let (c, _) = Config::load_from(
             &Overrides::default(),
-            env(&[("HUOBAN_HTTP__REQUEST_TIMEOUT_SECS", "5"), ("HUOBAN_IDENTITY__HANDOFF_TTL_SECONDS", "60")]),
+            env(&[
+                ("HUOBAN_HTTP__REQUEST_TIMEOUT_SECS", "5"),
+                ("HUOBAN_IDENTITY__HANDOFF_TTL_SECONDS", "60"),
+            ]),
         )
         .expect("load");
         assert_eq!(c.http.request_timeout_secs, 5);
@@ -252,10 +262,15 @@ mod tests {
 
     #[test]
     fn unknown_variables_are_warned_about() {
-        let (_, warnings) =
-            Config::load_from(&Overrides::default(), env(&[("HUOBAN_LISTN", "x"), ("HUOBAN_TEST_POSTGRES_URL", "y")]))
-                .expect("load");
-        assert_eq!(warnings, vec!["ignoring unknown environment variable HUOBAN_LISTN".to_owned()]);
+        let (_, warnings) = Config::load_from(
+            &Overrides::default(),
+            env(&[("HUOBAN_LISTN", "x"), ("HUOBAN_TEST_POSTGRES_URL", "y")]),
+        )
+        .expect("load");
+        assert_eq!(
+            warnings,
+            vec!["ignoring unknown environment variable HUOBAN_LISTN".to_owned()]
+        );
     }
 
     #[test]

@@ -4,11 +4,7 @@
 //! seed always builds the same bank.
 
 use anyhow::Context;
-use huoban_identity::{
-    Locale, Role,
-    secrets::hash_password,
-    service::Registration,
-};
+use huoban_identity::{Locale, Role, secrets::hash_password, service::Registration};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::app::App;
@@ -17,8 +13,14 @@ pub const CUSTOMER_PASSWORD: &str = "huoban-demo";
 pub const STAFF_PASSWORD: &str = "huoban-demo-staff";
 pub const FIRST_PHONE: u64 = 13_800_000_001;
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "高", "罗"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "晓明", "思远", "雨桐", "子涵", "浩然", "欣怡"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "高",
+    "罗",
+];
+const GIVEN: &[&str] = &[
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞",
+    "平", "刚", "桂英", "晓明", "思远", "雨桐", "子涵", "浩然", "欣怡",
+];
 
 pub const DEMO_STAFF: &[(&str, &str, Role)] = &[
     ("operator", "运营 Operator", Role::Operator),
@@ -47,7 +49,10 @@ impl DemoReport {
         }
         println!("  Home:          {url}/");
         println!("  API reference: {url}/api/docs/");
-        println!("  Customer sign-in: phone 13800000001 (to 1380000{:04}), password {CUSTOMER_PASSWORD}", self.customers.max(1));
+        println!(
+            "  Customer sign-in: phone 13800000001 (to 1380000{:04}), password {CUSTOMER_PASSWORD}",
+            self.customers.max(1)
+        );
         println!("    curl -s -X POST {url}/api/v1/sessions -H 'content-type: application/json' \\");
         println!("      -d '{{\"phone\":\"13800000001\",\"password\":\"{CUSTOMER_PASSWORD}\",\"channel\":\"h5\"}}'");
         println!("  Staff sign-in (POST {url}/api/v1/staff/sessions), password {STAFF_PASSWORD}:");
@@ -71,7 +76,10 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     }
     let settings = &app.config.demo;
     let started = std::time::Instant::now();
-    eprintln!("Seeding the demo bank ({} customers, seed {})…", settings.customers, settings.seed);
+    eprintln!(
+        "Seeding the demo bank ({} customers, seed {})…",
+        settings.customers, settings.seed
+    );
     for (username, name, role) in DEMO_STAFF {
         app.identity
             .create_staff_with_password(username, name, *role, STAFF_PASSWORD)
@@ -82,7 +90,11 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     // One hash for every demo customer: hashing a thousand passwords would take a minute,
     // and these accounts are public demo accounts anyway.
     let hash = hash_password(CUSTOMER_PASSWORD).map_err(anyhow::Error::msg)?;
-    let today = app.clock.now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai")?).date();
+    let today = app
+        .clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai")?)
+        .date();
     let mut rows = Vec::with_capacity(settings.customers as usize);
     let mut elderly = 0;
     for i in 0..u64::from(settings.customers) {
@@ -92,7 +104,11 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
             GIVEN[rng.random_range(0..GIVEN.len())]
         );
         // Ages 18 to 85, weighted so that about a fifth are 60 or older.
-        let age: i16 = if rng.random_bool(0.2) { rng.random_range(60..=85) } else { rng.random_range(18..60) };
+        let age: i16 = if rng.random_bool(0.2) {
+            rng.random_range(60..=85)
+        } else {
+            rng.random_range(18..60)
+        };
         if age >= 60 {
             elderly += 1;
         }

@@ -65,7 +65,9 @@ pub struct Metrics(Arc<Inner>);
 
 fn latency_histogram() -> Histogram {
     // 0.5 ms to ~16 s.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 16,
+    ))
 }
 
 impl Default for Metrics {
@@ -81,10 +83,22 @@ impl Metrics {
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let pool_open = Family::<PoolLabels, Gauge>::default();
         let pool_idle = Family::<PoolLabels, Gauge>::default();
-        registry.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
-        registry.register("http_request_duration_seconds", "Time to answer an HTTP request", latency.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            latency.clone(),
+        );
         registry.register("db_pool_connections", "Open database connections", pool_open.clone());
-        registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
+        registry.register(
+            "db_pool_idle_connections",
+            "Idle database connections",
+            pool_idle.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             requests,
@@ -129,10 +143,18 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
             status: response.status().as_u16(),
         })
         .inc();
-    metrics.0.latency.get_or_create(&RouteLabels { method, route }).observe(elapsed);
+    metrics
+        .0
+        .latency
+        .get_or_create(&RouteLabels { method, route })
+        .observe(elapsed);
     response
 }
 
 pub fn metrics_response(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

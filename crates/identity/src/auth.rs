@@ -35,9 +35,20 @@ impl StaffAuth {
         if self.role.grants(permission) {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "permission-denied", "Your role does not allow this")
-                .detail(format!("The {} role lacks the {:?} permission.", self.role.as_str(), permission))
-                .with("required_permission", serde_json::to_value(permission).unwrap_or_default()))
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission-denied",
+                "Your role does not allow this",
+            )
+            .detail(format!(
+                "The {} role lacks the {:?} permission.",
+                self.role.as_str(),
+                permission
+            ))
+            .with(
+                "required_permission",
+                serde_json::to_value(permission).unwrap_or_default(),
+            ))
         }
     }
 }
@@ -87,13 +98,21 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match AnyAuth::from_request_parts(parts, state).await?.0 {
-            Principal::Customer { id, channel, token_hash } => Ok(CustomerAuth {
+            Principal::Customer {
+                id,
+                channel,
+                token_hash,
+            } => Ok(CustomerAuth {
                 customer_id: id,
                 channel,
                 token_hash,
             }),
-            Principal::Staff { .. } => Err(ApiError::new(StatusCode::FORBIDDEN, "customers-only", "Only customers can do this")
-                .detail("This endpoint acts for a signed-in customer; staff use /api/v1/staff.")),
+            Principal::Staff { .. } => {
+                Err(
+                    ApiError::new(StatusCode::FORBIDDEN, "customers-only", "Only customers can do this")
+                        .detail("This endpoint acts for a signed-in customer; staff use /api/v1/staff."),
+                )
+            }
         }
     }
 }
@@ -107,14 +126,23 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match AnyAuth::from_request_parts(parts, state).await?.0 {
-            Principal::Staff { id, role, username, token_hash } => Ok(StaffAuth {
+            Principal::Staff {
+                id,
+                role,
+                username,
+                token_hash,
+            } => Ok(StaffAuth {
                 staff_id: id,
                 role,
                 username,
                 token_hash,
             }),
-            Principal::Customer { .. } => Err(ApiError::new(StatusCode::FORBIDDEN, "staff-only", "Only staff can do this")
-                .detail("A customer session cannot use staff endpoints.")),
+            Principal::Customer { .. } => {
+                Err(
+                    ApiError::new(StatusCode::FORBIDDEN, "staff-only", "Only staff can do this")
+                        .detail("A customer session cannot use staff endpoints."),
+                )
+            }
         }
     }
 }

@@ -21,7 +21,9 @@ impl Phone {
             return if mainland(digits) {
                 Ok(Phone(format!("+86{digits}")))
             } else {
-                Err(format!("{input:?} is not a mainland mobile number; give other numbers with their +country code"))
+                Err(format!(
+                    "{input:?} is not a mainland mobile number; give other numbers with their +country code"
+                ))
             };
         }
         if let Some(rest) = digits.strip_prefix("86")
@@ -87,7 +89,13 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] = [Channel::App, Channel::H5, Channel::MiniProgram, Channel::WechatOa, Channel::Web];
+    pub const ALL: [Channel; 5] = [
+        Channel::App,
+        Channel::H5,
+        Channel::MiniProgram,
+        Channel::WechatOa,
+        Channel::Web,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -151,7 +159,13 @@ impl Permission {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent, Role::Auditor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::RiskOfficer,
+        Role::SupportAgent,
+        Role::Auditor,
+    ];
 
     pub fn grants(self, permission: Permission) -> bool {
         use Permission::*;
@@ -232,7 +246,11 @@ pub fn parse_username(input: &str) -> Result<String, String> {
         && input
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(input.to_owned()) } else { Err("a username has 3 to 32 of a-z, 0-9, '.', '_' and '-'".into()) }
+    if ok {
+        Ok(input.to_owned())
+    } else {
+        Err("a username has 3 to 32 of a-z, 0-9, '.', '_' and '-'".into())
+    }
 }
 
 /// An IANA time zone name the bundled time zone database knows.
@@ -288,14 +306,28 @@ mod tests {
 
     #[test]
     fn mainland_numbers_get_their_country_code() {
-        assert_eq!(Phone::parse("138 0013 8000").map(|p| p.0), Ok("+8613800138000".to_owned()));
-        assert_eq!(Phone::parse("+8613800138000").map(|p| p.0), Ok("+8613800138000".to_owned()));
+        assert_eq!(
+            Phone::parse("138 0013 8000").map(|p| p.0),
+            Ok("+8613800138000".to_owned())
+        );
+        assert_eq!(
+            Phone::parse("+8613800138000").map(|p| p.0),
+            Ok("+8613800138000".to_owned())
+        );
         assert_eq!(Phone::parse("+85291234567").map(|p| p.0), Ok("+85291234567".to_owned()));
     }
 
     #[test]
     fn phone_like_garbage_is_refused() {
-        for bad in ["", "abc", "12345", "+86123", "+861234567890123456", "1380013800a", "23800138000"] {
+        for bad in [
+            "",
+            "abc",
+            "12345",
+            "+86123",
+            "+861234567890123456",
+            "1380013800a",
+            "23800138000",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad} was accepted");
         }
     }

@@ -127,7 +127,9 @@ impl IdpVerifier {
     }
 
     async fn refresh(&self) -> Result<(), IdpError> {
-        let Some(url) = &self.settings.jwks_url else { return Ok(()) };
+        let Some(url) = &self.settings.jwks_url else {
+            return Ok(());
+        };
         {
             let cache = self.cache.read().await;
             if cache.fetched_at.is_some_and(|t| t.elapsed() < REFRESH_COOLDOWN) {
@@ -151,7 +153,9 @@ impl IdpVerifier {
             .map_err(|e| IdpError::KeysUnavailable(e.to_string()))?;
         cache.by_kid.clear();
         for jwk in &set.keys {
-            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else { continue };
+            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else {
+                continue;
+            };
             let alg = match &jwk.algorithm {
                 jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
                 _ => Algorithm::RS256,
@@ -175,7 +179,10 @@ impl IdpVerifier {
     pub async fn verify(&self, assertion: &str) -> Result<AssertionClaims, IdpError> {
         let header = jsonwebtoken::decode_header(assertion).map_err(|e| IdpError::Invalid(e.to_string()))?;
         if !ALLOWED.contains(&header.alg) {
-            return Err(IdpError::Invalid(format!("algorithm {:?} is not accepted; use RS256 or ES256", header.alg)));
+            return Err(IdpError::Invalid(format!(
+                "algorithm {:?} is not accepted; use RS256 or ES256",
+                header.alg
+            )));
         }
         let mut candidates: Vec<(Algorithm, DecodingKey)> = Vec::new();
         if let Some(kid) = &header.kid

@@ -116,14 +116,20 @@ pub struct AccessLogQuery {
 #[utoipa::path(post, path = "/api/v1/customers", tag = TAG_CUSTOMER, request_body = Registration,
     responses((status = 201, body = CustomerProfile), (status = 409, description = "phone-taken", body = huoban_kit::problem::Problem),
               (status = 422, body = huoban_kit::problem::Problem)))]
-async fn register(State(s): State<IdentityService>, ApiJson(body): ApiJson<Registration>) -> Result<impl IntoResponse, ApiError> {
+async fn register(
+    State(s): State<IdentityService>,
+    ApiJson(body): ApiJson<Registration>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok((StatusCode::CREATED, ApiJson(s.register(body).await?)))
 }
 
 /// Sign in with phone and password; opens a session on the given channel.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = TAG_CUSTOMER, request_body = PasswordSignIn,
     responses((status = 201, body = SessionIssued), (status = 401, description = "invalid-credentials", body = huoban_kit::problem::Problem)))]
-async fn sign_in(State(s): State<IdentityService>, ApiJson(body): ApiJson<PasswordSignIn>) -> Result<impl IntoResponse, ApiError> {
+async fn sign_in(
+    State(s): State<IdentityService>,
+    ApiJson(body): ApiJson<PasswordSignIn>,
+) -> Result<impl IntoResponse, ApiError> {
     let session = s
         .sign_in_password(&body.phone, &body.password, body.channel.unwrap_or(Channel::H5))
         .await?;
@@ -133,8 +139,13 @@ async fn sign_in(State(s): State<IdentityService>, ApiJson(body): ApiJson<Passwo
 /// Exchange the bank identity provider's signed assertion for a Huoban session.
 #[utoipa::path(post, path = "/api/v1/sessions/idp", tag = TAG_CUSTOMER, request_body = IdpSignIn,
     responses((status = 201, body = SessionIssued), (status = 401, description = "invalid-assertion", body = huoban_kit::problem::Problem)))]
-async fn sign_in_idp(State(s): State<IdentityService>, ApiJson(body): ApiJson<IdpSignIn>) -> Result<impl IntoResponse, ApiError> {
-    let session = s.sign_in_idp(&body.assertion, body.channel.unwrap_or(Channel::App)).await?;
+async fn sign_in_idp(
+    State(s): State<IdentityService>,
+    ApiJson(body): ApiJson<IdpSignIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = s
+        .sign_in_idp(&body.assertion, body.channel.unwrap_or(Channel::App))
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(session)))
 }
 
@@ -176,7 +187,9 @@ async fn create_handoff(
     auth: CustomerAuth,
     ApiJson(body): ApiJson<HandoffRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let handoff = s.create_handoff(auth.customer_id, auth.channel, body.target_channel).await?;
+    let handoff = s
+        .create_handoff(auth.customer_id, auth.channel, body.target_channel)
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(handoff)))
 }
 
@@ -184,15 +197,24 @@ async fn create_handoff(
 #[utoipa::path(post, path = "/api/v1/handoffs/redeem", tag = TAG_CUSTOMER, request_body = HandoffRedeem,
     responses((status = 201, body = SessionIssued),
               (status = 401, description = "handoff-used, handoff-expired or handoff-invalid", body = huoban_kit::problem::Problem)))]
-async fn redeem_handoff(State(s): State<IdentityService>, ApiJson(body): ApiJson<HandoffRedeem>) -> Result<impl IntoResponse, ApiError> {
+async fn redeem_handoff(
+    State(s): State<IdentityService>,
+    ApiJson(body): ApiJson<HandoffRedeem>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok((StatusCode::CREATED, ApiJson(s.redeem_handoff(&body.token).await?)))
 }
 
 /// Staff sign-in for the console.
 #[utoipa::path(post, path = "/api/v1/staff/sessions", tag = TAG_STAFF, request_body = StaffSignIn,
     responses((status = 201, body = SessionIssued), (status = 401, body = huoban_kit::problem::Problem)))]
-async fn staff_sign_in(State(s): State<IdentityService>, ApiJson(body): ApiJson<StaffSignIn>) -> Result<impl IntoResponse, ApiError> {
-    Ok((StatusCode::CREATED, ApiJson(s.staff_sign_in(&body.username, &body.password).await?)))
+async fn staff_sign_in(
+    State(s): State<IdentityService>,
+    ApiJson(body): ApiJson<StaffSignIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.staff_sign_in(&body.username, &body.password).await?),
+    ))
 }
 
 /// The signed-in staff user, with the permissions of their role.
@@ -275,5 +297,7 @@ async fn access_log(
         limit: q.limit,
         cursor: q.cursor,
     };
-    Ok(ApiJson(s.access_log(q.customer_id, page.after()?, page.limit()?).await?))
+    Ok(ApiJson(
+        s.access_log(q.customer_id, page.after()?, page.limit()?).await?,
+    ))
 }

@@ -112,8 +112,17 @@ pub struct StaffAccessRecord {
 
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Customer { id: Uuid, channel: Channel, token_hash: String },
-    Staff { id: Uuid, role: Role, username: String, token_hash: String },
+    Customer {
+        id: Uuid,
+        channel: Channel,
+        token_hash: String,
+    },
+    Staff {
+        id: Uuid,
+        role: Role,
+        username: String,
+        token_hash: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -195,7 +204,10 @@ impl IdentityService {
     }
 
     pub fn profile_of(&self, row: &CustomerRow) -> CustomerProfile {
-        let birthday = row.birthday.as_deref().and_then(|b| b.parse::<jiff::civil::Date>().ok());
+        let birthday = row
+            .birthday
+            .as_deref()
+            .and_then(|b| b.parse::<jiff::civil::Date>().ok());
         let today = self.today_in(&row.time_zone);
         CustomerProfile {
             id: parse_uuid(&row.id),
@@ -227,7 +239,8 @@ impl IdentityService {
     pub fn new_customer_row(&self, reg: &Registration, password_hash: Option<String>) -> Result<CustomerRow, ApiError> {
         let phone = Phone::parse(&reg.phone).map_err(invalid("phone"))?;
         let name = parse_name(&reg.name).map_err(invalid("name"))?;
-        let time_zone = parse_time_zone(reg.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE)).map_err(invalid("time_zone"))?;
+        let time_zone =
+            parse_time_zone(reg.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE)).map_err(invalid("time_zone"))?;
         let birthday = reg
             .birthday
             .as_deref()
@@ -256,7 +269,9 @@ impl IdentityService {
 
     pub async fn register(&self, reg: Registration) -> Result<CustomerProfile, ApiError> {
         if !self.settings.self_registration {
-            return Err(ApiError::forbidden("Self-registration is turned off; sign in through the bank."));
+            return Err(ApiError::forbidden(
+                "Self-registration is turned off; sign in through the bank.",
+            ));
         }
         let password = Password::new_password(&reg.password).map_err(invalid("password"))?;
         // Validate everything before the slow hash.
@@ -302,14 +317,24 @@ impl IdentityService {
         })
     }
 
-    pub async fn sign_in_password(&self, phone: &str, password: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
+    pub async fn sign_in_password(
+        &self,
+        phone: &str,
+        password: &str,
+        channel: Channel,
+    ) -> Result<SessionIssued, ApiError> {
         let Ok(phone) = Phone::parse(phone) else {
             secrets::burn_password_check(password);
             return Err(bad_credentials());
         };
         let row = self.store.customer_by_phone(phone.as_str()).await?;
         match row {
-            Some(row) if row.password_hash.as_deref().is_some_and(|h| secrets::verify_password(h, password)) => {
+            Some(row)
+                if row
+                    .password_hash
+                    .as_deref()
+                    .is_some_and(|h| secrets::verify_password(h, password)) =>
+            {
                 self.customer_session(&row, channel).await
             }
             Some(_) => Err(bad_credentials()),
@@ -322,15 +347,23 @@ impl IdentityService {
 
     pub async fn sign_in_idp(&self, assertion: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
         let idp = self.idp.as_ref().ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "idp-not-configured", "Identity-provider sign-in is not configured")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "idp-not-configured",
+                "Identity-provider sign-in is not configured",
+            )
         })?;
         let claims = idp.verify(assertion).await.map_err(|e| match e {
             IdpError::KeysUnavailable(msg) => {
                 tracing::warn!(error = %msg, "identity provider keys unavailable");
                 ApiError::unavailable("The bank's identity provider could not be reached; retry shortly.")
             }
-            other => ApiError::new(StatusCode::UNAUTHORIZED, "invalid-assertion", "The sign-in assertion was refused")
-                .detail(other.to_string()),
+            other => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-assertion",
+                "The sign-in assertion was refused",
+            )
+            .detail(other.to_string()),
         })?;
         if let Some(row) = self.store.customer_by_subject(&claims.sub).await? {
             return self.customer_session(&row, channel).await;
@@ -344,11 +377,19 @@ impl IdentityService {
             return self.customer_session(&row, channel).await;
         }
         if !idp.settings().provision {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown-customer", "This customer is not enrolled in Huoban"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "unknown-customer",
+                "This customer is not enrolled in Huoban",
+            ));
         }
         let phone = claims.phone_number.clone().ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-assertion", "The sign-in assertion was refused")
-                .detail("A new customer's assertion must carry phone_number.")
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-assertion",
+                "The sign-in assertion was refused",
+            )
+            .detail("A new customer's assertion must carry phone_number.")
         })?;
         let reg = Registration {
             phone,
@@ -373,18 +414,28 @@ impl IdentityService {
             .await?
             .ok_or_else(|| ApiError::unauthenticated("The session token is not known; sign in again."))?;
         if session.revoked_at.is_some() {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session-revoked", "The session was signed out")
-                .detail("Sign in again."));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session-revoked",
+                "The session was signed out",
+            )
+            .detail("Sign in again."));
         }
         if session.expires_at <= self.now() {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session-expired", "The session has expired")
-                .detail("Sign in again."));
+            return Err(
+                ApiError::new(StatusCode::UNAUTHORIZED, "session-expired", "The session has expired")
+                    .detail("Sign in again."),
+            );
         }
         let id = parse_uuid(&session.principal_id);
         if session.principal_kind == "staff" {
             let staff = self.store.staff(&session.principal_id).await?;
             if staff.disabled != 0 {
-                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "staff-disabled", "This staff account is disabled"));
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "staff-disabled",
+                    "This staff account is disabled",
+                ));
             }
             let role = Role::parse(&staff.role).map_err(ApiError::internal)?;
             Ok(Principal::Staff {
@@ -424,7 +475,11 @@ impl IdentityService {
             row.time_zone = parse_time_zone(tz).map_err(invalid("time_zone"))?;
         }
         if let Some(b) = &patch.birthday {
-            row.birthday = Some(parse_birthday(b, self.today_in(&row.time_zone)).map_err(invalid("birthday"))?.to_string());
+            row.birthday = Some(
+                parse_birthday(b, self.today_in(&row.time_zone))
+                    .map_err(invalid("birthday"))?
+                    .to_string(),
+            );
         }
         if let Some(locale) = patch.locale {
             row.locale = locale.as_str().to_owned();
@@ -437,7 +492,12 @@ impl IdentityService {
         Ok(self.profile_of(&row))
     }
 
-    pub async fn create_handoff(&self, customer: Uuid, from: Channel, target: Channel) -> Result<HandoffIssued, ApiError> {
+    pub async fn create_handoff(
+        &self,
+        customer: Uuid,
+        from: Channel,
+        target: Channel,
+    ) -> Result<HandoffIssued, ApiError> {
         let token = secrets::new_token("hbh");
         let now = self.now();
         let expires_at = now + self.settings.handoff_ttl_seconds * 1_000_000;
@@ -470,7 +530,10 @@ impl IdentityService {
     }
 
     pub async fn redeem_handoff(&self, token: &str) -> Result<SessionIssued, ApiError> {
-        let (row, consumed) = self.store.consume_handoff(&secrets::token_hash(token), self.now()).await?;
+        let (row, consumed) = self
+            .store
+            .consume_handoff(&secrets::token_hash(token), self.now())
+            .await?;
         let refused = |slug, title| ApiError::new(StatusCode::UNAUTHORIZED, slug, title);
         let Some(row) = row else {
             return Err(refused("handoff-invalid", "The hand-off token is not valid"));
@@ -511,9 +574,16 @@ impl IdentityService {
     }
 
     /// Creates a staff user with a generated password, returned once.
-    pub async fn create_staff(&self, username: &str, display_name: &str, role: Role) -> Result<(StaffUser, String), ApiError> {
+    pub async fn create_staff(
+        &self,
+        username: &str,
+        display_name: &str,
+        role: Role,
+    ) -> Result<(StaffUser, String), ApiError> {
         let password = secrets::new_staff_password();
-        let user = self.create_staff_with_password(username, display_name, role, &password).await?;
+        let user = self
+            .create_staff_with_password(username, display_name, role, &password)
+            .await?;
         Ok((user, password))
     }
 
@@ -595,8 +665,16 @@ impl IdentityService {
             .store
             .list_customers(phone.as_ref().map(Phone::as_str), after.as_deref(), limit)
             .await?;
-        self.record_access(staff, if phone.is_some() { "customers.search" } else { "customers.list" }, None)
-            .await?;
+        self.record_access(
+            staff,
+            if phone.is_some() {
+                "customers.search"
+            } else {
+                "customers.list"
+            },
+            None,
+        )
+        .await?;
         let profiles = rows.iter().map(|r| self.profile_of(r)).collect();
         Ok(Page::from_rows(profiles, limit, |p: &CustomerProfile| p.id.to_string()))
     }

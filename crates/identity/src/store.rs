@@ -124,26 +124,30 @@ impl IdentityStore {
     }
 
     pub async fn customer(&self, id: Uuid) -> Result<CustomerRow, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1")))
-            .bind(id.to_string())
-            .fetch_one(self.db.reader())
-            .await?)
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_one(self.db.reader())
+        .await?)
     }
 
     pub async fn customer_by_phone(&self, phone: &str) -> Result<Option<CustomerRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE phone = $1")))
-            .bind(phone)
-            .fetch_optional(self.db.reader())
-            .await?)
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE phone = $1"
+        )))
+        .bind(phone)
+        .fetch_optional(self.db.reader())
+        .await?)
     }
 
     pub async fn customer_by_subject(&self, subject: &str) -> Result<Option<CustomerRow>, DbError> {
-        Ok(
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE idp_subject = $1")))
-                .bind(subject)
-                .fetch_optional(self.db.reader())
-                .await?,
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE idp_subject = $1"
+        )))
+        .bind(subject)
+        .fetch_optional(self.db.reader())
+        .await?)
     }
 
     pub async fn link_subject(&self, id: &str, subject: &str, now: i64) -> Result<(), DbError> {
@@ -194,7 +198,9 @@ impl IdentityStore {
     }
 
     pub async fn count_customers(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(self.db.reader()).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(self.db.reader())
+            .await?)
     }
 
     pub async fn insert_staff(&self, s: &StaffRow) -> Result<(), DbError> {
@@ -244,7 +250,9 @@ impl IdentityStore {
     }
 
     pub async fn count_staff(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM staff_users").fetch_one(self.db.reader()).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM staff_users")
+            .fetch_one(self.db.reader())
+            .await?)
     }
 
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {

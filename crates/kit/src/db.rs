@@ -67,13 +67,9 @@ impl From<sqlx::Error> for DbError {
     fn from(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::RowNotFound => DbError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                DbError::Unavailable(err)
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => DbError::Unavailable(err),
             sqlx::Error::Database(ref db)
-                if db.is_unique_violation()
-                    || db.is_check_violation()
-                    || db.is_foreign_key_violation() =>
+                if db.is_unique_violation() || db.is_check_violation() || db.is_foreign_key_violation() =>
             {
                 let constraint = db
                     .constraint()
@@ -147,7 +143,8 @@ pub fn normalize_url(url: &str) -> Result<(Backend, String), DbError> {
         .unwrap_or(url);
     if path.is_empty() || path.contains(":memory:") {
         return Err(DbError::Config(
-            "an in-memory SQLite database cannot be shared by Huoban's reader and writer pools; give a file path".into(),
+            "an in-memory SQLite database cannot be shared by Huoban's reader and writer pools; give a file path"
+                .into(),
         ));
     }
     if url.contains("://") && !url.starts_with("sqlite://") {
@@ -208,11 +205,7 @@ impl Db {
                     .connect_with(connect)
                     .await
                     .map_err(DbError::Unavailable)?;
-                Ok(Self {
-                    backend,
-                    read,
-                    write,
-                })
+                Ok(Self { backend, read, write })
             }
         }
     }
@@ -279,17 +272,19 @@ impl Db {
 
     pub async fn schema_status(&self, specs: &[MigrationSpec]) -> Result<SchemaStatus, DbError> {
         let exists: Option<i64> = match self.backend {
-            Backend::Sqlite => sqlx::query_scalar(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            )
-            .fetch_optional(&self.read)
-            .await?,
-            Backend::Postgres => sqlx::query_scalar(
-                "SELECT 1::BIGINT FROM information_schema.tables \
+            Backend::Sqlite => {
+                sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                    .fetch_optional(&self.read)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_scalar(
+                    "SELECT 1::BIGINT FROM information_schema.tables \
                  WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()",
-            )
-            .fetch_optional(&self.read)
-            .await?,
+                )
+                .fetch_optional(&self.read)
+                .await?
+            }
         };
         let applied: Vec<i64> = if exists.is_some() {
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")

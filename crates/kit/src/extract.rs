@@ -39,10 +39,12 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "The request body does not match the expected shape",
         )
         .detail(e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", "The request body is not valid JSON")
-                .detail(e.body_text())
-        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The request body is not valid JSON",
+        )
+        .detail(e.body_text()),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -51,7 +53,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         .detail("Send the body as application/json."),
         JsonRejection::BytesRejection(e) => {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "Request body too large",
+                )
             } else {
                 ApiError::new(e.status(), "bad-request", "Bad request").detail(e.body_text())
             }
@@ -82,8 +88,12 @@ where
             .await
             .map(|Query(v)| ApiQuery(v))
             .map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "The query string is not valid")
-                    .detail(e.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    "The query string is not valid",
+                )
+                .detail(e.body_text())
             })
     }
 }

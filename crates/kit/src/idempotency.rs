@@ -102,9 +102,13 @@ async fn run(state: Idempotency, key: String, request: Request, next: Next) -> R
         .map(HeaderValue::as_bytes)
         .unwrap_or(b"anonymous")]);
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"))?;
+    let bytes = to_bytes(body, state.body_limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+        )
+    })?;
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let request_hash = sha256_hex(&[parts.method.as_str().as_bytes(), target.as_bytes(), &bytes]);
     let now = to_micros(state.clock.now());

@@ -75,7 +75,12 @@ impl ApiError {
     }
 
     pub fn validation(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request is not valid").detail(detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "The request is not valid",
+        )
+        .detail(detail)
     }
 
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
@@ -178,15 +183,11 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
     }
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::new(status, "not-found", "Not found").detail("No such resource or route."),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "method-not-allowed", "Method not allowed")
-        }
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method-not-allowed", "Method not allowed"),
         StatusCode::REQUEST_TIMEOUT => ApiError::new(status, "timeout", "Request timed out")
             .detail("The request took too long and was abandoned; it can be retried."),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "body-too-large", "Request body too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::new(status, "unsupported-media-type", "Unsupported media type")
-        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported-media-type", "Unsupported media type"),
         s if s.is_server_error() => ApiError::new(s, "internal", "Internal error"),
         s => ApiError::new(s, "bad-request", "Bad request"),
     };

@@ -40,7 +40,15 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let base = postgres_base_url();
-                let admin = match Db::connect(&base, &DbOptions { max_connections: 1, ..Default::default() }).await {
+                let admin = match Db::connect(
+                    &base,
+                    &DbOptions {
+                        max_connections: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                {
                     Ok(db) => db,
                     Err(e) => {
                         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -78,7 +86,15 @@ impl Drop for TestDb {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
-                    if let Ok(db) = Db::connect(&base, &DbOptions { max_connections: 1, ..Default::default() }).await {
+                    if let Ok(db) = Db::connect(
+                        &base,
+                        &DbOptions {
+                            max_connections: 1,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    {
                         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
                             .execute(db.writer())
                             .await;

@@ -1,0 +1,156 @@
+//! The binary itself: `migrate` reports the schema, `serve --demo` seeds a demo bank whose
+//! sign-ins work and shuts down cleanly on SIGTERM, `bench` prints and writes its figures.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_huoban");
+
+fn huoban(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("huoban runs")
+}
+
+#[test]
+fn migrate_applies_and_reports_the_schema_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(&["migrate", "--database-url", "./m.db"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let latest = huoban::app::migrations().last().expect("migrations").version;
+    assert!(text.contains(&format!("schema version {latest} on sqlite")), "{text}");
+    assert!(text.contains("0 pending"), "{text}");
+    assert!(dir.path().join("m.db").exists());
+}
+
+#[test]
+fn a_bad_database_url_or_config_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(&["migrate", "--database-url", "mysql://x"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+    let out = huoban(&["migrate", "--config", "missing.toml"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn admin_create_prints_a_password_that_signs_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(
+        &["admin", "create", "--username", "ops.lead", "--role", "operator"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("created staff user ops.lead (operator)"), "{text}");
+    assert!(text.contains("password (shown once): "));
+    let bad = huoban(
+        &["admin", "create", "--username", "x.y", "--role", "emperor"],
+        dir.path(),
+    );
+    assert!(!bad.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_seeds_a_bank_whose_sign_ins_work_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("HUOBAN_DEMO__CUSTOMERS", "120")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout_into_std(stdout)).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let base = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the server starts");
+        printed.push(line.clone());
+        if let Some(rest) = line.strip_prefix("Huoban is listening on ") {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    let banner = printed.join("\n");
+    assert!(banner.contains("password: "), "first admin password printed: {banner}");
+    assert!(banner.contains("Seeded the demo bank: 120 customers"), "{banner}");
+    assert!(banner.contains("huoban-demo"), "{banner}");
+    huoban::install_tls_provider();
+    let http = reqwest::Client::new();
+    let session: serde_json::Value = http
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({ "phone": "13800000001", "password": huoban::demo::CUSTOMER_PASSWORD }))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("json");
+    assert!(session["token"].is_string(), "{session}");
+    let staff = http
+        .post(format!("{base}/api/v1/staff/sessions"))
+        .json(&serde_json::json!({ "username": "risk", "password": huoban::demo::STAFF_PASSWORD }))
+        .send()
+        .await
+        .expect("staff sign in");
+    assert_eq!(staff.status(), 201);
+    let pid = child.id().expect("pid");
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("status");
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+fn stdout_into_std(stdout: tokio::process::ChildStdout) -> std::fs::File {
+    let fd = stdout.into_owned_fd().expect("fd");
+    std::fs::File::from(fd)
+}
+
+#[test]
+fn bench_http_read_prints_and_writes_its_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(
+        &[
+            "bench",
+            "http-read",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "4",
+            "--json",
+            "r.json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("throughput") && text.contains("p99"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).expect("json file")).expect("json");
+    assert_eq!(report["scenario"], "http-read");
+    assert_eq!(report["backend"], "sqlite");
+    assert!(report["operations"].as_u64().expect("ops") > 0);
+    assert_eq!(report["errors"], 0);
+    assert!(report["p99_ms"].as_f64().expect("p99") >= report["p50_ms"].as_f64().expect("p50"));
+}

@@ -1,0 +1,215 @@
+//! Staff: every role against every staff endpoint (the matrix is written out here, apart
+//! from the code's own table, and checked to cover every staff route in the OpenAPI
+//! document), staff user creation, and the record of staff looking at customers.
+
+use huoban_identity::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{helpers::TestApp, on_both_backends};
+
+on_both_backends!(
+    every_role_reaches_exactly_the_staff_endpoints_it_may,
+    an_admin_creates_staff_whose_password_is_shown_once,
+    staff_lookups_of_customers_are_recorded,
+    the_first_admin_is_created_once,
+);
+
+/// (method, path, roles allowed). `{customer}` is replaced by a real customer id.
+const MATRIX: &[(&str, &str, &[Role])] = &[
+    (
+        "GET",
+        "/api/v1/staff/me",
+        &[
+            Role::Admin,
+            Role::Operator,
+            Role::RiskOfficer,
+            Role::SupportAgent,
+            Role::Auditor,
+        ],
+    ),
+    ("GET", "/api/v1/staff/users", &[Role::Admin]),
+    ("POST", "/api/v1/staff/users", &[Role::Admin]),
+    (
+        "GET",
+        "/api/v1/staff/customers",
+        &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/customers/{id}",
+        &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
+    ),
+    ("GET", "/api/v1/staff/access-log", &[Role::Admin, Role::Auditor]),
+];
+
+/// Staff routes that need no staff session.
+const PUBLIC_STAFF_ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/staff/sessions")];
+
+async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
+    // The matrix covers every staff route the server documents.
+    let doc = app.get("/api/openapi.json", None).await.body;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/staff/") {
+            continue;
+        }
+        for method in item.as_object().expect("methods").keys() {
+            let method = method.to_uppercase();
+            let covered = MATRIX.iter().any(|(m, p, _)| *m == method && p == path)
+                || PUBLIC_STAFF_ROUTES.iter().any(|(m, p)| *m == method && p == path);
+            assert!(covered, "{method} {path} is missing from the role matrix");
+        }
+    }
+    let customer = app.register("13700000001", "被查客户").await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let customer_token = app.customer("13700000002").await;
+    for role in Role::ALL {
+        let token = app.staff(role).await;
+        for (method, path, allowed) in MATRIX {
+            let path = path.replace("{id}", &customer);
+            let body = (*method == "POST").then(|| {
+                json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
+            });
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let staff_before = app.count("staff_users").await;
+            let reply = app.send(method.clone(), &path, Some(&token), body.clone(), &[]).await;
+            if allowed.contains(&role) {
+                assert!(reply.status.is_success(), "{role:?} {method} {path}: {:?}", reply.body);
+            } else {
+                reply.assert_problem(403, "permission-denied");
+                assert_eq!(
+                    app.count("staff_users").await,
+                    staff_before,
+                    "a refused request writes nothing"
+                );
+            }
+            // Nobody without a staff session gets in.
+            app.send(method.clone(), &path, None, body.clone(), &[])
+                .await
+                .assert_problem(401, "unauthenticated");
+            app.send(method.clone(), &path, Some(&customer_token), body, &[])
+                .await
+                .assert_problem(403, "staff-only");
+        }
+    }
+}
+
+async fn an_admin_creates_staff_whose_password_is_shown_once(app: TestApp) {
+    let admin = app.staff(Role::Admin).await;
+    let created = app
+        .post(
+            "/api/v1/staff/users",
+            Some(&admin),
+            json!({ "username": "li.ops", "display_name": "李运营", "role": "operator" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let password = created.body["password"].as_str().expect("password");
+    assert!(password.len() >= 16);
+    assert_eq!(created.body["user"]["role"], "operator");
+    let session = app
+        .post(
+            "/api/v1/staff/sessions",
+            None,
+            json!({ "username": "li.ops", "password": password }),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::CREATED);
+    assert_eq!(
+        session.body["staff"]["permissions"],
+        json!(["view_customers", "view_accounts", "manage_campaigns"])
+    );
+    let listed = app.get("/api/v1/staff/users", Some(&admin)).await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|u| u.get("password").is_none())
+    );
+    app.post(
+        "/api/v1/staff/users",
+        Some(&admin),
+        json!({ "username": "li.ops", "display_name": "Again", "role": "operator" }),
+    )
+    .await
+    .assert_problem(409, "username-taken");
+    app.post(
+        "/api/v1/staff/users",
+        Some(&admin),
+        json!({ "username": "Bad Name!", "display_name": "X", "role": "operator" }),
+    )
+    .await
+    .assert_problem(422, "validation");
+    app.post(
+        "/api/v1/staff/users",
+        Some(&admin),
+        json!({ "username": "ok.name", "display_name": "X", "role": "king" }),
+    )
+    .await
+    .assert_problem(422, "invalid-body");
+    app.post(
+        "/api/v1/staff/sessions",
+        None,
+        json!({ "username": "li.ops", "password": "wrong-password" }),
+    )
+    .await
+    .assert_problem(401, "invalid-credentials");
+}
+
+async fn staff_lookups_of_customers_are_recorded(app: TestApp) {
+    let id = app.register("13700000003", "王五").await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let support = app.staff(Role::SupportAgent).await;
+    let auditor = app.staff(Role::Auditor).await;
+    let found = app
+        .get("/api/v1/staff/customers?phone=13700000003", Some(&support))
+        .await;
+    assert_eq!(found.body["items"][0]["id"], id.as_str());
+    let viewed = app.get(&format!("/api/v1/staff/customers/{id}"), Some(&support)).await;
+    assert_eq!(viewed.body["name"], "王五");
+    app.get(
+        &format!("/api/v1/staff/customers/{}", uuid::Uuid::now_v7()),
+        Some(&support),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    let log = app
+        .get(&format!("/api/v1/staff/access-log?customer_id={id}"), Some(&auditor))
+        .await;
+    let items = log.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["action"], "customers.view");
+    let all = app.get("/api/v1/staff/access-log", Some(&auditor)).await;
+    assert!(
+        all.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|r| r["action"] == "customers.search")
+    );
+}
+
+async fn the_first_admin_is_created_once(app: TestApp) {
+    let (username, password) = app
+        .app
+        .identity
+        .ensure_first_admin()
+        .await
+        .expect("ok")
+        .expect("created");
+    assert_eq!(username, "admin");
+    assert!(app.app.identity.ensure_first_admin().await.expect("ok").is_none());
+    let session = app
+        .post(
+            "/api/v1/staff/sessions",
+            None,
+            json!({ "username": "admin", "password": password }),
+        )
+        .await;
+    assert_eq!(session.body["staff"]["role"], "admin");
+}
