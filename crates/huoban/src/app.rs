@@ -15,6 +15,7 @@ use axum::{
     routing::get,
 };
 use huoban_identity::{IdentityService, store::IdentityStore};
+use huoban_inbox::InboxService;
 use huoban_kit::{
     ApiError, Db, MigrationSpec, SharedClock,
     clock::to_micros,
@@ -22,6 +23,7 @@ use huoban_kit::{
     idempotency::{self, Idempotency},
     problem::normalize_errors,
 };
+use huoban_ledger::Ledger;
 use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -46,6 +48,8 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub fn migrations() -> Vec<MigrationSpec> {
     let mut all = vec![idempotency::MIGRATION];
     all.extend_from_slice(huoban_identity::MIGRATIONS);
+    all.extend_from_slice(huoban_ledger::MIGRATIONS);
+    all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -68,6 +72,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
     tags(
         (name = "identity", description = "Customers, sessions across channels, hand-off"),
         (name = "staff", description = "Staff console: users, roles, customer lookup"),
+        (name = "inbox", description = "In-app messages and their live stream"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -98,6 +103,8 @@ pub struct App {
     pub db: Db,
     pub clock: SharedClock,
     pub identity: IdentityService,
+    pub ledger: Ledger,
+    pub inbox: InboxService,
     pub metrics: Metrics,
 }
 
@@ -125,11 +132,15 @@ impl App {
         crate::install_tls_provider();
         let identity = IdentityService::new(IdentityStore::new(db.clone()), clock.clone(), config.identity.clone())
             .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?;
+        let ledger = Ledger::start(db.clone(), clock.clone());
+        let inbox = InboxService::new(db.clone(), clock.clone());
         Ok(App {
             config: Arc::new(config),
             db,
             clock,
             identity,
+            ledger,
+            inbox,
             metrics: Metrics::new(),
         })
     }
@@ -139,7 +150,12 @@ impl App {
     }
 
     fn api_router(&self) -> OpenApiRouter {
-        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(huoban_identity::routes::router(self.identity.clone()))
+        OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .merge(huoban_identity::routes::router(self.identity.clone()))
+            .merge(huoban_inbox::routes::router(huoban_inbox::routes::InboxState {
+                inbox: self.inbox.clone(),
+                identity: self.identity.clone(),
+            }))
     }
 
     pub fn router(&self) -> Router {
@@ -188,22 +204,40 @@ impl App {
             .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
     }
 
-    /// Housekeeping that runs beside the API: stored idempotent responses are kept a day.
+    /// Work that runs beside the API: expired ledger holds are voided every few seconds
+    /// (the expiry lives in the database, so a restart loses nothing), and stored
+    /// idempotent responses are kept a day.
     fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let db = self.db.clone();
         let clock = self.clock.clone();
-        vec![tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
+        let ledger = self.ledger.clone();
+        let sweeper_clock = self.clock.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                let now = to_micros(clock.now());
-                match idempotency::purge(&db, now, 24 * 3600 * 1_000_000).await {
-                    Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
+                match ledger.void_expired(sweeper_clock.now()).await {
+                    Ok(n) if n > 0 => tracing::info!(voided = n, "expired ledger holds voided"),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                    Err(e) => tracing::warn!(error = %e, "voiding expired holds failed"),
                 }
             }
-        })]
+        });
+        vec![
+            sweeper,
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    let now = to_micros(clock.now());
+                    match idempotency::purge(&db, now, 24 * 3600 * 1_000_000).await {
+                        Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                    }
+                }
+            }),
+        ]
     }
 
     /// Serves on a bound listener until `shutdown` resolves, then lets in-flight requests

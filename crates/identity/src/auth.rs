@@ -53,7 +53,25 @@ impl StaffAuth {
     }
 }
 
+/// The session token from `Authorization: Bearer`, or — for event streams only, because a
+/// browser's `EventSource` cannot send headers — from an `access_token` query parameter.
 pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let wants_stream = parts
+        .headers
+        .get(header::ACCEPT)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if wants_stream && parts.headers.get(header::AUTHORIZATION).is_none() {
+        let from_query = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("access_token="))
+            .filter(|t| !t.is_empty());
+        if let Some(token) = from_query {
+            return Ok(token);
+        }
+    }
     let value = parts
         .headers
         .get(header::AUTHORIZATION)

@@ -1,0 +1,257 @@
+//! The inbox: messages Huoban leaves for a customer (balance alerts, security questions,
+//! milestones, campaign news), an unread count, marking read, and a live stream (SSE) so
+//! open pages show a message the moment it lands. Other capabilities deliver through
+//! [`InboxService::deliver`]; a `dedupe_key` makes a delivery idempotent, so a retried
+//! event never leaves the same message twice.
+//!
+//! Live push reaches pages connected to this node. With several nodes behind a load
+//! balancer, a page connected elsewhere sees the message on its next list or reconnect.
+
+pub mod routes;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::http::StatusCode;
+use huoban_kit::{
+    ApiError, Db, DbError, MigrationSpec, Page, SharedClock,
+    clock::{from_micros, to_micros},
+    ids::new_id,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
+    version: 2026112220,
+    name: "inbox",
+    sqlite: include_str!("../migrations/sqlite/2026112220_inbox.sql"),
+    postgres: include_str!("../migrations/postgres/2026112220_inbox.sql"),
+}];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Message {
+    pub id: Uuid,
+    /// What the message is about, e.g. `balance_alert`, `security`, `milestone`.
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// A page or deep link the message leads to.
+    pub link: Option<String>,
+    /// Details for the page (amounts, ids); shape depends on `kind`.
+    pub data: serde_json::Value,
+    pub created_at: String,
+    pub read: bool,
+}
+
+/// A message to deliver.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    pub customer_id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub link: Option<String>,
+    pub data: serde_json::Value,
+    /// Delivering twice with the same key leaves one message.
+    pub dedupe_key: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: String,
+    kind: String,
+    title: String,
+    body: String,
+    link: Option<String>,
+    data: String,
+    created_at: i64,
+    read_at: Option<i64>,
+}
+
+impl From<Row> for Message {
+    fn from(r: Row) -> Self {
+        Message {
+            id: Uuid::parse_str(&r.id).unwrap_or_default(),
+            kind: r.kind,
+            title: r.title,
+            body: r.body,
+            link: r.link,
+            data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
+            created_at: from_micros(r.created_at).to_string(),
+            read: r.read_at.is_some(),
+        }
+    }
+}
+
+/// Per-customer live channels for open pages.
+#[derive(Debug, Clone, Default)]
+pub struct Hub(Arc<Mutex<HashMap<Uuid, broadcast::Sender<Message>>>>);
+
+impl Hub {
+    pub fn subscribe(&self, customer: Uuid) -> broadcast::Receiver<Message> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(customer)
+            .or_insert_with(|| broadcast::channel(64).0)
+            .subscribe()
+    }
+
+    fn publish(&self, customer: Uuid, message: &Message) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(&customer) {
+            if tx.send(message.clone()).is_err() {
+                // Nobody listens any more.
+                map.remove(&customer);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InboxService {
+    db: Db,
+    clock: SharedClock,
+    hub: Hub,
+}
+
+const COLUMNS: &str = "id, kind, title, body, link, data, created_at, read_at";
+
+impl InboxService {
+    pub fn new(db: Db, clock: SharedClock) -> Self {
+        Self {
+            db,
+            clock,
+            hub: Hub::default(),
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Stores a message and pushes it to the customer's open pages. Returns `None` when a
+    /// message with the same dedupe key was delivered before.
+    pub async fn deliver(&self, new: NewMessage) -> Result<Option<Message>, DbError> {
+        let row = Row {
+            id: new_id().to_string(),
+            kind: new.kind,
+            title: new.title,
+            body: new.body,
+            link: new.link,
+            data: new.data.to_string(),
+            created_at: to_micros(self.clock.now()),
+            read_at: None,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO inbox_messages (id, customer_id, kind, title, body, link, data, dedupe_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (customer_id, dedupe_key) DO NOTHING",
+        )
+        .bind(&row.id)
+        .bind(new.customer_id.to_string())
+        .bind(&row.kind)
+        .bind(&row.title)
+        .bind(&row.body)
+        .bind(&row.link)
+        .bind(&row.data)
+        .bind(&new.dedupe_key)
+        .bind(row.created_at)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            return Ok(None);
+        }
+        let message = Message::from(row);
+        self.hub.publish(new.customer_id, &message);
+        Ok(Some(message))
+    }
+
+    /// Newest first.
+    pub async fn list(
+        &self,
+        customer: Uuid,
+        unread_only: bool,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<Page<Message>, ApiError> {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM inbox_messages WHERE customer_id = $1 AND ($2 = 0 OR read_at IS NULL) \
+             AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(customer.to_string())
+        .bind(i64::from(unread_only))
+        .bind(before)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(self.db.reader())
+        .await
+        .map_err(DbError::from)?;
+        let messages = rows.into_iter().map(Message::from).collect();
+        Ok(Page::from_rows(messages, limit, |m: &Message| m.id.to_string()))
+    }
+
+    pub async fn unread_count(&self, customer: Uuid) -> Result<i64, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbox_messages WHERE customer_id = $1 AND read_at IS NULL")
+                .bind(customer.to_string())
+                .fetch_one(self.db.reader())
+                .await?,
+        )
+    }
+
+    /// Marks the given messages (or all) read; messages of other customers are untouched
+    /// and reported as unknown.
+    pub async fn mark_read(&self, customer: Uuid, ids: Option<&[Uuid]>) -> Result<u64, ApiError> {
+        let now = to_micros(self.clock.now());
+        let Some(ids) = ids else {
+            return Ok(sqlx::query(
+                "UPDATE inbox_messages SET read_at = $1 WHERE customer_id = $2 AND read_at IS NULL",
+            )
+            .bind(now)
+            .bind(customer.to_string())
+            .execute(self.db.writer())
+            .await
+            .map_err(DbError::from)?
+            .rows_affected());
+        };
+        if ids.is_empty() || ids.len() > 500 {
+            return Err(ApiError::invalid_field(
+                "message_ids",
+                "give 1 to 500 message ids, or all: true",
+            ));
+        }
+        let mut tx = self.db.begin().await?;
+        let mut marked = 0;
+        for id in ids {
+            let owned: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM inbox_messages WHERE id = $1 AND customer_id = $2")
+                    .bind(id.to_string())
+                    .bind(customer.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(DbError::from)?;
+            if owned.is_none() {
+                // Nothing of this request is applied.
+                return Err(
+                    ApiError::new(StatusCode::NOT_FOUND, "unknown-message", "No such message")
+                        .detail(format!("Message {id} is not in your inbox."))
+                        .with("message_id", id.to_string()),
+                );
+            }
+            marked += sqlx::query(
+                "UPDATE inbox_messages SET read_at = $1 WHERE id = $2 AND customer_id = $3 AND read_at IS NULL",
+            )
+            .bind(now)
+            .bind(id.to_string())
+            .bind(customer.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(marked)
+    }
+}
