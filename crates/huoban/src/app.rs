@@ -14,6 +14,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
+use huoban_accounts::AccountsService;
 use huoban_identity::{IdentityService, store::IdentityStore};
 use huoban_inbox::InboxService;
 use huoban_kit::{
@@ -50,6 +51,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_identity::MIGRATIONS);
     all.extend_from_slice(huoban_ledger::MIGRATIONS);
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
+    all.extend_from_slice(huoban_accounts::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -73,6 +75,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "identity", description = "Customers, sessions across channels, hand-off"),
         (name = "staff", description = "Staff console: users, roles, customer lookup"),
         (name = "inbox", description = "In-app messages and their live stream"),
+        (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -105,6 +108,7 @@ pub struct App {
     pub identity: IdentityService,
     pub ledger: Ledger,
     pub inbox: InboxService,
+    pub accounts: AccountsService,
     pub metrics: Metrics,
 }
 
@@ -134,6 +138,13 @@ impl App {
             .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?;
         let ledger = Ledger::start(db.clone(), clock.clone());
         let inbox = InboxService::new(db.clone(), clock.clone());
+        let accounts = AccountsService::new(
+            db.clone(),
+            ledger.clone(),
+            identity.clone(),
+            inbox.clone(),
+            clock.clone(),
+        );
         Ok(App {
             config: Arc::new(config),
             db,
@@ -141,6 +152,7 @@ impl App {
             identity,
             ledger,
             inbox,
+            accounts,
             metrics: Metrics::new(),
         })
     }
@@ -156,6 +168,7 @@ impl App {
                 inbox: self.inbox.clone(),
                 identity: self.identity.clone(),
             }))
+            .merge(huoban_accounts::routes::router(self.accounts.clone()))
     }
 
     pub fn router(&self) -> Router {
@@ -164,7 +177,8 @@ impl App {
             db: self.db.clone(),
             clock: self.clock.clone(),
             body_limit: self.config.http.body_limit_bytes,
-            native: Arc::from(Vec::<&'static str>::new()),
+            // Transfers keep their key in the ledger, atomically with the value they move.
+            native: Arc::from(vec!["/api/v1/transfers"]),
         };
         let api = api.layer(from_fn_with_state(idempotency, idempotency::middleware));
         let ops = Router::new()
@@ -223,8 +237,11 @@ impl App {
                 }
             }
         });
+        // Balance alerts: subscribed before serving starts, so no posted transfer is missed.
+        let alerts = self.accounts.spawn_alert_listener();
         vec![
             sweeper,
+            alerts,
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(600));
                 loop {

@@ -5,6 +5,9 @@
 //!
 //! Scenarios:
 //! - `http-read`: an authenticated read (`GET /api/v1/me`) by one signed-in customer.
+//! - `ledger`: transfers through `POST /api/v1/transfers`, each with its own
+//!   `Idempotency-Key`, between the current accounts of `--accounts` customers (10: hot
+//!   accounts; 10000: spread out), then the ledger's invariant check.
 
 use std::{
     path::PathBuf,
@@ -29,6 +32,8 @@ use crate::{app::App, config::Config};
 pub enum Scenario {
     /// Authenticated read of the customer's profile.
     HttpRead,
+    /// Transfers between customers' accounts through the HTTP API.
+    Ledger,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +54,9 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// `ledger`: how many customers' accounts the transfers move between.
+    #[arg(long, default_value_t = 10)]
+    pub accounts: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -236,6 +244,8 @@ pub fn report(scenario: &str, backend: &str, concurrency: usize, load: &LoadResu
 pub struct Target {
     pub base_url: String,
     pub backend: String,
+    /// The in-process server, when the harness started one (scenarios seed through it).
+    pub app: Option<App>,
     _tmp: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -247,6 +257,7 @@ impl Target {
             return Ok(Target {
                 base_url: url.trim_end_matches('/').to_owned(),
                 backend: "remote".into(),
+                app: None,
                 _tmp: None,
                 shutdown: None,
                 server: None,
@@ -267,13 +278,14 @@ impl Target {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.serve(listener, async move {
+        let server = tokio::spawn(app.clone().serve(listener, async move {
             let _ = rx.await;
         }));
         eprintln!("started a Huoban server at {base_url} on {backend}");
         Ok(Target {
             base_url,
             backend,
+            app: Some(app),
             _tmp: tmp,
             shutdown: Some(tx),
             server: Some(server),
@@ -353,6 +365,45 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 }),
             )
         }
+        Scenario::Ledger => {
+            let app = target
+                .app
+                .clone()
+                .context("the ledger scenario seeds its own customers; run it without --url")?;
+            let customers = Arc::new(seed_transfer_customers(&app, args.accounts.max(2)).await?);
+            let url = format!("{base}/api/v1/transfers");
+            let client = client.clone();
+            let run = rand::random::<u32>();
+            (
+                "ledger",
+                Arc::new(move |n| {
+                    let count = customers.len() as u64;
+                    let from = &customers[(n.wrapping_mul(2_654_435_761) % count) as usize];
+                    let to = &customers[((n.wrapping_mul(2_654_435_761) + 1 + n % (count - 1)) % count) as usize];
+                    let request = client
+                        .post(&url)
+                        .bearer_auth(&from.token)
+                        .header("idempotency-key", format!("bench-{run}-{n}"))
+                        .json(&serde_json::json!({
+                            "from_account": from.current,
+                            "to_phone": to.phone,
+                            "amount": 1 + (n % 100) as i64,
+                            "currency": "CNY",
+                            "category": "transfer",
+                        }));
+                    Box::pin(async move {
+                        let response = request.send().await.map_err(|e| e.to_string())?;
+                        let status = response.status();
+                        let body = response.bytes().await.map_err(|e| e.to_string())?;
+                        if status.as_u16() == 201 {
+                            Ok(())
+                        } else {
+                            Err(format!("status {status}: {}", String::from_utf8_lossy(&body)))
+                        }
+                    })
+                }),
+            )
+        }
     };
     let load = run_load(
         op,
@@ -361,7 +412,28 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         Duration::from_secs(args.duration),
     )
     .await?;
-    let report = report(name, &target.backend, args.concurrency, &load);
+    let mut report = report(name, &target.backend, args.concurrency, &load);
+    if let (Scenario::Ledger, Some(app)) = (args.scenario, &target.app) {
+        let invariants = app.ledger.invariants().await?;
+        let stats = app.ledger.writer_stats();
+        report.extra.insert("accounts".into(), args.accounts.into());
+        report.extra.insert(
+            "invariants".into(),
+            if invariants.is_ok() {
+                "ok".into()
+            } else {
+                format!("{} violations", invariants.violations.len()).into()
+            },
+        );
+        report.extra.insert(
+            "avg_batch".into(),
+            format!(
+                "{:.1} transfers per commit",
+                stats.commands as f64 / stats.batches.max(1) as f64
+            )
+            .into(),
+        );
+    }
     target.stop().await;
     report.print();
     if let Some(err) = &load.first_error {
@@ -373,4 +445,84 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A customer the ledger scenario moves money for.
+#[derive(Debug)]
+pub struct TransferCustomer {
+    pub token: String,
+    pub current: uuid::Uuid,
+    pub phone: String,
+}
+
+/// Creates `n` customers with funded current accounts and open sessions, in-process and
+/// concurrently (group commit makes this quick), with a progress line.
+pub async fn seed_transfer_customers(app: &App, n: usize) -> anyhow::Result<Vec<TransferCustomer>> {
+    use futures::{StreamExt, TryStreamExt};
+    use huoban_identity::{Channel, service::Registration};
+    use huoban_ledger::{Amount, IdempotencyKey, TransferRequest, Unit};
+
+    let started = Instant::now();
+    let base: u64 = 15_000_000_000 + u64::from(rand::random::<u16>()) * 100_000;
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let reg = Registration {
+            phone: (base + i).to_string(),
+            name: format!("Bench {i}"),
+            ..Default::default()
+        };
+        rows.push(
+            app.identity
+                .new_customer_row(&reg, None)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+    }
+    for chunk in rows.chunks(1000) {
+        app.identity.store().insert_customers(chunk).await?;
+    }
+    let clearing = app
+        .accounts
+        .clearing(Unit::Cny)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let done = Arc::new(AtomicU64::new(0));
+    let customers: Vec<TransferCustomer> = futures::stream::iter(rows.into_iter().enumerate())
+        .map(|(_, row)| {
+            let done = done.clone();
+            async move {
+                let id = uuid::Uuid::parse_str(&row.id)?;
+                let accounts = app
+                    .accounts
+                    .ensure_standard_accounts(id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let fund = TransferRequest::single(
+                    IdempotencyKey::new("bench", format!("fund-{}", row.id)).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    Unit::Cny,
+                    clearing,
+                    accounts.current,
+                    Amount::new(1_000_000_000).map_err(|e| anyhow::anyhow!("{e}"))?,
+                );
+                app.ledger.transfer(fund).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let session = app
+                    .identity
+                    .open_customer_session(id, Channel::App)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if finished.is_multiple_of(500) || finished == n as u64 {
+                    eprint!("\r[seeding] {finished}/{n} customers with funded accounts   ");
+                }
+                Ok::<_, anyhow::Error>(TransferCustomer {
+                    token: session.token,
+                    current: accounts.current.as_uuid(),
+                    phone: row.phone,
+                })
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect()
+        .await?;
+    eprintln!("\n[seeding] done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(customers)
 }

@@ -1,10 +1,20 @@
 //! The demo bank behind `huoban serve --demo`: about a thousand customers of all ages
-//! (so young and elderly segments exist), a staff user for every role, and — once the
-//! ledger holds them — their accounts and 90 days of transactions. Deterministic: the same
-//! seed always builds the same bank.
+//! (so young and elderly segments exist), a staff user for every role, and for every
+//! customer a current, a savings and a points account with 90 days of history — salary or
+//! pension on the customer's own pay day, monthly utility bills, everyday spending across
+//! merchant categories, a monthly move into savings and points for spending.
+//! Deterministic: the same seed always builds the same bank.
+//!
+//! History is written through the real ledger (every posting balanced and idempotent),
+//! by a writer whose clock steps through the past 90 days, so postings carry their dates.
 
 use anyhow::Context;
 use huoban_identity::{Locale, Role, secrets::hash_password, service::Registration};
+use std::sync::Arc;
+
+use huoban_accounts::StandardAccounts;
+use huoban_kit::ManualClock;
+use huoban_ledger::{Amount, IdempotencyKey, Ledger, TransferMeta, TransferRequest, Unit};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::app::App;
@@ -35,6 +45,7 @@ pub struct DemoReport {
     pub already_seeded: bool,
     pub customers: usize,
     pub elderly: usize,
+    pub transfers: usize,
 }
 
 impl DemoReport {
@@ -43,8 +54,8 @@ impl DemoReport {
             println!("\nThe demo bank is already in this database.");
         } else {
             println!(
-                "\nSeeded the demo bank: {} customers ({} aged 60 or over), staff for every role.",
-                self.customers, self.elderly
+                "\nSeeded the demo bank: {} customers ({} aged 60 or over), {} transactions, staff for every role.",
+                self.customers, self.elderly, self.transfers
             );
         }
         println!("  Home:          {url}/");
@@ -71,7 +82,7 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
         return Ok(DemoReport {
             already_seeded: true,
             customers,
-            elderly: 0,
+            ..DemoReport::default()
         });
     }
     let settings = &app.config.demo;
@@ -140,10 +151,240 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     for chunk in rows.chunks(500) {
         store.insert_customers(chunk).await?;
     }
+    let transfers = seed_history(app, &rows, settings.seed, settings.days_of_history).await?;
     eprintln!("Demo bank seeded in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(DemoReport {
         already_seeded: false,
         customers: rows.len(),
         elderly,
+        transfers,
     })
+}
+
+/// One planned transfer of the demo history.
+struct Planned {
+    step: usize,
+    request: TransferRequest,
+}
+
+/// Times of day (Asia/Shanghai) at which the history's transfers happen.
+const SLOTS: [(i8, i8); 3] = [(9, 0), (12, 30), (19, 15)];
+
+const SPENDING: &[(&str, &str, i64, i64)] = &[
+    // category, description, min fen, max fen
+    ("groceries", "超市 Supermarket", 1_500, 30_000),
+    ("dining", "餐饮 Restaurant", 2_000, 25_000),
+    ("transport", "地铁公交 Metro & bus", 200, 1_500),
+    ("shopping", "网购 Online shopping", 3_000, 80_000),
+    ("entertainment", "电影 Cinema", 4_000, 15_000),
+    ("health", "药店 Pharmacy", 1_000, 20_000),
+    ("education", "课程 Course", 10_000, 60_000),
+];
+
+/// Opens every customer's accounts and writes their history; returns how many transfers.
+async fn seed_history(
+    app: &App,
+    rows: &[huoban_identity::store::CustomerRow],
+    seed: u64,
+    days: u32,
+) -> anyhow::Result<usize> {
+    use futures::{StreamExt, TryStreamExt};
+
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai")?;
+    let today = app.clock.now().to_zoned(tz.clone()).date();
+    let first_day = today.checked_sub(jiff::Span::new().days(i64::from(days)))?;
+    let steps = days as usize * SLOTS.len();
+    let at = |step: usize| -> anyhow::Result<jiff::Timestamp> {
+        let day = first_day.checked_add(jiff::Span::new().days((step / SLOTS.len()) as i64))?;
+        let (h, m) = SLOTS[step % SLOTS.len()];
+        Ok(day.at(h, m, 0, 0).to_zoned(tz.clone())?.timestamp())
+    };
+
+    eprintln!("Opening accounts for {} customers…", rows.len());
+    let accounts: Vec<StandardAccounts> = futures::stream::iter(rows)
+        .map(|row| async move {
+            let id = uuid::Uuid::parse_str(&row.id)?;
+            app.accounts
+                .ensure_standard_accounts(id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .buffered(64)
+        .try_collect()
+        .await?;
+    let cny = app
+        .accounts
+        .clearing(Unit::Cny)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let points = app
+        .accounts
+        .clearing(Unit::Points)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let mut plan: Vec<Planned> = Vec::new();
+    for (i, (row, acc)) in rows.iter().zip(&accounts).enumerate() {
+        let mut rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let retired = row
+            .birthday
+            .as_deref()
+            .and_then(|b| b.parse::<jiff::civil::Date>().ok())
+            .is_some_and(|b| huoban_identity::domain::age_on(b, today) >= 60);
+        let income: i64 = if retired {
+            rng.random_range(2_500..7_000)
+        } else {
+            rng.random_range(6_000..30_000)
+        } * 100;
+        let pay_day: i8 = [5, 10, 15, 20, 25][rng.random_range(0..5)];
+        let mut balance: i64 = rng.random_range(2_000..40_000) * 100;
+        let mut spent_this_month: i64 = 0;
+        let mut n = 0u32;
+        let mut push = |plan: &mut Vec<Planned>,
+                        step,
+                        unit,
+                        from,
+                        to,
+                        amount: i64,
+                        category: &str,
+                        description: &str|
+         -> anyhow::Result<()> {
+            n += 1;
+            let key = IdempotencyKey::new("demo", format!("{}:{n}", row.id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let request = TransferRequest::single(
+                key,
+                unit,
+                from,
+                to,
+                Amount::new(amount).map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+            .with_meta(TransferMeta {
+                description: Some(description.to_owned()),
+                merchant_category: Some(category.to_owned()),
+                channel: Some("demo".into()),
+                event_id: None,
+                metadata: None,
+            });
+            plan.push(Planned { step, request });
+            Ok(())
+        };
+        push(
+            &mut plan,
+            0,
+            Unit::Cny,
+            cny,
+            acc.current,
+            balance,
+            "transfer",
+            "开户余额 Opening balance",
+        )?;
+        for step in 1..steps {
+            let day = first_day.checked_add(jiff::Span::new().days((step / SLOTS.len()) as i64))?;
+            let slot = step % SLOTS.len();
+            if slot == 0 && day.day() == pay_day {
+                let label = if retired { "养老金 Pension" } else { "工资 Salary" };
+                push(&mut plan, step, Unit::Cny, cny, acc.current, income, "salary", label)?;
+                balance += income;
+                let saving = income / 10;
+                push(
+                    &mut plan,
+                    step + 1,
+                    Unit::Cny,
+                    acc.current,
+                    acc.savings,
+                    saving,
+                    "transfer",
+                    "每月储蓄 Monthly saving",
+                )?;
+                balance -= saving;
+            }
+            if slot == 2 && day.day() == 28 {
+                let bill = rng.random_range(8_000..40_000);
+                if bill <= balance {
+                    push(
+                        &mut plan,
+                        step,
+                        Unit::Cny,
+                        acc.current,
+                        cny,
+                        bill,
+                        "utilities",
+                        "水电燃气 Utilities",
+                    )?;
+                    balance -= bill;
+                }
+            }
+            if slot == 0 && day.day() == 1 && spent_this_month > 0 {
+                // One point per yuan spent last month.
+                let earned = (spent_this_month / 100).max(1);
+                push(
+                    &mut plan,
+                    step,
+                    Unit::Points,
+                    points,
+                    acc.points,
+                    earned,
+                    "rewards",
+                    "消费积分 Points for spending",
+                )?;
+                spent_this_month = 0;
+            }
+            let chance = if slot == 1 { 0.6 } else { 0.35 };
+            if rng.random_bool(chance) {
+                let (category, description, min, max) = SPENDING[rng.random_range(0..SPENDING.len())];
+                let amount = rng.random_range(min..max);
+                // Everyday spending never overdraws: customers keep a cushion.
+                if amount + 50_000 <= balance {
+                    push(
+                        &mut plan,
+                        step,
+                        Unit::Cny,
+                        acc.current,
+                        cny,
+                        amount,
+                        category,
+                        description,
+                    )?;
+                    balance -= amount;
+                    spent_this_month += amount;
+                }
+            }
+        }
+    }
+
+    // A writer whose clock walks through the history, so every posting carries its date.
+    let clock = ManualClock::new(at(0)?);
+    let ledger = Ledger::start(app.db.clone(), Arc::new(clock.clone()));
+    let mut by_step: Vec<Vec<TransferRequest>> = (0..=steps).map(|_| Vec::new()).collect();
+    let total = plan.len();
+    for p in plan {
+        by_step[p.step.min(steps)].push(p.request);
+    }
+    let mut written = 0usize;
+    for (step, requests) in by_step.into_iter().enumerate() {
+        if requests.is_empty() {
+            continue;
+        }
+        clock.set(at(step.min(steps - 1))?);
+        let count = requests.len();
+        futures::stream::iter(requests)
+            .map(|r| {
+                let ledger = ledger.clone();
+                async move {
+                    ledger
+                        .transfer(r)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("demo history: {e}"))
+                }
+            })
+            .buffer_unordered(256)
+            .try_collect::<Vec<_>>()
+            .await?;
+        written += count;
+        if step % 30 == 0 {
+            eprint!("\r  history: {written}/{total} transactions   ");
+        }
+    }
+    eprintln!("\r  history: {written}/{total} transactions   ");
+    Ok(written)
 }

@@ -306,6 +306,13 @@ impl IdentityService {
         Ok((token, expires_at))
     }
 
+    /// Opens a session for a customer whom a trusted caller has already authenticated
+    /// (the hand-off and IdP flows here; in-process tools such as the benchmark harness).
+    pub async fn open_customer_session(&self, customer: Uuid, channel: Channel) -> Result<SessionIssued, ApiError> {
+        let row = self.store.customer(customer).await?;
+        self.customer_session(&row, channel).await
+    }
+
     async fn customer_session(&self, row: &CustomerRow, channel: Channel) -> Result<SessionIssued, ApiError> {
         let (token, expires_at) = self.open_session("customer", &row.id, channel).await?;
         Ok(SessionIssued {

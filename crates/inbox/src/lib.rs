@@ -86,25 +86,59 @@ impl From<Row> for Message {
     }
 }
 
-/// Per-customer live channels for open pages.
+/// Per-customer live channels for open pages. A customer has a channel only while a page
+/// listens: the last [`Subscription`] to end takes the channel with it, so customers who
+/// once opened the app do not each keep a buffer here for the life of the process.
 #[derive(Debug, Clone, Default)]
 pub struct Hub(Arc<Mutex<HashMap<Uuid, broadcast::Sender<Message>>>>);
 
 impl Hub {
-    pub fn subscribe(&self, customer: Uuid) -> broadcast::Receiver<Message> {
+    pub fn subscribe(&self, customer: Uuid) -> Subscription {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(customer)
+        let receiver = map
+            .entry(customer)
             .or_insert_with(|| broadcast::channel(64).0)
-            .subscribe()
+            .subscribe();
+        Subscription {
+            hub: self.clone(),
+            customer,
+            receiver,
+        }
     }
 
     fn publish(&self, customer: Uuid, message: &Message) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = map.get(&customer) {
-            if tx.send(message.clone()).is_err() {
-                // Nobody listens any more.
-                map.remove(&customer);
-            }
+        if let Some(tx) = map.get(&customer)
+            && tx.send(message.clone()).is_err()
+        {
+            // Nobody listens any more.
+            map.remove(&customer);
+        }
+    }
+}
+
+/// One open page's feed of a customer's new messages.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Hub,
+    customer: Uuid,
+    receiver: broadcast::Receiver<Message>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Result<Message, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut map = self.hub.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Our receiver is still alive here (it drops after this), so the last page counts
+        // one. While it lives the channel cannot have been replaced: `publish` only removes
+        // a channel nobody listens to.
+        if map.get(&self.customer).is_some_and(|tx| tx.receiver_count() <= 1) {
+            map.remove(&self.customer);
         }
     }
 }
@@ -253,5 +287,63 @@ impl InboxService {
         }
         tx.commit().await.map_err(DbError::from)?;
         Ok(marked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(title: &str) -> Message {
+        Message {
+            id: new_id(),
+            kind: "test".into(),
+            title: title.into(),
+            body: String::new(),
+            link: None,
+            data: serde_json::Value::Null,
+            created_at: String::new(),
+            read: false,
+        }
+    }
+
+    fn channels(hub: &Hub) -> usize {
+        hub.0.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_hub_reaches_only_the_customers_listeners() {
+        let hub = Hub::default();
+        let (alice, bob) = (new_id(), new_id());
+        let mut alices = hub.subscribe(alice);
+        let mut bobs = hub.subscribe(bob);
+        hub.publish(alice, &message("for alice"));
+        assert_eq!(
+            alices.receiver.try_recv().map(|m| m.title).ok().as_deref(),
+            Some("for alice")
+        );
+        assert!(bobs.receiver.try_recv().is_err(), "bob hears nothing of alice's");
+        // Publishing to someone with no open page keeps nothing.
+        hub.publish(new_id(), &message("nobody listens"));
+        assert_eq!(channels(&hub), 2);
+    }
+
+    #[test]
+    fn the_hub_drops_a_channel_when_its_last_listener_goes() {
+        let hub = Hub::default();
+        let alice = new_id();
+        let first = hub.subscribe(alice);
+        let second = hub.subscribe(alice);
+        drop(first);
+        assert_eq!(channels(&hub), 1, "another page still listens");
+        drop(second);
+        assert_eq!(channels(&hub), 0, "no page listens, no message was ever sent");
+        // A later page subscribes afresh and hears new messages.
+        let mut again = hub.subscribe(alice);
+        hub.publish(alice, &message("welcome back"));
+        assert_eq!(
+            again.receiver.try_recv().map(|m| m.title).ok().as_deref(),
+            Some("welcome back")
+        );
     }
 }

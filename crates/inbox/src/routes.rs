@@ -117,21 +117,17 @@ async fn stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = s.hub().subscribe(auth.customer_id);
     let events = futures::stream::unfold(receiver, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(message) => {
-                    let event = Event::default()
-                        .event("message")
-                        .id(message.id.to_string())
-                        .json_data(&message)
-                        .unwrap_or_else(|_| Event::default().comment("unencodable message"));
-                    return Some((Ok(event), rx));
-                }
-                // A slow page missed some; tell it to reload the list.
-                Err(RecvError::Lagged(_)) => return Some((Ok(Event::default().event("resync").data("{}")), rx)),
-                Err(RecvError::Closed) => return None,
-            }
-        }
+        let event = match rx.recv().await {
+            Ok(message) => Event::default()
+                .event("message")
+                .id(message.id.to_string())
+                .json_data(&message)
+                .unwrap_or_else(|_| Event::default().comment("unencodable message")),
+            // A slow page missed some; tell it to reload the list.
+            Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

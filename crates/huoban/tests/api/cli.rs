@@ -154,3 +154,58 @@ fn bench_http_read_prints_and_writes_its_figures() {
     assert_eq!(report["errors"], 0);
     assert!(report["p99_ms"].as_f64().expect("p99") >= report["p50_ms"].as_f64().expect("p50"));
 }
+
+#[test]
+fn json_logs_are_structured_and_never_show_the_database_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["admin", "create", "--username", "log.check", "--role", "auditor"])
+        .current_dir(dir.path())
+        .env("HUOBAN_LOG_FORMAT", "json")
+        .env("HUOBAN_DATABASE_URL", "sqlite://./logs.db?cache=private")
+        .env("HUOBAN_UNKNOWN_SETTING", "1")
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!events.is_empty(), "JSON log lines on stderr: {logs}");
+    assert!(
+        events.iter().any(|e| e["level"] == "WARN"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("HUOBAN_UNKNOWN_SETTING"))),
+        "unknown variables are warned about: {logs}"
+    );
+    assert!(events.iter().any(|e| e["message"] == "database ready"), "{logs}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("created staff user log.check"),
+        "command output stays on stdout"
+    );
+}
+
+#[test]
+fn a_password_in_a_postgres_url_never_reaches_the_logs() {
+    // No server listens there, so the error path is taken and logged too.
+    let url = "postgres://postgres:hunter2-secret@127.0.0.1:5999/test";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["migrate", "--database-url", url])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(
+        all.contains("connecting to the database"),
+        "the failure is explained: {all}"
+    );
+    assert!(!all.contains("hunter2-secret"), "{all}");
+}

@@ -3,8 +3,12 @@
 
 mod helpers;
 
+mod accounts;
+mod alerts;
 mod cli;
 mod conventions;
+mod crash;
 mod identity;
 mod idp;
+mod inbox;
 mod staff;

@@ -15,7 +15,8 @@ on_both_backends!(
     the_first_admin_is_created_once,
 );
 
-/// (method, path, roles allowed). `{customer}` is replaced by a real customer id.
+/// (method, path, roles allowed). `{id}` is replaced by a real customer id and
+/// `{account_id}` by that customer's current account.
 const MATRIX: &[(&str, &str, &[Role])] = &[
     (
         "GET",
@@ -41,6 +42,16 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
         &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
     ),
     ("GET", "/api/v1/staff/access-log", &[Role::Admin, Role::Auditor]),
+    (
+        "GET",
+        "/api/v1/staff/customers/{id}/accounts",
+        &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/accounts/{account_id}/transactions",
+        &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
+    ),
 ];
 
 /// Staff routes that need no staff session.
@@ -64,11 +75,19 @@ async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
         .as_str()
         .expect("id")
         .to_owned();
+    let account = app
+        .app
+        .accounts
+        .ensure_standard_accounts(customer.parse().expect("customer id"))
+        .await
+        .expect("accounts opened")
+        .current
+        .to_string();
     let customer_token = app.customer("13700000002").await;
     for role in Role::ALL {
         let token = app.staff(role).await;
         for (method, path, allowed) in MATRIX {
-            let path = path.replace("{id}", &customer);
+            let path = path.replace("{id}", &customer).replace("{account_id}", &account);
             let body = (*method == "POST").then(|| {
                 json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
             });
