@@ -133,7 +133,7 @@ async fn account_statement(
               (status = 403, description = "not-your-account", body = Problem),
               (status = 404, description = "unknown-account, unknown-payee", body = Problem),
               (status = 409, description = "insufficient-funds", body = Problem),
-              (status = 422, description = "invalid-amount, unit-mismatch, same-account, idempotency-key-reused, validation, invalid-body", body = Problem)))]
+              (status = 422, description = "invalid-amount, unit-mismatch, same-account, idempotency-key-mismatch, validation, invalid-body", body = Problem)))]
 #[tracing::instrument(skip_all, fields(customer = %auth.customer_id))]
 async fn create_transfer(
     State(s): State<AccountsService>,

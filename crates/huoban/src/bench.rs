@@ -247,6 +247,8 @@ pub struct Target {
     /// The in-process server, when the harness started one (scenarios seed through it).
     pub app: Option<App>,
     _tmp: Option<tempfile::TempDir>,
+    /// On PostgreSQL the run works in a schema of its own, dropped at the end.
+    pg_schema: Option<(String, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -259,6 +261,7 @@ impl Target {
                 backend: "remote".into(),
                 app: None,
                 _tmp: None,
+                pg_schema: None,
                 shutdown: None,
                 server: None,
             });
@@ -270,6 +273,19 @@ impl Target {
             config.database_url = format!("sqlite://{}", dir.path().join("bench.db").display()).into();
             Some(dir)
         };
+        let mut pg_schema = None;
+        if database_given && config.database_url().starts_with("postgres") {
+            let base = config.database_url().to_owned();
+            let schema = format!("huoban_bench_{}", uuid::Uuid::now_v7().simple());
+            let admin = huoban_kit::Db::connect(&base, &Default::default()).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(admin.writer())
+                .await?;
+            admin.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            config.database_url = format!("{base}{sep}options[search_path]={schema}").into();
+            pg_schema = Some((base, schema));
+        }
         config.listen = "127.0.0.1:0".parse()?;
         // Load tests hit the server far harder than the default request timeout expects.
         config.http.request_timeout_secs = 120;
@@ -287,6 +303,7 @@ impl Target {
             backend,
             app: Some(app),
             _tmp: tmp,
+            pg_schema,
             shutdown: Some(tx),
             server: Some(server),
         })
@@ -298,6 +315,14 @@ impl Target {
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        if let Some((base, schema)) = self.pg_schema.take()
+            && let Ok(admin) = huoban_kit::Db::connect(&base, &Default::default()).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                .execute(admin.writer())
+                .await;
+            admin.close().await;
         }
     }
 }

@@ -83,7 +83,7 @@ impl LedgerError {
             LedgerError::SameAccount(_) => "same-account",
             LedgerError::InsufficientFunds { .. } => "insufficient-funds",
             LedgerError::LimitExceeded { .. } => "limit-exceeded",
-            LedgerError::IdempotencyKeyReused { .. } => "idempotency-key-reused",
+            LedgerError::IdempotencyKeyReused { .. } => "idempotency-key-mismatch",
             LedgerError::PendingNotFound(_) => "pending-not-found",
             LedgerError::PendingAlreadyPosted(_) => "pending-already-posted",
             LedgerError::PendingAlreadyVoided(_) => "pending-already-voided",

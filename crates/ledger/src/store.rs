@@ -690,13 +690,24 @@ pub async fn invariants(db: &Db) -> Result<InvariantReport, LedgerError> {
         }
     }
 
+    // Open holds per account, in one pass over the pending transfers' legs (a correlated
+    // subquery per account is quadratic without an index the write path would pay for).
+    let mut held: HashMap<(String, &'static str), i64> = HashMap::new();
+    for (side, column) in [("out", "debit_account"), ("in", "credit_account")] {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT l.{column} AS account, CAST(SUM(l.amount) AS BIGINT) AS total \
+             FROM ledger_legs l JOIN ledger_transfers t ON t.id = l.transfer_id \
+             WHERE t.status = 'pending' GROUP BY l.{column}"
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sql_err)?;
+        for row in &rows {
+            held.insert((col(row, "account")?, side), col(row, "total")?);
+        }
+    }
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS}, \
-         (SELECT CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) FROM ledger_legs l JOIN ledger_transfers t ON t.id = l.transfer_id \
-            WHERE t.status = 'pending' AND l.debit_account = a.id) AS held_out, \
-         (SELECT CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) FROM ledger_legs l JOIN ledger_transfers t ON t.id = l.transfer_id \
-            WHERE t.status = 'pending' AND l.credit_account = a.id) AS held_in \
-         FROM ledger_accounts a ORDER BY a.id"
+        "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts a ORDER BY a.id"
     )))
     .fetch_all(&mut *tx)
     .await
@@ -705,8 +716,9 @@ pub async fn invariants(db: &Db) -> Result<InvariantReport, LedgerError> {
         let account = account_from_row(row)?;
         report.accounts += 1;
         let b = account.balance;
-        let (held_out, held_in): (i64, i64) = (col(row, "held_out")?, col(row, "held_in")?);
         let id = account.id;
+        let held_out = held.get(&(id.to_string(), "out")).copied().unwrap_or(0);
+        let held_in = held.get(&(id.to_string(), "in")).copied().unwrap_or(0);
         let entry_sum = per_account
             .remove(&(id.to_string(), account.unit.as_str().to_owned()))
             .unwrap_or(0);
@@ -745,9 +757,9 @@ pub async fn invariants(db: &Db) -> Result<InvariantReport, LedgerError> {
     // A posted transfer has two entries per leg, anything else none.
     let mismatched: Vec<String> = sqlx::query_scalar(
         "SELECT t.id FROM ledger_transfers t \
-         WHERE (SELECT COUNT(*) FROM ledger_entries e WHERE e.transfer_id = t.id) <> \
-               CASE WHEN t.status = 'posted' THEN 2 * (SELECT COUNT(*) FROM ledger_legs l WHERE l.transfer_id = t.id) \
-               ELSE 0 END \
+         LEFT JOIN (SELECT transfer_id, COUNT(*) AS n FROM ledger_entries GROUP BY transfer_id) e ON e.transfer_id = t.id \
+         LEFT JOIN (SELECT transfer_id, COUNT(*) AS n FROM ledger_legs GROUP BY transfer_id) l ON l.transfer_id = t.id \
+         WHERE COALESCE(e.n, 0) <> CASE WHEN t.status = 'posted' THEN 2 * COALESCE(l.n, 0) ELSE 0 END \
          ORDER BY t.id LIMIT 20",
     )
     .fetch_all(&mut *tx)

@@ -181,7 +181,7 @@ async fn a_transfer_between_own_accounts_moves_money_once_per_key(app: TestApp) 
     changed["amount"] = json!(30_001);
     transfer(&app, &token, "move-1", changed)
         .await
-        .assert_problem(422, "idempotency-key-reused");
+        .assert_problem(422, "idempotency-key-mismatch");
     assert_eq!(
         (balance(&app, &current).await, balance(&app, &savings).await),
         (70_000, 30_000)

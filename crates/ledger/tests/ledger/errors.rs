@@ -110,10 +110,10 @@ async fn every_refusal_has_its_slug_and_moves_nothing() {
             "limit-exceeded"
         );
 
-        // idempotency-key-reused.
+        // idempotency-key-mismatch.
         assert_eq!(
             slug(ledger.transfer(one("fund", bank, alice, 501)).await),
-            "idempotency-key-reused"
+            "idempotency-key-mismatch"
         );
 
         // pending-not-found: no such transfer, or one that was never a hold.

@@ -63,7 +63,7 @@ async fn the_same_key_with_different_content_is_refused() {
             .create_pending(request.clone(), None)
             .await
             .expect_err("as a hold");
-        assert_eq!(err.slug(), "idempotency-key-reused");
+        assert_eq!(err.slug(), "idempotency-key-mismatch");
         assert_eq!(h.snapshot().await, before, "{backend:?}: nothing moved");
 
         // Keys are scoped: the same key from another principal is another transfer.

@@ -274,7 +274,7 @@ impl Run {
                         }],
                         ..request
                     };
-                    prop_assert_eq!(slug(&ledger.transfer(changed).await), Some("idempotency-key-reused"));
+                    prop_assert_eq!(slug(&ledger.transfer(changed).await), Some("idempotency-key-mismatch"));
                 }
             }
             Op::ToUnknownAccount => {
