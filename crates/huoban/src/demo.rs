@@ -114,11 +114,13 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
             SURNAMES[rng.random_range(0..SURNAMES.len())],
             GIVEN[rng.random_range(0..GIVEN.len())]
         );
-        // Ages 18 to 85, weighted so that about a fifth are 60 or older.
-        let age: i16 = if rng.random_bool(0.2) {
-            rng.random_range(60..=85)
-        } else {
-            rng.random_range(18..60)
+        // Ages 18 to 85, weighted so that about a fifth are 60 or older; the first demo
+        // customer is young (the playful pages), the second elderly (large print).
+        let age: i16 = match i {
+            0 => 29,
+            1 => 72,
+            _ if rng.random_bool(0.2) => rng.random_range(60..=85),
+            _ => rng.random_range(18..60),
         };
         if age >= 60 {
             elderly += 1;
@@ -152,6 +154,7 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
         store.insert_customers(chunk).await?;
     }
     let transfers = seed_history(app, &rows, settings.seed, settings.days_of_history).await?;
+    seed_alerts(app, &rows).await?;
     eprintln!("Demo bank seeded in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(DemoReport {
         already_seeded: false,
@@ -159,6 +162,40 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
         elderly,
         transfers,
     })
+}
+
+/// The first two demo customers watch their current account: a large debit, a low balance
+/// and their salary or pension each leave a message in the inbox.
+async fn seed_alerts(app: &App, rows: &[huoban_identity::store::CustomerRow]) -> anyhow::Result<()> {
+    use huoban_accounts::service::NewAlert;
+    for row in rows.iter().take(2) {
+        let customer = uuid::Uuid::parse_str(&row.id)?;
+        let current = app
+            .accounts
+            .ensure_standard_accounts(customer)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .current
+            .as_uuid();
+        let alerts = [
+            ("debit_above", None, Some(100_000)),
+            ("balance_below", Some(50_000), None),
+            ("salary_received", None, None),
+        ];
+        for (kind, threshold, amount) in alerts {
+            let new = NewAlert {
+                kind: kind.to_owned(),
+                account_id: current,
+                threshold,
+                amount,
+            };
+            app.accounts
+                .create_alert(customer, new)
+                .await
+                .map_err(|e| anyhow::anyhow!("demo alert {kind}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// One planned transfer of the demo history.

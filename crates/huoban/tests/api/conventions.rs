@@ -320,3 +320,53 @@ async fn cors_allows_configured_h5_origins_only() {
     let refused = preflight("https://evil.example").await.expect("preflight");
     assert!(refused.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_migrations_are_pending() {
+    for backend in huoban_kit::testing::BACKENDS {
+        let Some(app) = crate::helpers::spawn_app(backend).await else {
+            continue;
+        };
+        let latest = huoban::app::migrations().last().expect("migrations").version;
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(latest)
+            .execute(app.app.db.writer())
+            .await
+            .expect("forget a migration");
+        let reply = app.get("/readyz", None).await;
+        reply.assert_problem(503, "unavailable");
+        assert!(
+            reply.body["pending"].as_array().is_some_and(|p| p.len() == 1),
+            "{:?}",
+            reply.body
+        );
+        assert_eq!(
+            app.get("/healthz", None).await.status,
+            StatusCode::OK,
+            "alive all the same"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_outlast_the_timeout_get_408_and_write_nothing() {
+    let Some(app) = crate::helpers::spawn_app_with(huoban_kit::Backend::Sqlite, |c| {
+        c.http.request_timeout_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    // Hold SQLite's only write connection, so a registration has to wait for it.
+    let mut blocker = app.app.db.begin().await.expect("hold the writer");
+    let started = std::time::Instant::now();
+    let reply = app.register("13900000099", "等待").await;
+    reply.assert_problem(408, "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    sqlx::query("SELECT 1")
+        .execute(&mut *blocker)
+        .await
+        .expect("still open");
+    blocker.rollback().await.expect("release");
+    assert_eq!(app.count("customers").await, 0, "the abandoned request wrote nothing");
+}

@@ -206,3 +206,18 @@ impl TestApp {
 pub fn rand_suffix() -> String {
     format!("{:06}", rand::random::<u32>() % 1_000_000)
 }
+
+impl TestApp {
+    /// Signs in a demo-bank customer.
+    pub async fn sign_in_demo(&self, phone: &str) -> String {
+        let session = self
+            .post(
+                "/api/v1/sessions",
+                None,
+                json!({ "phone": phone, "password": huoban::demo::CUSTOMER_PASSWORD }),
+            )
+            .await;
+        assert_eq!(session.status, StatusCode::CREATED, "{:?}", session.body);
+        session.body["token"].as_str().expect("token").to_owned()
+    }
+}

@@ -8,6 +8,7 @@ mod alerts;
 mod cli;
 mod conventions;
 mod crash;
+mod demo;
 mod identity;
 mod idp;
 mod inbox;
