@@ -52,6 +52,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_ledger::MIGRATIONS);
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
+    all.extend(huoban_engage::migrations());
     all.sort_by_key(|m| m.version);
     all
 }
@@ -75,6 +76,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "identity", description = "Customers, sessions across channels, hand-off"),
         (name = "staff", description = "Staff console: users, roles, customer lookup"),
         (name = "inbox", description = "In-app messages and their live stream"),
+        (name = "engage", description = "Check-ins, questionnaires and quizzes"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "operations", description = "Health and metrics")
     )
@@ -169,6 +171,13 @@ impl App {
                 identity: self.identity.clone(),
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
+            .merge(huoban_engage::router(huoban_engage::EngageState {
+                db: self.db.clone(),
+                clock: self.clock.clone(),
+                identity: self.identity.clone(),
+                accounts: self.accounts.clone(),
+                ledger: self.ledger.clone(),
+            }))
     }
 
     pub fn router(&self) -> Router {

@@ -1,0 +1,43 @@
+//! Engagement (seed 000: "I take part, I see it, I grow"): the features that give a
+//! customer a reason to come back. Each lives in its own module with its pure rules
+//! (`domain.rs`), its tables (`store.rs`) and its routes (`routes.rs`):
+//!
+//! - [`checkin`]: daily check-in streaks in the customer's own time zone, streak rewards
+//!   paid in points through the ledger, make-up cards, the month calendar.
+//! - [`questionnaire`]: branching questionnaires and scored quizzes, validated as graphs,
+//!   and the built-in risk-appetite questionnaire that sets a suitability level.
+//!
+//! Value never changes here directly: rewards are ledger transfers with idempotency keys.
+
+pub mod checkin;
+pub mod questionnaire;
+
+use axum::extract::FromRef;
+use huoban_accounts::AccountsService;
+use huoban_identity::IdentityService;
+use huoban_kit::{Db, MigrationSpec, SharedClock};
+use huoban_ledger::Ledger;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Everything the engagement routes need.
+#[derive(Debug, Clone, FromRef)]
+pub struct EngageState {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub identity: IdentityService,
+    pub accounts: AccountsService,
+    pub ledger: Ledger,
+}
+
+pub fn migrations() -> Vec<MigrationSpec> {
+    let mut all = Vec::new();
+    all.extend_from_slice(checkin::MIGRATIONS);
+    all.extend_from_slice(questionnaire::MIGRATIONS);
+    all
+}
+
+pub fn router(state: EngageState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .merge(checkin::routes::router(state.clone()))
+        .merge(questionnaire::routes::router(state))
+}
