@@ -77,27 +77,10 @@ impl IdentityStore {
     }
 
     pub async fn insert_customer(&self, c: &CustomerRow) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO customers (id, phone, name, birthday, locale, time_zone, preferences, password_hash, idp_subject, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&c.id)
-        .bind(&c.phone)
-        .bind(&c.name)
-        .bind(&c.birthday)
-        .bind(&c.locale)
-        .bind(&c.time_zone)
-        .bind(&c.preferences)
-        .bind(&c.password_hash)
-        .bind(&c.idp_subject)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(self.db.writer())
-        .await?;
-        Ok(())
+        self.insert_customers(std::slice::from_ref(c)).await
     }
 
-    /// Inserts many customers in one transaction (demo seeding).
+    /// Inserts customers in one transaction: all or none (one at sign-up, many for the demo).
     pub async fn insert_customers(&self, rows: &[CustomerRow]) -> Result<(), DbError> {
         let mut tx = self.db.begin().await?;
         for c in rows {
@@ -315,15 +298,11 @@ impl IdentityStore {
     }
 
     /// Marks a hand-off token used, in the same statement that checks it is unused, so two
-    /// concurrent redemptions cannot both succeed. Returns the row as it was.
+    /// concurrent redemptions cannot both succeed. Returns the row as it is afterwards. The
+    /// read comes after the update on purpose: a redemption that lost the race then sees
+    /// the winner's `used_at` and can say "already used" rather than "expired".
     pub async fn consume_handoff(&self, token_hash: &str, now: i64) -> Result<(Option<HandoffRow>, bool), DbError> {
         let mut tx = self.db.begin().await?;
-        let row: Option<HandoffRow> = sqlx::query_as(
-            "SELECT customer_id, from_channel, target_channel, expires_at, used_at FROM handoff_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
         let consumed = sqlx::query(
             "UPDATE handoff_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
         )
@@ -333,6 +312,12 @@ impl IdentityStore {
         .await?
         .rows_affected()
             == 1;
+        let row: Option<HandoffRow> = sqlx::query_as(
+            "SELECT customer_id, from_channel, target_channel, expires_at, used_at FROM handoff_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok((row, consumed))
     }

@@ -1,11 +1,7 @@
 //! The binary itself: `migrate` reports the schema, `serve --demo` seeds a demo bank whose
 //! sign-ins work and shuts down cleanly on SIGTERM, `bench` prints and writes its figures.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 const BIN: &str = env!("CARGO_BIN_EXE_huoban");
 
@@ -61,30 +57,8 @@ fn admin_create_prints_a_password_that_signs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_demo_seeds_a_bank_whose_sign_ins_work_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env("HUOBAN_DEMO__CUSTOMERS", "120")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout_into_std(stdout)).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut printed = Vec::new();
-    let base = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the server starts");
-        printed.push(line.clone());
-        if let Some(rest) = line.strip_prefix("Huoban is listening on ") {
-            break rest.split_whitespace().next().expect("url").to_owned();
-        }
-    };
+    let (mut child, base, printed) =
+        crate::helpers::spawn_binary(&["--demo"], &[("HUOBAN_DEMO__CUSTOMERS", "120")]).await;
     let banner = printed.join("\n");
     assert!(banner.contains("password: "), "first admin password printed: {banner}");
     assert!(banner.contains("Seeded the demo bank: 120 customers"), "{banner}");
@@ -118,11 +92,6 @@ async fn serve_demo_seeds_a_bank_whose_sign_ins_work_and_stops_on_sigterm() {
         .expect("exits after SIGTERM")
         .expect("status");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
-}
-
-fn stdout_into_std(stdout: tokio::process::ChildStdout) -> std::fs::File {
-    let fd = stdout.into_owned_fd().expect("fd");
-    std::fs::File::from(fd)
 }
 
 #[test]

@@ -4,47 +4,21 @@
 //! ledger's invariants hold. Runs on SQLite and on PostgreSQL.
 
 use std::{
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use huoban_kit::{Backend, Db, testing::TestDb};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_huoban");
-
-/// Starts `huoban serve` and returns the child and its base URL.
+/// Starts `huoban serve` on the database (a small demo bank when `demo`).
 async fn start(url: &str, demo: bool) -> (tokio::process::Child, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
-        .current_dir(dir.path())
-        .env("HUOBAN_DEMO__CUSTOMERS", "4")
-        .env("HUOBAN_DEMO__DAYS_OF_HISTORY", "3")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
+    let mut args = vec!["--database-url", url];
     if demo {
-        cmd.arg("--demo");
+        args.push("--demo");
     }
-    let mut child = cmd.spawn().expect("spawn huoban");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("Huoban is listening on ") {
-                return rest.split_whitespace().next().expect("url").to_owned();
-            }
-        }
-        panic!("huoban exited before listening");
-    })
-    .await
-    .expect("huoban starts");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    std::mem::forget(dir);
+    let env = [("HUOBAN_DEMO__CUSTOMERS", "4"), ("HUOBAN_DEMO__DAYS_OF_HISTORY", "3")];
+    let (child, base, _) = crate::helpers::spawn_binary(&args, &env).await;
     (child, base)
 }
 

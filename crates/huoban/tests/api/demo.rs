@@ -33,18 +33,7 @@ async fn fingerprint(app: &TestApp) -> Vec<(String, String, Option<String>, i64,
     .expect("fingerprint")
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(huoban_kit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(huoban_kit::Backend::Postgres).await }
-        }
-    )* };
-}
-
-on_both!(
+crate::for_each_backend!(
     the_same_seed_builds_the_same_bank,
     the_demo_bank_has_history_segments_staff_and_alerts,
 );

@@ -40,6 +40,56 @@ macro_rules! on_both_backends {
     )* };
 }
 
+/// Like [`on_both_backends!`] for tests that take the backend and build their own app.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name(huoban_kit::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name(huoban_kit::Backend::Postgres).await }
+        }
+    )* };
+}
+
+/// Starts the `huoban` binary with `serve --listen 127.0.0.1:0` and the given extra
+/// arguments and environment, and returns it once it prints where it listens, with that
+/// URL and everything it printed before. Its output keeps being drained.
+pub async fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String, Vec<String>) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_huoban"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn huoban");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push(line.clone());
+            if let Some(rest) = line.strip_prefix("Huoban is listening on ") {
+                return rest.split_whitespace().next().expect("url").to_owned();
+            }
+        }
+        panic!("huoban exited before listening: {printed:?}");
+    })
+    .await
+    .expect("huoban starts");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // The working folder must outlive the process; it is removed with the machine's /tmp.
+    std::mem::forget(dir);
+    (child, base, printed)
+}
+
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
 }

@@ -73,18 +73,7 @@ async fn app_with_idp(backend: Backend, jwks_url: Option<String>, pem: Vec<Strin
     .await
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(huoban_kit::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(huoban_kit::Backend::Postgres).await }
-        }
-    )* };
-}
-
-on_both!(
+crate::for_each_backend!(
     an_es256_assertion_from_the_jwks_opens_a_session_and_provisions_once,
     an_rs256_assertion_checked_with_a_configured_key_links_a_registered_customer,
     forged_stale_or_foreign_assertions_are_refused_and_write_nothing,
