@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod alerts;
+mod checkin;
 mod cli;
 mod conventions;
 mod crash;
@@ -12,4 +13,5 @@ mod demo;
 mod identity;
 mod idp;
 mod inbox;
+mod questionnaire;
 mod staff;

@@ -52,10 +52,22 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
         "/api/v1/staff/accounts/{account_id}/transactions",
         &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
     ),
+    ("GET", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
 ];
 
 /// Staff routes that need no staff session.
 const PUBLIC_STAFF_ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/staff/sessions")];
+
+/// A valid body for a POST in the matrix, so that an allowed role gets a success.
+fn request_body(path: &str) -> serde_json::Value {
+    match path {
+        "/api/v1/staff/questionnaires" => crate::questionnaire::quiz(10),
+        _ => {
+            json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
+        }
+    }
+}
 
 async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
     // The matrix covers every staff route the server documents.
@@ -88,9 +100,7 @@ async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
         let token = app.staff(role).await;
         for (method, path, allowed) in MATRIX {
             let path = path.replace("{id}", &customer).replace("{account_id}", &account);
-            let body = (*method == "POST").then(|| {
-                json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
-            });
+            let body = (*method == "POST").then(|| request_body(&path));
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             let staff_before = app.count("staff_users").await;
             let reply = app.send(method.clone(), &path, Some(&token), body.clone(), &[]).await;
