@@ -171,13 +171,20 @@ impl App {
                 identity: self.identity.clone(),
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
-            .merge(huoban_engage::router(huoban_engage::EngageState {
-                db: self.db.clone(),
-                clock: self.clock.clone(),
-                identity: self.identity.clone(),
-                accounts: self.accounts.clone(),
-                ledger: self.ledger.clone(),
-            }))
+            .merge(huoban_engage::router(self.engage_state()))
+    }
+
+    /// The services the engagement features use, all shared with the rest of the server
+    /// (one inbox, so its live push reaches every open page).
+    fn engage_state(&self) -> huoban_engage::EngageState {
+        huoban_engage::EngageState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            identity: self.identity.clone(),
+            accounts: self.accounts.clone(),
+            ledger: self.ledger.clone(),
+            inbox: self.inbox.clone(),
+        }
     }
 
     pub fn router(&self) -> Router {
@@ -187,7 +194,8 @@ impl App {
             clock: self.clock.clone(),
             body_limit: self.config.http.body_limit_bytes,
             // Transfers keep their key in the ledger, atomically with the value they move.
-            native: Arc::from(vec!["/api/v1/transfers"]),
+            // These keep the key in their own rows, in the same transaction as their effect.
+            native: Arc::from(vec!["/api/v1/transfers", "/api/v1/rewards/{id}/claims"]),
         };
         let api = api.layer(from_fn_with_state(idempotency, idempotency::middleware));
         let ops = Router::new()
@@ -248,9 +256,25 @@ impl App {
         });
         // Balance alerts: subscribed before serving starts, so no posted transfer is missed.
         let alerts = self.accounts.spawn_alert_listener();
+        // Savings goals: milestones heard from the ledger (subscribed here, before serving),
+        // and the monthly reminders claimed from the database every few seconds.
+        let goals = huoban_engage::goals::GoalsService::new(&self.engage_state()).spawn_background();
+        // Rewards: settle claims whose request died between reserving stock and posting
+        // the points (crates/engage/src/rewards), by the state of their ledger hold.
+        let rewards = huoban_engage::rewards::service::RewardsService::new(&self.engage_state());
+        let rewards = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(e) = rewards.recover_stale().await {
+                    tracing::warn!(error = %e, "reward recovery failed");
+                }
+            }
+        });
         vec![
             sweeper,
             alerts,
+            rewards,
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(600));
                 loop {
@@ -264,6 +288,9 @@ impl App {
                 }
             }),
         ]
+        .into_iter()
+        .chain(goals)
+        .collect()
     }
 
     /// Serves on a bound listener until `shutdown` resolves, then lets in-flight requests

@@ -54,6 +54,8 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ),
     ("GET", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
     ("POST", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
+    ("GET", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
 ];
 
 /// Staff routes that need no staff session.
@@ -63,6 +65,15 @@ const PUBLIC_STAFF_ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/staff/sessions"
 fn request_body(path: &str) -> serde_json::Value {
     match path {
         "/api/v1/staff/questionnaires" => crate::questionnaire::quiz(10),
+        "/api/v1/staff/rewards" => json!({
+            "titles": { "zh-CN": "矩阵测试券" },
+            "points_price": 10,
+            "total_stock": 5,
+            "per_customer_limit": 1,
+            "claimable_from": "2026-01-01T00:00:00Z",
+            "claimable_until": "2036-01-01T00:00:00Z",
+            "coupon_valid_days": 7,
+        }),
         _ => {
             json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
         }

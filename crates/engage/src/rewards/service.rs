@@ -1,0 +1,620 @@
+//! [`RewardsService`]: the catalog for staff, claimable rewards and coupons for customers,
+//! the three steps of a claim and the recovery pass; the API types it answers with live
+//! here too. The module doc of [`super`] explains why a claim can neither oversell nor
+//! charge twice.
+
+use std::collections::BTreeMap;
+
+use huoban_accounts::AccountsService;
+use huoban_identity::IdentityService;
+use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::from_micros, idempotency, ids::new_id};
+use huoban_ledger::{
+    AccountId, Amount, IdempotencyKey, Ledger, LedgerError, Transfer, TransferMeta, TransferRequest, TransferStatus,
+    Unit,
+};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    domain::{
+        self, ClaimState, CouponCode, Invalid, NewReward, Recovery, Refusal, RewardDraft, Window, claims_left,
+        coupon_valid_until, pick_title, recovery_for, stock_left,
+    },
+    store::{ClaimRow, NewClaim, Reservation, RewardRow, RewardsStore},
+};
+use crate::EngageState;
+
+/// The ledger scope of a claim's points hold is `reward:{customer}`; its key is the
+/// client's Idempotency-Key, so a replayed claim finds the very same hold.
+pub const LEDGER_SCOPE: &str = "reward";
+/// Scope of the rare refund when a late hold is posted for a claim already released.
+pub const REFUND_SCOPE: &str = "reward-refund";
+/// The statement category claims are filed under.
+pub const REWARDS_CATEGORY: &str = "rewards";
+/// A points hold lives this long; a claim that has not posted it by then is released.
+pub const HOLD_TTL: SignedDuration = SignedDuration::from_secs(120);
+/// A reservation untouched this long belongs to a request that died: recovery settles
+/// it. Longer than the request timeout plus [`HOLD_TTL`], so a live request is never
+/// second-guessed while its hold can still be posted.
+pub const STALE_AFTER: SignedDuration = SignedDuration::from_secs(300);
+/// Most stale reservations one recovery pass settles.
+const RECOVERY_BATCH: i64 = 500;
+
+/// A new reward, as staff send it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRewardRequest {
+    /// Title per locale (`zh-CN`, `zh-TW`, `en`), at least one.
+    #[schema(example = json!({"zh-CN": "双十一咖啡券", "en": "Singles' Day coffee voucher"}))]
+    pub titles: BTreeMap<String, String>,
+    /// Price in points, 1 to 10,000,000.
+    pub points_price: i64,
+    /// Units that can ever be claimed.
+    pub total_stock: i64,
+    /// Most claims one customer may hold, 1 to 100.
+    pub per_customer_limit: i64,
+    /// RFC 3339 instant the reward becomes claimable (inclusive).
+    pub claimable_from: String,
+    /// RFC 3339 instant it stops being claimable (exclusive).
+    pub claimable_until: String,
+    /// Days a claimed coupon stays valid, 1 to 3650.
+    pub coupon_valid_days: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StockView {
+    pub total: i64,
+    pub claimed: i64,
+    /// Units held by claims still in progress.
+    pub reserved: i64,
+    pub left: i64,
+}
+
+/// A reward as staff see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StaffRewardView {
+    pub id: String,
+    pub titles: BTreeMap<String, String>,
+    pub points_price: i64,
+    pub per_customer_limit: i64,
+    pub claimable_from: String,
+    pub claimable_until: String,
+    pub coupon_valid_days: i64,
+    pub created_at: String,
+    pub stock: StockView,
+    /// Coupons issued.
+    pub claims: i64,
+}
+
+/// A claimable reward as a customer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RewardView {
+    pub id: String,
+    /// In your locale, falling back to Chinese, then English.
+    pub title: String,
+    pub points_price: i64,
+    pub claimable_until: String,
+    pub coupon_valid_days: i64,
+    pub stock_left: i64,
+    pub per_customer_limit: i64,
+    /// Claims you hold (issued or in progress).
+    pub my_claims: i64,
+    pub my_claims_left: i64,
+}
+
+/// A claimed coupon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClaimView {
+    pub claim_id: String,
+    pub reward_id: String,
+    /// `HB-XXXX-XXXX-XXXX`.
+    pub code: String,
+    pub points_spent: i64,
+    pub claimed_at: String,
+    pub valid_until: String,
+    /// The points transfer that paid for it.
+    pub transfer_id: String,
+}
+
+/// One of my coupons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CouponView {
+    pub title: String,
+    #[serde(flatten)]
+    pub claim: ClaimView,
+}
+
+/// What one recovery pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecoveryReport {
+    /// Reservations whose points had been posted: coupon issued.
+    pub finished: u64,
+    /// Reservations whose hold was voided, expired or never made: stock returned.
+    pub released: u64,
+    /// Left for the next pass (the ledger could not answer).
+    pub skipped: u64,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let detail = refusal.to_string();
+        match refusal {
+            Refusal::NotYetOpen { .. } | Refusal::Closed { .. } => {
+                ApiError::conflict("reward-not-claimable", "This reward cannot be claimed now").detail(detail)
+            }
+            Refusal::OutOfStock => ApiError::conflict("out-of-stock", "This reward is out of stock").detail(detail),
+            Refusal::LimitReached { limit } => ApiError::conflict(
+                "claim-limit-reached",
+                "You have claimed this reward as often as allowed",
+            )
+            .detail(detail)
+            .with("limit", limit),
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::invalid_field(invalid.field, invalid.detail)
+    }
+}
+
+const INSUFFICIENT_POINTS: &str = "insufficient-points";
+const CLAIM_EXPIRED: &str = "claim-expired";
+
+/// The answer for a released claim, from the slug it stored, so a replay answers as the
+/// first attempt did.
+fn failure_problem(slug: Option<&str>) -> ApiError {
+    match slug {
+        Some(INSUFFICIENT_POINTS) => ApiError::conflict(INSUFFICIENT_POINTS, "Not enough points")
+            .detail("Your points balance does not cover this reward; nothing was charged."),
+        _ => ApiError::conflict(CLAIM_EXPIRED, "The claim could not be completed")
+            .detail("The claim did not complete in time and was released; nothing was charged. Claim again with a new Idempotency-Key."),
+    }
+}
+
+fn iso(micros: i64) -> String {
+    from_micros(micros).to_string()
+}
+
+fn parse_instant(field: &'static str, text: &str) -> Result<Timestamp, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::invalid_field(
+            field,
+            format!("{text:?} is not an RFC 3339 instant like 2026-11-11T00:00:00+08:00"),
+        )
+    })
+}
+
+fn stock_of(row: &RewardRow) -> StockView {
+    StockView {
+        total: row.total,
+        claimed: row.claimed,
+        reserved: row.reserved,
+        left: stock_left(row.total, row.claimed, row.reserved),
+    }
+}
+
+fn claim_view(claim: &ClaimRow) -> ClaimView {
+    ClaimView {
+        claim_id: claim.id.clone(),
+        reward_id: claim.reward_id.clone(),
+        code: claim.code.clone(),
+        points_spent: claim.points,
+        claimed_at: claim.claimed_at.map(iso).unwrap_or_default(),
+        valid_until: claim.valid_until.map(iso).unwrap_or_default(),
+        transfer_id: claim.transfer_id.clone().unwrap_or_default(),
+    }
+}
+
+fn ledger_key(claim: &ClaimRow) -> Result<IdempotencyKey, ApiError> {
+    Ok(IdempotencyKey::new(
+        format!("{LEDGER_SCOPE}:{}", claim.customer_id),
+        claim.idem_key.clone(),
+    )?)
+}
+
+/// The points hold of a claim, built from the claim row alone so every attempt (the
+/// first, a replay, recovery) sends the ledger the identical request and gets one hold.
+pub fn hold_request(claim: &ClaimRow, points: AccountId, clearing: AccountId) -> Result<TransferRequest, ApiError> {
+    Ok(TransferRequest::single(
+        ledger_key(claim)?,
+        Unit::Points,
+        points,
+        clearing,
+        Amount::new(claim.points)?,
+    )
+    .with_meta(TransferMeta {
+        description: Some("Reward claim".to_owned()),
+        merchant_category: Some(REWARDS_CATEGORY.to_owned()),
+        metadata: Some(serde_json::json!({
+            "source": "reward",
+            "reward_id": claim.reward_id,
+            "claim_id": claim.id,
+        })),
+        ..TransferMeta::default()
+    }))
+}
+
+/// The rewards handle; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RewardsService {
+    store: RewardsStore,
+    clock: SharedClock,
+    identity: IdentityService,
+    accounts: AccountsService,
+    ledger: Ledger,
+}
+
+impl RewardsService {
+    pub fn new(state: &EngageState) -> Self {
+        Self {
+            store: RewardsStore::new(state.db.clone()),
+            clock: state.clock.clone(),
+            identity: state.identity.clone(),
+            accounts: state.accounts.clone(),
+            ledger: state.ledger.clone(),
+        }
+    }
+
+    pub fn identity(&self) -> &IdentityService {
+        &self.identity
+    }
+
+    pub fn store(&self) -> &RewardsStore {
+        &self.store
+    }
+
+    fn staff_view(row: RewardRow) -> StaffRewardView {
+        StaffRewardView {
+            titles: row.titles(),
+            stock: stock_of(&row),
+            claims: row.claimed,
+            id: row.id,
+            points_price: row.points_price,
+            per_customer_limit: row.per_customer_limit,
+            claimable_from: iso(row.claimable_from),
+            claimable_until: iso(row.claimable_until),
+            coupon_valid_days: row.coupon_valid_days,
+            created_at: iso(row.created_at),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(staff = %staff))]
+    pub async fn create(&self, staff: Uuid, request: NewRewardRequest) -> Result<StaffRewardView, ApiError> {
+        let new = NewReward::parse(RewardDraft {
+            claimable_from: parse_instant("claimable_from", &request.claimable_from)?,
+            claimable_until: parse_instant("claimable_until", &request.claimable_until)?,
+            titles: request.titles,
+            points_price: request.points_price,
+            total_stock: request.total_stock,
+            per_customer_limit: request.per_customer_limit,
+            coupon_valid_days: request.coupon_valid_days,
+        })?;
+        let id = new_id();
+        self.store.insert_reward(id, &new, staff, self.clock.now()).await?;
+        let row = self
+            .store
+            .reward(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("The reward"))?;
+        Ok(Self::staff_view(row))
+    }
+
+    pub async fn staff_list(&self, page: &PageQuery) -> Result<Page<StaffRewardView>, ApiError> {
+        let limit = page.limit()?;
+        let rows = self.store.rewards(None, page.after()?.as_deref(), limit).await?;
+        Ok(Page::from_rows(
+            rows.into_iter().map(Self::staff_view).collect(),
+            limit,
+            |r| r.id.clone(),
+        ))
+    }
+
+    /// Rewards claimable now, with stock left and the customer's own claims.
+    pub async fn claimable(&self, customer: Uuid, page: &PageQuery) -> Result<Page<RewardView>, ApiError> {
+        let limit = page.limit()?;
+        let locale = self.identity.profile(customer).await?.locale;
+        let rows = self
+            .store
+            .rewards(Some(self.clock.now()), page.after()?.as_deref(), limit)
+            .await?;
+        let held = self.store.holdings(customer).await?;
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let mine = held.get(&row.id).copied().unwrap_or(0);
+                RewardView {
+                    title: pick_title(&row.titles(), locale.as_str()).to_owned(),
+                    stock_left: stock_left(row.total, row.claimed, row.reserved),
+                    my_claims: mine,
+                    my_claims_left: claims_left(row.per_customer_limit, mine),
+                    id: row.id,
+                    points_price: row.points_price,
+                    claimable_until: iso(row.claimable_until),
+                    coupon_valid_days: row.coupon_valid_days,
+                    per_customer_limit: row.per_customer_limit,
+                }
+            })
+            .collect();
+        Ok(Page::from_rows(items, limit, |r| r.id.clone()))
+    }
+
+    pub async fn coupons(&self, customer: Uuid, page: &PageQuery) -> Result<Page<CouponView>, ApiError> {
+        let limit = page.limit()?;
+        let locale = self.identity.profile(customer).await?.locale;
+        let rows = self.store.coupons(customer, page.after()?.as_deref(), limit).await?;
+        let items = rows
+            .into_iter()
+            .map(|(claim, titles)| {
+                let titles: BTreeMap<String, String> = serde_json::from_str(&titles).unwrap_or_default();
+                CouponView {
+                    title: pick_title(&titles, locale.as_str()).to_owned(),
+                    claim: claim_view(&claim),
+                }
+            })
+            .collect();
+        Ok(Page::from_rows(items, limit, |c| c.claim.claim_id.clone()))
+    }
+
+    /// Claims a unit of a reward for the customer under their idempotency key. Returns
+    /// the coupon and whether this was a replay of an earlier claim with the same key.
+    #[tracing::instrument(skip_all, fields(customer = %customer, reward = %reward_id))]
+    pub async fn claim(&self, customer: Uuid, reward_id: Uuid, key: &str) -> Result<(ClaimView, bool), ApiError> {
+        let reward = self
+            .store
+            .reward(reward_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("The reward"))?;
+        // A replay answers the first result even once the window has closed.
+        if let Some(existing) = self.store.claim_by_key(customer, key).await? {
+            return self.replay(existing, reward_id).await.map(|v| (v, true));
+        }
+        let (claim, fresh) = self.reserve(customer, &reward, key).await?;
+        if !fresh {
+            // A concurrent attempt with the same key won the reservation.
+            return self.replay(claim, reward_id).await.map(|v| (v, true));
+        }
+        self.settle(claim).await.map(|v| (v, false))
+    }
+
+    async fn replay(&self, claim: ClaimRow, reward_id: Uuid) -> Result<ClaimView, ApiError> {
+        if claim.reward_id != reward_id.to_string() {
+            return Err(idempotency::mismatch());
+        }
+        match claim.state() {
+            Some(ClaimState::Claimed) => Ok(claim_view(&claim)),
+            Some(ClaimState::Released) => Err(failure_problem(claim.failure.as_deref())),
+            // The first attempt is still running or died: drive it on. Every step is
+            // idempotent, so two drivers still make one hold, one posting, one coupon.
+            Some(ClaimState::Reserved) => self.settle(claim).await,
+            None => Err(ApiError::internal(format!("claim {} has an unknown state", claim.id))),
+        }
+    }
+
+    /// Step 1 alone: checks the window, reserves a unit of stock and counts the claim
+    /// against the customer's limit, all in one commit. Answers the claim row and whether
+    /// this call wrote it (false: an earlier attempt with the same key did). Public so
+    /// tests can stop a claim here, as a crash would.
+    pub async fn reserve(&self, customer: Uuid, reward: &RewardRow, key: &str) -> Result<(ClaimRow, bool), ApiError> {
+        // Validated before anything is written: the key must also be a ledger key.
+        IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
+        let now = self.clock.now();
+        Window {
+            from: from_micros(reward.claimable_from),
+            until: from_micros(reward.claimable_until),
+        }
+        .check(now)?;
+        let reward_id: Uuid = reward.id.parse().map_err(ApiError::internal)?;
+        let new = NewClaim {
+            id: new_id(),
+            reward_id,
+            customer_id: customer,
+            idem_key: key.to_owned(),
+            points: reward.points_price,
+            code: CouponCode::from_random(random_bits()).to_string(),
+            per_customer_limit: reward.per_customer_limit,
+        };
+        let fresh = match self.store.reserve(&new, now).await? {
+            Reservation::Reserved => true,
+            Reservation::Replay => false,
+            Reservation::LimitReached => {
+                return Err(Refusal::LimitReached {
+                    limit: reward.per_customer_limit,
+                }
+                .into());
+            }
+            Reservation::OutOfStock => return Err(Refusal::OutOfStock.into()),
+        };
+        let claim = self
+            .store
+            .claim_by_key(customer, key)
+            .await?
+            .ok_or_else(|| ApiError::internal("a reserved claim vanished"))?;
+        Ok((claim, fresh))
+    }
+
+    async fn points_and_clearing(&self, customer: &str) -> Result<(AccountId, AccountId), ApiError> {
+        let customer: Uuid = customer.parse().map_err(ApiError::internal)?;
+        let points = self.accounts.ensure_standard_accounts(customer).await?.points;
+        Ok((points, self.accounts.clearing(Unit::Points).await?))
+    }
+
+    /// Step 2 alone: holds the claim's points in the ledger (or finds the hold an earlier
+    /// attempt made). Public so tests can stop a claim here.
+    pub async fn hold(&self, claim: &ClaimRow) -> Result<Transfer, LedgerError> {
+        let (points, clearing) = self
+            .points_and_clearing(&claim.customer_id)
+            .await
+            .map_err(|e| LedgerError::InvalidInput(e.to_string()))?;
+        let request = hold_request(claim, points, clearing).map_err(|e| LedgerError::InvalidInput(e.to_string()))?;
+        Ok(self.ledger.create_pending(request, Some(HOLD_TTL)).await?.transfer)
+    }
+
+    /// Steps 2 and 3 for a reserved claim: hold, post, finish — or release.
+    async fn settle(&self, claim: ClaimRow) -> Result<ClaimView, ApiError> {
+        let hold = match self.hold(&claim).await {
+            Ok(t) => t,
+            Err(LedgerError::InsufficientFunds {
+                available, requested, ..
+            }) => {
+                return match self.release(&claim, INSUFFICIENT_POINTS).await {
+                    // A concurrent replay of this key got the points through first.
+                    Ok(view) => Ok(view),
+                    Err(e) if e.slug == INSUFFICIENT_POINTS => {
+                        Err(e.with("available", available).with("requested", requested))
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            // Ledger unavailable or the like: the claim stays reserved; a retry with the
+            // same key, or recovery, settles it.
+            Err(e) => return Err(e.into()),
+        };
+        let posted = match hold.status {
+            TransferStatus::Posted => hold,
+            TransferStatus::Voided => return self.release(&claim, CLAIM_EXPIRED).await,
+            TransferStatus::Pending => match self.ledger.post_pending(hold.id).await {
+                Ok(t) => t,
+                Err(LedgerError::PendingAlreadyPosted(_)) => hold,
+                Err(LedgerError::PendingExpired(_) | LedgerError::PendingAlreadyVoided(_)) => {
+                    return self.release(&claim, CLAIM_EXPIRED).await;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        self.finish(&claim, &posted).await
+    }
+
+    /// Marks the claim claimed once its points are posted. If recovery released it
+    /// meanwhile (only possible when this request stalled past [`STALE_AFTER`]), the
+    /// points are refunded, so stock and points still agree.
+    async fn finish(&self, claim: &ClaimRow, posted: &Transfer) -> Result<ClaimView, ApiError> {
+        let now = self.clock.now();
+        let days = self
+            .store
+            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
+            .await?
+            .map_or(1, |r| r.coupon_valid_days);
+        let valid_until = coupon_valid_until(now, days);
+        self.store
+            .finish(claim, &posted.id.to_string(), now, valid_until)
+            .await?;
+        let current = self.reload(claim).await?;
+        match current.state() {
+            Some(ClaimState::Claimed) => Ok(claim_view(&current)),
+            Some(ClaimState::Released) => {
+                self.refund(&current).await?;
+                Err(failure_problem(current.failure.as_deref()))
+            }
+            _ => Err(ApiError::internal(format!("claim {} did not settle", claim.id))),
+        }
+    }
+
+    /// Returns the unit of stock; answers with the claim's final state (someone else may
+    /// have finished it first).
+    async fn release(&self, claim: &ClaimRow, failure: &str) -> Result<ClaimView, ApiError> {
+        self.store.release(claim, failure, self.clock.now()).await?;
+        let current = self.reload(claim).await?;
+        match current.state() {
+            Some(ClaimState::Claimed) => Ok(claim_view(&current)),
+            _ => Err(failure_problem(current.failure.as_deref())),
+        }
+    }
+
+    async fn reload(&self, claim: &ClaimRow) -> Result<ClaimRow, ApiError> {
+        self.store
+            .claim(&claim.id)
+            .await?
+            .ok_or_else(|| ApiError::internal("a claim vanished"))
+    }
+
+    async fn refund(&self, claim: &ClaimRow) -> Result<(), ApiError> {
+        tracing::warn!(claim = %claim.id, "points posted for a released claim; refunding");
+        let (points, clearing) = self.points_and_clearing(&claim.customer_id).await?;
+        let key = IdempotencyKey::new(REFUND_SCOPE, claim.id.clone())?;
+        let request = TransferRequest::single(key, Unit::Points, clearing, points, Amount::new(claim.points)?)
+            .with_meta(TransferMeta {
+                description: Some("Reward claim refund".to_owned()),
+                merchant_category: Some(REWARDS_CATEGORY.to_owned()),
+                metadata: Some(serde_json::json!({ "source": "reward", "claim_id": claim.id })),
+                ..TransferMeta::default()
+            });
+        self.ledger.transfer(request).await?;
+        Ok(())
+    }
+
+    /// Settles reservations older than [`STALE_AFTER`] by their ledger hold: posted →
+    /// coupon issued; open → voided, then decided again; voided, expired or absent →
+    /// stock returned. Safe to run on several nodes at once and beside live claims.
+    #[tracing::instrument(skip_all)]
+    pub async fn recover_stale(&self) -> Result<RecoveryReport, ApiError> {
+        let now = self.clock.now();
+        let before = now.checked_sub(STALE_AFTER).unwrap_or(now);
+        let mut report = RecoveryReport::default();
+        for claim in self.store.stale_reservations(before, RECOVERY_BATCH).await? {
+            let hold = match self.ledger.transfer_by_key(&ledger_key(&claim)?).await {
+                Ok(t) => Some(t),
+                Err(LedgerError::TransferNotFound(_)) => None,
+                Err(e) => {
+                    tracing::warn!(claim = %claim.id, error = %e, "recovery could not read the hold");
+                    report.skipped += 1;
+                    continue;
+                }
+            };
+            let mut action = recovery_for(hold.as_ref().map(|t| t.status));
+            let mut posted = hold.clone().filter(|t| t.status == TransferStatus::Posted);
+            if action == Recovery::VoidFirst
+                && let Some(open) = &hold
+            {
+                action = match self.ledger.void_pending(open.id).await {
+                    Ok(_) | Err(LedgerError::PendingExpired(_) | LedgerError::PendingAlreadyVoided(_)) => {
+                        Recovery::Release
+                    }
+                    Err(LedgerError::PendingAlreadyPosted(_)) => {
+                        posted = Some(open.clone());
+                        Recovery::Finish
+                    }
+                    Err(e) => {
+                        tracing::warn!(claim = %claim.id, error = %e, "recovery could not void the hold");
+                        report.skipped += 1;
+                        continue;
+                    }
+                };
+            }
+            match (action, posted) {
+                (Recovery::Finish, Some(t)) => {
+                    let days = self
+                        .store
+                        .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
+                        .await?
+                        .map_or(1, |r| r.coupon_valid_days);
+                    if self
+                        .store
+                        .finish(&claim, &t.id.to_string(), now, domain::coupon_valid_until(now, days))
+                        .await?
+                    {
+                        report.finished += 1;
+                    }
+                }
+                _ => {
+                    if self.store.release(&claim, CLAIM_EXPIRED, now).await? {
+                        report.released += 1;
+                    }
+                }
+            }
+        }
+        if report != RecoveryReport::default() {
+            tracing::info!(?report, "stale reward reservations settled");
+        }
+        Ok(report)
+    }
+}
+
+/// 64 bits for a coupon code from a UUIDv7's random tail (its low 62 bits come from the
+/// operating system's generator), so no extra random-number dependency is needed.
+fn random_bits() -> u64 {
+    let bytes = Uuid::now_v7().into_bytes();
+    u64::from_be_bytes(bytes[8..16].try_into().unwrap_or([0; 8]))
+}

@@ -1,0 +1,378 @@
+//! The SQL of rewards: `rewards` (the catalog), `reward_stock` (one contended row per
+//! reward), `reward_holders` (claims held per customer and reward) and `reward_claims`
+//! (one row per claim, keyed by the customer's idempotency key).
+//!
+//! Every stock movement is a guarded single-statement update whose `rows_affected` says
+//! whether it happened, so the guard and the write are one atomic step on both backends
+//! (PostgreSQL re-checks the `WHERE` after waiting for a concurrent writer's row lock;
+//! SQLite has one writer connection). Claim state changes are conditional on the state
+//! they leave (`WHERE state = 'reserved'`), so of a live request and recovery racing on
+//! the same claim exactly one moves the stock.
+
+use std::collections::BTreeMap;
+
+use huoban_kit::{Db, DbError, clock::to_micros};
+use jiff::Timestamp;
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
+
+use super::domain::{ClaimState, NewReward};
+
+/// A catalog entry with its stock.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RewardRow {
+    pub id: String,
+    pub titles: String,
+    pub points_price: i64,
+    pub per_customer_limit: i64,
+    pub claimable_from: i64,
+    pub claimable_until: i64,
+    pub coupon_valid_days: i64,
+    pub created_at: i64,
+    pub total: i64,
+    pub claimed: i64,
+    pub reserved: i64,
+}
+
+impl RewardRow {
+    pub fn titles(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.titles).unwrap_or_default()
+    }
+}
+
+const REWARD_COLUMNS: &str = "r.id, r.titles, r.points_price, r.per_customer_limit, r.claimable_from, \
+     r.claimable_until, r.coupon_valid_days, r.created_at, s.total, s.claimed, s.reserved";
+
+/// A stored claim.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ClaimRow {
+    pub id: String,
+    pub reward_id: String,
+    pub customer_id: String,
+    pub idem_key: String,
+    pub state: String,
+    pub points: i64,
+    pub code: String,
+    pub failure: Option<String>,
+    pub transfer_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub claimed_at: Option<i64>,
+    pub valid_until: Option<i64>,
+}
+
+impl ClaimRow {
+    pub fn state(&self) -> Option<ClaimState> {
+        ClaimState::parse(&self.state)
+    }
+}
+
+const CLAIM_COLUMNS: &str = "id, reward_id, customer_id, idem_key, state, points, code, failure, transfer_id, \
+     created_at, updated_at, claimed_at, valid_until";
+
+/// A claim about to be reserved.
+#[derive(Debug, Clone)]
+pub struct NewClaim {
+    pub id: Uuid,
+    pub reward_id: Uuid,
+    pub customer_id: Uuid,
+    pub idem_key: String,
+    pub points: i64,
+    pub code: String,
+    pub per_customer_limit: i64,
+}
+
+/// What step 1 of a claim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// A unit of stock is reserved and the claim row written, in one commit.
+    Reserved,
+    /// The customer already used this key: nothing was written; load the first claim.
+    Replay,
+    /// Nothing was written.
+    LimitReached,
+    /// Nothing was written.
+    OutOfStock,
+}
+
+#[derive(Debug, Clone)]
+pub struct RewardsStore {
+    db: Db,
+}
+
+impl RewardsStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    #[tracing::instrument(skip_all, fields(reward = %id))]
+    pub async fn insert_reward(&self, id: Uuid, new: &NewReward, staff: Uuid, now: Timestamp) -> Result<(), DbError> {
+        let titles = serde_json::to_string(new.titles()).unwrap_or_else(|_| "{}".into());
+        let mut tx = self.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO rewards (id, titles, points_price, per_customer_limit, claimable_from, claimable_until, \
+             coupon_valid_days, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.to_string())
+        .bind(titles)
+        .bind(new.points_price())
+        .bind(new.per_customer_limit())
+        .bind(to_micros(new.window().from))
+        .bind(to_micros(new.window().until))
+        .bind(new.coupon_valid_days())
+        .bind(staff.to_string())
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO reward_stock (reward_id, total, claimed, reserved) VALUES ($1, $2, 0, 0)")
+            .bind(id.to_string())
+            .bind(new.total_stock())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reward(&self, id: Uuid) -> Result<Option<RewardRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {REWARD_COLUMNS} FROM rewards r JOIN reward_stock s ON s.reward_id = r.id WHERE r.id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    /// Rewards newest first, after the cursor id; with `open_at`, only those claimable then.
+    pub async fn rewards(
+        &self,
+        open_at: Option<Timestamp>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RewardRow>, DbError> {
+        let window = if open_at.is_some() {
+            "AND r.claimable_from <= $3 AND r.claimable_until > $3"
+        } else {
+            ""
+        };
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {REWARD_COLUMNS} FROM rewards r JOIN reward_stock s ON s.reward_id = r.id \
+             WHERE r.id < $1 {window} ORDER BY r.id DESC LIMIT $2"
+        )))
+        .bind(after.unwrap_or("~"))
+        .bind(i64::from(limit) + 1);
+        // PostgreSQL refuses a parameter the statement does not use.
+        let query = match open_at {
+            Some(at) => query.bind(to_micros(at)),
+            None => query,
+        };
+        Ok(query.fetch_all(self.db.reader()).await?)
+    }
+
+    /// What the customer holds (reserved or claimed) per reward id.
+    pub async fn holdings(&self, customer: Uuid) -> Result<BTreeMap<String, i64>, DbError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT reward_id, held FROM reward_holders WHERE customer_id = $1")
+                .bind(customer.to_string())
+                .fetch_all(self.db.reader())
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn claim(&self, id: &str) -> Result<Option<ClaimRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLAIM_COLUMNS} FROM reward_claims WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.db.writer())
+        .await?)
+    }
+
+    /// Read on the writer pool: a replay must see the claim its first attempt just committed.
+    pub async fn claim_by_key(&self, customer: Uuid, key: &str) -> Result<Option<ClaimRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLAIM_COLUMNS} FROM reward_claims WHERE customer_id = $1 AND idem_key = $2"
+        )))
+        .bind(customer.to_string())
+        .bind(key)
+        .fetch_optional(self.db.writer())
+        .await?)
+    }
+
+    /// Step 1: the claim row, the customer's count and a unit of stock, all or nothing.
+    /// The stock row is touched last so its lock (PostgreSQL) is held for the shortest time.
+    #[tracing::instrument(skip_all, fields(reward = %claim.reward_id, customer = %claim.customer_id))]
+    pub async fn reserve(&self, claim: &NewClaim, now: Timestamp) -> Result<Reservation, DbError> {
+        let mut tx = self.db.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO reward_claims (id, reward_id, customer_id, idem_key, state, points, code, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $7) ON CONFLICT (customer_id, idem_key) DO NOTHING",
+        )
+        .bind(claim.id.to_string())
+        .bind(claim.reward_id.to_string())
+        .bind(claim.customer_id.to_string())
+        .bind(&claim.idem_key)
+        .bind(claim.points)
+        .bind(&claim.code)
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(Reservation::Replay);
+        }
+        let counted = sqlx::query(
+            "INSERT INTO reward_holders (reward_id, customer_id, held) VALUES ($1, $2, 1) \
+             ON CONFLICT (reward_id, customer_id) DO UPDATE SET held = reward_holders.held + 1 \
+             WHERE reward_holders.held < $3",
+        )
+        .bind(claim.reward_id.to_string())
+        .bind(claim.customer_id.to_string())
+        .bind(claim.per_customer_limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if counted == 0 {
+            return Ok(Reservation::LimitReached);
+        }
+        let reserved = sqlx::query(
+            "UPDATE reward_stock SET reserved = reserved + 1 WHERE reward_id = $1 AND claimed + reserved < total",
+        )
+        .bind(claim.reward_id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if reserved == 0 {
+            return Ok(Reservation::OutOfStock);
+        }
+        tx.commit().await?;
+        Ok(Reservation::Reserved)
+    }
+
+    /// Step 3: the claim becomes `claimed` and its unit moves from reserved to claimed.
+    /// False when the claim was no longer reserved (finished or released by someone else).
+    #[tracing::instrument(skip_all, fields(claim = %claim.id))]
+    pub async fn finish(
+        &self,
+        claim: &ClaimRow,
+        transfer_id: &str,
+        now: Timestamp,
+        valid_until: Timestamp,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.db.begin().await?;
+        if !self
+            .leave_reserved(
+                &mut tx,
+                claim,
+                "claimed",
+                None,
+                Some(transfer_id),
+                now,
+                Some(valid_until),
+            )
+            .await?
+        {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE reward_stock SET reserved = reserved - 1, claimed = claimed + 1 WHERE reward_id = $1")
+            .bind(&claim.reward_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The claim becomes `released` with the problem slug to answer on replay; its unit
+    /// of stock and the customer's count are returned. False when it was no longer reserved.
+    #[tracing::instrument(skip_all, fields(claim = %claim.id, failure))]
+    pub async fn release(&self, claim: &ClaimRow, failure: &str, now: Timestamp) -> Result<bool, DbError> {
+        let mut tx = self.db.begin().await?;
+        if !self
+            .leave_reserved(&mut tx, claim, "released", Some(failure), None, now, None)
+            .await?
+        {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE reward_stock SET reserved = reserved - 1 WHERE reward_id = $1")
+            .bind(&claim.reward_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE reward_holders SET held = held - 1 WHERE reward_id = $1 AND customer_id = $2")
+            .bind(&claim.reward_id)
+            .bind(&claim.customer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn leave_reserved(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        claim: &ClaimRow,
+        state: &str,
+        failure: Option<&str>,
+        transfer_id: Option<&str>,
+        now: Timestamp,
+        valid_until: Option<Timestamp>,
+    ) -> Result<bool, DbError> {
+        let claimed_at = (state == "claimed").then(|| to_micros(now));
+        let changed = sqlx::query(
+            "UPDATE reward_claims SET state = $2, failure = $3, transfer_id = $4, updated_at = $5, \
+             claimed_at = $6, valid_until = $7 WHERE id = $1 AND state = 'reserved'",
+        )
+        .bind(&claim.id)
+        .bind(state)
+        .bind(failure)
+        .bind(transfer_id)
+        .bind(to_micros(now))
+        .bind(claimed_at)
+        .bind(valid_until.map(to_micros))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Reservations untouched since `before`, oldest first.
+    pub async fn stale_reservations(&self, before: Timestamp, limit: i64) -> Result<Vec<ClaimRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLAIM_COLUMNS} FROM reward_claims WHERE state = 'reserved' AND updated_at < $1 \
+             ORDER BY updated_at LIMIT $2"
+        )))
+        .bind(to_micros(before))
+        .bind(limit)
+        .fetch_all(self.db.writer())
+        .await?)
+    }
+
+    /// The customer's coupons (claimed), newest first, with their reward's titles.
+    pub async fn coupons(
+        &self,
+        customer: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(ClaimRow, String)>, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            claim: ClaimRow,
+            titles: String,
+        }
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols}, r.titles FROM reward_claims c JOIN rewards r ON r.id = c.reward_id \
+             WHERE c.customer_id = $1 AND c.state = 'claimed' AND c.id < $2 ORDER BY c.id DESC LIMIT $3",
+            cols = CLAIM_COLUMNS
+                .split(", ")
+                .map(|c| format!("c.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(customer.to_string())
+        .bind(after.unwrap_or("~"))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(self.db.reader())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.claim, r.titles)).collect())
+    }
+}

@@ -1,0 +1,481 @@
+//! Rewards: a festival flash claim of 200 customers on 50 units (exactly 50 winners, the
+//! rest `out-of-stock`, points balanced), replays with the same key charging once (also
+//! concurrently), insufficient points leaving stock untouched, the per-customer limit,
+//! the claim window, staff validation and the catalog, and recovery of a claim whose
+//! request died after reserving, in both directions.
+
+use huoban_engage::{EngageState, rewards::service::RewardsService};
+use huoban_identity::{Channel, Role, store::CustomerRow};
+use huoban_kit::Clock;
+use huoban_ledger::{Amount, IdempotencyKey, TransferRequest, Unit};
+use jiff::{SignedDuration, Timestamp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    helpers::{Reply, TestApp},
+    on_both_backends,
+};
+
+on_both_backends!(
+    a_flash_claim_of_200_customers_on_50_units_has_exactly_50_winners,
+    a_replayed_claim_returns_the_first_coupon_and_charges_once,
+    too_few_points_refuse_the_claim_and_leave_stock_untouched,
+    a_customer_cannot_claim_more_than_the_limit,
+    a_reward_is_claimable_only_inside_its_window,
+    staff_create_validated_rewards_and_see_stock_and_claims,
+    recovery_finishes_a_posted_claim_and_releases_an_unpaid_one,
+);
+
+const PRICE: i64 = 100;
+
+fn instant(app: &TestApp, offset_hours: i64) -> String {
+    app.clock
+        .now()
+        .checked_add(SignedDuration::from_hours(offset_hours))
+        .expect("instant")
+        .to_string()
+}
+
+fn reward_body(app: &TestApp, stock: i64, limit: i64) -> Value {
+    json!({
+        "titles": { "zh-CN": "双十一咖啡券", "en": "Singles' Day coffee" },
+        "points_price": PRICE,
+        "total_stock": stock,
+        "per_customer_limit": limit,
+        "claimable_from": instant(app, -1),
+        "claimable_until": instant(app, 24),
+        "coupon_valid_days": 30,
+    })
+}
+
+async fn create_reward(app: &TestApp, body: Value) -> String {
+    let staff = app.staff(Role::Operator).await;
+    let created = app.post("/api/v1/staff/rewards", Some(&staff), body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    created.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Customers created in-process (no password hashing), each with a session token.
+async fn customers(app: &TestApp, n: usize) -> Vec<(Uuid, String)> {
+    let now = app.clock.now().as_microsecond();
+    let prefix = rand::random::<u32>() % 1000;
+    let rows: Vec<CustomerRow> = (0..n)
+        .map(|i| CustomerRow {
+            id: Uuid::now_v7().to_string(),
+            phone: format!("139{prefix:03}{i:05}"),
+            name: format!("抢券客户{i}"),
+            birthday: None,
+            locale: "zh-CN".into(),
+            time_zone: "Asia/Shanghai".into(),
+            preferences: "{}".into(),
+            password_hash: None,
+            idp_subject: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    app.app
+        .identity
+        .store()
+        .insert_customers(&rows)
+        .await
+        .expect("customers");
+    let mut out = Vec::with_capacity(n);
+    for row in rows {
+        let id: Uuid = row.id.parse().expect("id");
+        let session = app
+            .app
+            .identity
+            .open_customer_session(id, Channel::H5)
+            .await
+            .expect("session");
+        out.push((id, session.token));
+    }
+    out
+}
+
+async fn give_points(app: &TestApp, customer: Uuid, points: i64) {
+    let account = app
+        .app
+        .accounts
+        .ensure_standard_accounts(customer)
+        .await
+        .expect("accounts")
+        .points;
+    let clearing = app.app.accounts.clearing(Unit::Points).await.expect("clearing");
+    app.app
+        .ledger
+        .transfer(TransferRequest::single(
+            IdempotencyKey::new("test-grant", Uuid::now_v7().to_string()).expect("key"),
+            Unit::Points,
+            clearing,
+            account,
+            Amount::new(points).expect("amount"),
+        ))
+        .await
+        .expect("points granted");
+}
+
+/// (posted, available) of the customer's points account.
+async fn points(app: &TestApp, customer: Uuid) -> (i64, i64) {
+    let account = app
+        .app
+        .accounts
+        .ensure_standard_accounts(customer)
+        .await
+        .expect("accounts")
+        .points;
+    let balance = app.app.ledger.balance(account).await.expect("balance");
+    (balance.posted, balance.available() as i64)
+}
+
+async fn claim(app: &TestApp, token: &str, reward: &str, key: &str) -> Reply {
+    app.send(
+        Method::POST,
+        &format!("/api/v1/rewards/{reward}/claims"),
+        Some(token),
+        None,
+        &[("idempotency-key", key)],
+    )
+    .await
+}
+
+/// (total, claimed, reserved) straight from the stock row.
+async fn stock(app: &TestApp, reward: &str) -> (i64, i64, i64) {
+    sqlx::query_as("SELECT total, claimed, reserved FROM reward_stock WHERE reward_id = $1")
+        .bind(reward)
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("stock")
+}
+
+async fn assert_ledger_ok(app: &TestApp) {
+    let report = app.app.ledger.invariants().await.expect("invariants");
+    assert!(report.is_ok(), "{report:?}");
+}
+
+fn service(app: &TestApp) -> RewardsService {
+    RewardsService::new(&EngageState {
+        db: app.app.db.clone(),
+        clock: app.app.clock.clone(),
+        identity: app.app.identity.clone(),
+        accounts: app.app.accounts.clone(),
+        ledger: app.app.ledger.clone(),
+        inbox: app.app.inbox.clone(),
+    })
+}
+
+async fn a_flash_claim_of_200_customers_on_50_units_has_exactly_50_winners(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 50, 1)).await;
+    let crowd = customers(&app, 200).await;
+    for (id, _) in &crowd {
+        give_points(&app, *id, 150).await;
+    }
+
+    let mut tasks = Vec::new();
+    for (id, token) in crowd.clone() {
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/rewards/{reward}/claims", app.base));
+        tasks.push(tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", format!("flash-{id}"))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body: Value = response.json().await.expect("json");
+            (id, status, body)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut sold_out = 0;
+    for task in tasks {
+        let (id, status, body) = task.await.expect("task");
+        match status {
+            StatusCode::CREATED => {
+                assert!(body["code"].as_str().expect("code").starts_with("HB-"));
+                winners.push(id);
+            }
+            StatusCode::CONFLICT if body["type"] == "urn:huoban:problem:out-of-stock" => sold_out += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(winners.len(), 50);
+    assert_eq!(sold_out, 150);
+    assert_eq!(stock(&app, &reward).await, (50, 50, 0));
+
+    // Points balance: winners paid exactly the price, nobody else paid anything.
+    let mut spent = 0;
+    for (id, _) in &crowd {
+        let (posted, available) = points(&app, *id).await;
+        assert_eq!(posted, available, "no hold is left behind");
+        let paid = 150 - posted;
+        assert_eq!(paid, if winners.contains(id) { PRICE } else { 0 });
+        spent += paid;
+    }
+    assert_eq!(spent, 50 * PRICE);
+    let codes: std::collections::HashSet<String> =
+        sqlx::query_scalar("SELECT code FROM reward_claims WHERE state = 'claimed'")
+            .fetch_all(app.app.db.reader())
+            .await
+            .expect("codes")
+            .into_iter()
+            .collect();
+    assert_eq!(codes.len(), 50, "every coupon has its own code");
+    assert_ledger_ok(&app).await;
+}
+
+async fn a_replayed_claim_returns_the_first_coupon_and_charges_once(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 10, 3)).await;
+    let (customer, token) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, 1000).await;
+
+    let first = claim(&app, &token, &reward, "coffee-1").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let again = claim(&app, &token, &reward, "coffee-1").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    assert_eq!(
+        again.headers.get("idempotent-replayed").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(again.body["code"], first.body["code"]);
+    assert_eq!(points(&app, customer).await, (900, 900));
+
+    // Concurrent replays, each from its own session so every one reaches the claim
+    // itself rather than the HTTP idempotency layer: one coupon, one charge.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let session = app
+            .app
+            .identity
+            .open_customer_session(customer, Channel::App)
+            .await
+            .expect("session")
+            .token;
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/rewards/{reward}/claims", app.base));
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(session)
+                .header("idempotency-key", "coffee-2")
+                .send()
+                .await
+                .expect("request");
+            (r.status(), r.json::<Value>().await.expect("json"))
+        }));
+    }
+    let mut codes = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        codes.insert(body["code"].as_str().expect("code").to_owned());
+    }
+    assert_eq!(codes.len(), 1);
+    assert_eq!(points(&app, customer).await, (800, 800));
+    assert_eq!(stock(&app, &reward).await, (10, 2, 0));
+
+    // The same key for another reward is a different request.
+    let other = create_reward(&app, reward_body(&app, 10, 3)).await;
+    claim(&app, &token, &other, "coffee-1")
+        .await
+        .assert_problem(422, "idempotency-key-mismatch");
+
+    let coupons = app.get("/api/v1/coupons", Some(&token)).await;
+    assert_eq!(coupons.status, StatusCode::OK);
+    assert_eq!(coupons.body["items"].as_array().expect("items").len(), 2);
+    assert_eq!(coupons.body["items"][0]["title"], "双十一咖啡券");
+    assert_ledger_ok(&app).await;
+}
+
+async fn too_few_points_refuse_the_claim_and_leave_stock_untouched(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 5, 1)).await;
+    let (customer, token) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, PRICE - 1).await;
+
+    claim(&app, &token, &reward, "poor-1")
+        .await
+        .assert_problem(409, "insufficient-points");
+    assert_eq!(stock(&app, &reward).await, (5, 0, 0));
+    assert_eq!(points(&app, customer).await, (PRICE - 1, PRICE - 1));
+    // The replay answers the first result; the limit was not used up.
+    claim(&app, &token, &reward, "poor-1")
+        .await
+        .assert_problem(409, "insufficient-points");
+    let list = app.get("/api/v1/rewards", Some(&token)).await;
+    assert_eq!(list.body["items"][0]["my_claims"], 0);
+    assert_eq!(list.body["items"][0]["stock_left"], 5);
+
+    give_points(&app, customer, 1).await;
+    let paid = claim(&app, &token, &reward, "poor-2").await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{:?}", paid.body);
+    assert_eq!(points(&app, customer).await, (0, 0));
+    assert_eq!(stock(&app, &reward).await, (5, 1, 0));
+    assert_ledger_ok(&app).await;
+}
+
+async fn a_customer_cannot_claim_more_than_the_limit(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 10, 2)).await;
+    let (customer, token) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, 1000).await;
+    for key in ["l-1", "l-2"] {
+        assert_eq!(claim(&app, &token, &reward, key).await.status, StatusCode::CREATED);
+    }
+    claim(&app, &token, &reward, "l-3")
+        .await
+        .assert_problem(409, "claim-limit-reached");
+    assert_eq!(stock(&app, &reward).await, (10, 2, 0));
+    assert_eq!(points(&app, customer).await.0, 1000 - 2 * PRICE);
+    let list = app.get("/api/v1/rewards", Some(&token)).await;
+    assert_eq!(list.body["items"][0]["my_claims"], 2);
+    assert_eq!(list.body["items"][0]["my_claims_left"], 0);
+    assert_eq!(list.body["items"][0]["stock_left"], 8);
+}
+
+async fn a_reward_is_claimable_only_inside_its_window(app: TestApp) {
+    let mut body = reward_body(&app, 10, 5);
+    body["claimable_from"] = json!(instant(&app, 1));
+    body["claimable_until"] = json!(instant(&app, 2));
+    let reward = create_reward(&app, body).await;
+    let (customer, token) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, 1000).await;
+
+    claim(&app, &token, &reward, "w-1")
+        .await
+        .assert_problem(409, "reward-not-claimable");
+    let list = app.get("/api/v1/rewards", Some(&token)).await;
+    assert_eq!(list.body["items"], json!([]), "not listed before it opens");
+
+    app.clock.advance(SignedDuration::from_mins(61));
+    let won = claim(&app, &token, &reward, "w-2").await;
+    assert_eq!(won.status, StatusCode::CREATED, "{:?}", won.body);
+    let claimed_at: Timestamp = won.body["claimed_at"]
+        .as_str()
+        .expect("claimed_at")
+        .parse()
+        .expect("ts");
+    let valid_until: Timestamp = won.body["valid_until"]
+        .as_str()
+        .expect("valid_until")
+        .parse()
+        .expect("ts");
+    assert_eq!(
+        valid_until.duration_since(claimed_at),
+        SignedDuration::from_hours(30 * 24)
+    );
+    assert_eq!(
+        app.get("/api/v1/rewards", Some(&token)).await.body["items"][0]["id"],
+        reward.as_str()
+    );
+
+    app.clock.advance(SignedDuration::from_mins(60));
+    claim(&app, &token, &reward, "w-3")
+        .await
+        .assert_problem(409, "reward-not-claimable");
+    // A replay still answers its first result after the window closed.
+    assert_eq!(claim(&app, &token, &reward, "w-2").await.body["code"], won.body["code"]);
+
+    claim(&app, &token, &Uuid::now_v7().to_string(), "w-4")
+        .await
+        .assert_problem(404, "not-found");
+    app.post(&format!("/api/v1/rewards/{reward}/claims"), Some(&token), json!({}))
+        .await
+        .assert_problem(400, "idempotency-key-required");
+}
+
+async fn staff_create_validated_rewards_and_see_stock_and_claims(app: TestApp) {
+    let staff = app.staff(Role::Operator).await;
+    for (field, value) in [
+        ("points_price", json!(0)),
+        ("total_stock", json!(0)),
+        ("per_customer_limit", json!(0)),
+        ("coupon_valid_days", json!(0)),
+        ("titles", json!({})),
+        ("titles", json!({ "fr": "Café" })),
+        ("claimable_until", json!(instant(&app, -2))),
+        ("claimable_from", json!("tomorrow")),
+    ] {
+        let mut body = reward_body(&app, 10, 1);
+        body[field] = value;
+        let refused = app.post("/api/v1/staff/rewards", Some(&staff), body).await;
+        refused.assert_problem(422, "validation");
+        assert_eq!(refused.body["field"], field, "{:?}", refused.body);
+    }
+    assert_eq!(app.count("rewards").await, 0, "a refused reward writes nothing");
+
+    let reward = create_reward(&app, reward_body(&app, 10, 1)).await;
+    let (customer, token) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, PRICE).await;
+    assert_eq!(claim(&app, &token, &reward, "s-1").await.status, StatusCode::CREATED);
+    let list = app.get("/api/v1/staff/rewards", Some(&staff)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let item = &list.body["items"][0];
+    assert_eq!(item["id"], reward.as_str());
+    assert_eq!(
+        item["stock"],
+        json!({ "total": 10, "claimed": 1, "reserved": 0, "left": 9 })
+    );
+    assert_eq!(item["claims"], 1);
+    assert_eq!(item["titles"]["en"], "Singles' Day coffee");
+}
+
+async fn recovery_finishes_a_posted_claim_and_releases_an_unpaid_one(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 10, 5)).await;
+    let (customer, _) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, 1000).await;
+    let svc = service(&app);
+    let row = svc
+        .store()
+        .reward(reward.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("reward");
+
+    // Died after the points were posted: recovery issues the coupon.
+    let (posted_claim, _) = svc.reserve(customer, &row, "crash-posted").await.expect("reserved");
+    let hold = svc.hold(&posted_claim).await.expect("held");
+    app.app.ledger.post_pending(hold.id).await.expect("posted");
+    // Died with the points held: recovery voids the hold and returns the stock.
+    let (held_claim, _) = svc.reserve(customer, &row, "crash-held").await.expect("reserved");
+    svc.hold(&held_claim).await.expect("held");
+    // Died before holding anything: recovery returns the stock.
+    svc.reserve(customer, &row, "crash-early").await.expect("reserved");
+    assert_eq!(stock(&app, &reward).await, (10, 0, 3));
+    assert_eq!(points(&app, customer).await, (900, 800));
+
+    // Fresh reservations belong to live requests and are left alone.
+    let report = svc.recover_stale().await.expect("recovery");
+    assert_eq!((report.finished, report.released), (0, 0));
+
+    app.clock.advance(SignedDuration::from_mins(6));
+    let report = svc.recover_stale().await.expect("recovery");
+    assert_eq!((report.finished, report.released, report.skipped), (1, 2, 0));
+    assert_eq!(stock(&app, &reward).await, (10, 1, 0));
+    assert_eq!(
+        points(&app, customer).await,
+        (900, 900),
+        "charged once, for the coupon issued"
+    );
+    let report = svc.recover_stale().await.expect("recovery");
+    assert_eq!((report.finished, report.released), (0, 0), "settled once");
+
+    // Retries of the died requests answer what recovery decided.
+    let token2 = app
+        .app
+        .identity
+        .open_customer_session(customer, Channel::App)
+        .await
+        .expect("session")
+        .token;
+    let finished = claim(&app, &token2, &reward, "crash-posted").await;
+    assert_eq!(finished.status, StatusCode::CREATED, "{:?}", finished.body);
+    assert_eq!(finished.body["code"].as_str(), Some(posted_claim.code.as_str()));
+    claim(&app, &token2, &reward, "crash-early")
+        .await
+        .assert_problem(409, "claim-expired");
+    let coupons = app.get("/api/v1/coupons", Some(&token2)).await;
+    assert_eq!(coupons.body["items"].as_array().expect("items").len(), 1);
+    assert_ledger_ok(&app).await;
+}
