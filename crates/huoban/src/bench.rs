@@ -483,12 +483,14 @@ pub struct TransferCustomer {
 /// Creates `n` customers with funded current accounts and open sessions, in-process and
 /// concurrently (group commit makes this quick), with a progress line.
 pub async fn seed_transfer_customers(app: &App, n: usize) -> anyhow::Result<Vec<TransferCustomer>> {
+    anyhow::ensure!(n <= 100_000, "at most 100,000 customers per run");
     use futures::{StreamExt, TryStreamExt};
     use huoban_identity::{Channel, service::Registration};
     use huoban_ledger::{Amount, IdempotencyKey, TransferRequest, Unit};
 
     let started = Instant::now();
-    let base: u64 = 15_000_000_000 + u64::from(rand::random::<u16>()) * 100_000;
+    // 150xxxxxxxx to 158xxxxxxxx: valid mainland mobile numbers, a random block per run.
+    let base: u64 = 15_000_000_000 + u64::from(rand::random::<u16>() % 9_000) * 100_000;
     let mut rows = Vec::with_capacity(n);
     for i in 0..n as u64 {
         let reg = Registration {

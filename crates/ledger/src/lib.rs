@@ -19,6 +19,10 @@
 //!   SHA-256 of the canonical request and the transfer are one row, written in the same
 //!   transaction as the value it moves (`UNIQUE (scope, idem_key)`), so a retry can never
 //!   apply twice and the writer's batched commit is kept.
+//! - **Group commit, decided in memory.** A writer batch locks its accounts, looks up all
+//!   its keys at once, applies every command with the pure rules to in-memory balances,
+//!   then writes everything with a few multi-row statements and commits once; callers are
+//!   answered only after the commit (see [`writer`]).
 //! - **Holds** (two-phase transfers) keep their expiry in the database; any node's
 //!   [`Ledger::void_expired`] voids them when due, and they cannot be posted after it.
 //!

@@ -174,7 +174,7 @@ pub(crate) async fn lock_accounts(
              FROM ledger_accounts WHERE id IN ({}) ORDER BY id{lock}",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
         for id in chunk {
             query = query.bind(id.to_string());
         }
@@ -198,22 +198,109 @@ pub(crate) async fn lock_accounts(
     Ok(states)
 }
 
-/// Writes the balances a batch ended with, once per touched account.
+/// Writes the balances a batch ended with: one `UPDATE … FROM (VALUES …)` for all the
+/// touched accounts (per chunk of rows).
 pub(crate) async fn save_balances(
     conn: &mut AnyConnection,
     balances: &BTreeMap<AccountId, Balance>,
 ) -> Result<(), LedgerError> {
-    for (id, b) in balances {
-        sqlx::query("UPDATE ledger_accounts SET posted = $1, pending_out = $2, pending_in = $3 WHERE id = $4")
-            .bind(b.posted)
-            .bind(b.pending_out)
-            .bind(b.pending_in)
-            .bind(id.to_string())
+    let rows: Vec<Vec<Value>> = balances
+        .iter()
+        .map(|(id, b)| {
+            vec![
+                Value::Text(id.to_string()),
+                Value::Int(b.posted),
+                Value::Int(b.pending_out),
+                Value::Int(b.pending_in),
+            ]
+        })
+        .collect();
+    for chunk in rows.chunks(MAX_PARAMS / 4) {
+        // VALUES columns are named column1, column2, … on both backends.
+        let sql = format!(
+            "UPDATE ledger_accounts SET posted = v.column2, pending_out = v.column3, pending_in = v.column4 \
+             FROM (VALUES {}) AS v WHERE ledger_accounts.id = v.column1",
+            row_placeholders(conn, chunk.len(), 4)
+        );
+        let updated = bind_rows(sqlx::query(AssertSqlSafe(sql)).persistent(false), chunk)
             .execute(&mut *conn)
             .await
-            .map_err(sql_err)?;
+            .map_err(sql_err)?
+            .rows_affected();
+        if updated != chunk.len() as u64 {
+            return Err(LedgerError::Inconsistent(format!(
+                "{updated} of {} locked accounts were updated",
+                chunk.len()
+            )));
+        }
     }
     Ok(())
+}
+
+/// Most parameters bound into one multi-row statement: SQLite allows 32,766,
+/// PostgreSQL 65,535.
+const MAX_PARAMS: usize = 32_766;
+
+/// A value bound into a multi-row statement.
+enum Value {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+/// `($1, …, $n), ($n+1, …)` for `rows` rows of `columns` values; on SQLite `(?, …)`
+/// instead: SQLite looks numbered parameters up by name, a cost that grows with their
+/// count, which made large batches slower per row than small ones.
+fn row_placeholders(conn: &AnyConnection, rows: usize, columns: usize) -> String {
+    if conn.backend_name() == "SQLite" {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        return vec![row; rows].join(", ");
+    }
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bind_rows<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    rows: &[Vec<Value>],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for value in rows.iter().flatten() {
+        query = match value {
+            Value::Text(v) => query.bind(v.clone()),
+            Value::OptText(v) => query.bind(v.clone()),
+            Value::Int(v) => query.bind(*v),
+            Value::OptInt(v) => query.bind(*v),
+        };
+    }
+    query
+}
+
+/// `INSERT INTO {into} VALUES (…), (…) {tail}` in as few statements as the parameter
+/// limit allows; returns the rows inserted. The statements vary in shape with the batch,
+/// so they are not kept prepared.
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    into: &str,
+    tail: &str,
+    columns: usize,
+    rows: &[Vec<Value>],
+) -> Result<u64, LedgerError> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(MAX_PARAMS / columns) {
+        let sql = format!(
+            "INSERT INTO {into} VALUES {}{tail}",
+            row_placeholders(conn, chunk.len(), columns)
+        );
+        inserted += bind_rows(sqlx::query(AssertSqlSafe(sql)).persistent(false), chunk)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql_err)?
+            .rows_affected();
+    }
+    Ok(inserted)
 }
 
 const TRANSFER_COLUMNS: &str = "id, scope, idem_key, request_hash, unit, two_phase, status, void_reason, description, \
@@ -298,6 +385,85 @@ pub(crate) async fn load_transfer(
     transfer_from_row(&row, legs).map(Some)
 }
 
+/// The stored transfers (with their request hashes) that hold any of the given
+/// idempotency keys, in one query.
+pub(crate) async fn transfers_by_keys(
+    conn: &mut AnyConnection,
+    keys: &[&IdempotencyKey],
+) -> Result<Vec<(Transfer, String)>, LedgerError> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(MAX_PARAMS / 2) {
+        // A join with a VALUES list (rather than `(scope, idem_key) IN (VALUES …)`, which
+        // SQLite answers with a table scan) probes the unique index once per key.
+        let sql = format!(
+            "SELECT {} FROM (VALUES {}) AS k JOIN ledger_transfers t \
+             ON t.scope = k.column1 AND t.idem_key = k.column2",
+            TRANSFER_COLUMNS
+                .split(", ")
+                .map(|c| format!("t.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            row_placeholders(conn, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for key in chunk {
+            query = query.bind(key.scope().to_owned()).bind(key.key().to_owned());
+        }
+        rows.extend(query.fetch_all(&mut *conn).await.map_err(sql_err)?);
+    }
+    with_legs(conn, rows, None).await
+}
+
+/// The stored transfers with the given ids, in one query per chunk. `legs` may hold
+/// their legs already (legs never change).
+pub(crate) async fn transfers_by_ids(
+    conn: &mut AnyConnection,
+    ids: &[TransferId],
+    legs: &HashMap<TransferId, Vec<Leg>>,
+) -> Result<Vec<(Transfer, String)>, LedgerError> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        rows.extend(query.fetch_all(&mut *conn).await.map_err(sql_err)?);
+    }
+    with_legs(conn, rows, Some(legs)).await
+}
+
+/// Decodes transfer rows, loading the legs not in `known`.
+async fn with_legs(
+    conn: &mut AnyConnection,
+    rows: Vec<AnyRow>,
+    known: Option<&HashMap<TransferId, Vec<Leg>>>,
+) -> Result<Vec<(Transfer, String)>, LedgerError> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        ids.push(parse::<TransferId>(&col::<String>(row, "id")?, "transfer id")?);
+    }
+    let missing: Vec<TransferId> = ids
+        .iter()
+        .filter(|id| known.is_none_or(|k| !k.contains_key(id)))
+        .copied()
+        .collect();
+    let mut loaded = legs_of(conn, &missing).await?;
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| {
+            let legs = match loaded.remove(&id) {
+                Some(legs) => legs,
+                None => known.and_then(|k| k.get(&id)).cloned().unwrap_or_default(),
+            };
+            transfer_from_row(row, legs)
+        })
+        .collect()
+}
+
 pub(crate) async fn load_transfer_by_key(
     conn: &mut AnyConnection,
     key: &IdempotencyKey,
@@ -314,116 +480,244 @@ pub(crate) async fn load_transfer_by_key(
     }
 }
 
-/// Inserts a new transfer row and its legs. Returns false, having written nothing, when
-/// another writer committed the same idempotency key first.
-pub(crate) async fn insert_transfer(
+/// Inserts new transfer rows and their legs, with multi-row INSERTs. Returns how many
+/// transfers were inserted: fewer than given when another writer committed one of the
+/// idempotency keys first (those rows are skipped, not failed; the caller rolls back).
+pub(crate) async fn insert_transfers(
     conn: &mut AnyConnection,
-    t: &Transfer,
-    request_hash: &str,
-) -> Result<bool, LedgerError> {
-    let metadata = t.meta.metadata.as_ref().map(|m| m.to_string());
-    // ON CONFLICT DO NOTHING rather than catching the violation: on PostgreSQL it waits
+    transfers: &[(&Transfer, &str)],
+) -> Result<u64, LedgerError> {
+    if transfers.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<Vec<Value>> = transfers
+        .iter()
+        .map(|(t, hash)| {
+            vec![
+                Value::Text(t.id.to_string()),
+                Value::Text(t.key.scope().to_owned()),
+                Value::Text(t.key.key().to_owned()),
+                Value::Text((*hash).to_owned()),
+                Value::Text(t.unit.as_str().to_owned()),
+                Value::Int(i64::from(t.two_phase)),
+                Value::Text(t.status.as_str().to_owned()),
+                Value::OptText(t.meta.description.clone()),
+                Value::OptText(t.meta.merchant_category.clone()),
+                Value::OptText(t.meta.channel.clone()),
+                Value::OptText(t.meta.event_id.clone()),
+                Value::OptText(t.meta.metadata.as_ref().map(|m| m.to_string())),
+                Value::Int(to_micros(t.created_at)),
+                Value::OptInt(t.expires_at.map(to_micros)),
+                Value::OptInt(t.posted_at.map(to_micros)),
+            ]
+        })
+        .collect();
+    // ON CONFLICT DO NOTHING rather than failing on the violation: on PostgreSQL it waits
     // for a concurrent inserter of the same key to finish and then yields cleanly.
-    let inserted = sqlx::query(
-        "INSERT INTO ledger_transfers (id, scope, idem_key, request_hash, unit, two_phase, status, void_reason, \
-         description, merchant_category, channel, event_id, metadata, created_at, expires_at, posted_at, voided_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11, $12, $13, $14, $15, NULL) \
-         ON CONFLICT (scope, idem_key) DO NOTHING",
+    let inserted = insert_rows(
+        conn,
+        "ledger_transfers (id, scope, idem_key, request_hash, unit, two_phase, status, description, \
+         merchant_category, channel, event_id, metadata, created_at, expires_at, posted_at)",
+        " ON CONFLICT (scope, idem_key) DO NOTHING",
+        15,
+        &rows,
     )
-    .bind(t.id.to_string())
-    .bind(t.key.scope())
-    .bind(t.key.key())
-    .bind(request_hash)
-    .bind(t.unit.as_str())
-    .bind(i64::from(t.two_phase))
-    .bind(t.status.as_str())
-    .bind(&t.meta.description)
-    .bind(&t.meta.merchant_category)
-    .bind(&t.meta.channel)
-    .bind(&t.meta.event_id)
-    .bind(metadata)
-    .bind(to_micros(t.created_at))
-    .bind(t.expires_at.map(to_micros))
-    .bind(t.posted_at.map(to_micros))
-    .execute(&mut *conn)
-    .await
-    .map_err(sql_err)?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        return Ok(false);
+    .await?;
+    if inserted != transfers.len() as u64 {
+        return Ok(inserted);
     }
-    let sql = format!(
-        "INSERT INTO ledger_legs (transfer_id, leg, debit_account, credit_account, amount) VALUES {}",
-        (0..t.legs.len())
-            .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (i, leg) in t.legs.iter().enumerate() {
-        query = query
-            .bind(t.id.to_string())
-            .bind(i as i64)
-            .bind(leg.debit.to_string())
-            .bind(leg.credit.to_string())
-            .bind(leg.amount.get());
-    }
-    query.execute(&mut *conn).await.map_err(sql_err)?;
-    Ok(true)
+    let legs: Vec<Vec<Value>> = transfers
+        .iter()
+        .flat_map(|(t, _)| {
+            t.legs.iter().enumerate().map(|(i, leg)| {
+                vec![
+                    Value::Text(t.id.to_string()),
+                    Value::Int(i as i64),
+                    Value::Text(leg.debit.to_string()),
+                    Value::Text(leg.credit.to_string()),
+                    Value::Int(leg.amount.get()),
+                ]
+            })
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "ledger_legs (transfer_id, leg, debit_account, credit_account, amount)",
+        "",
+        5,
+        &legs,
+    )
+    .await?;
+    Ok(inserted)
 }
 
-/// Writes the two signed entries of every leg of a transfer being posted at `at`.
-pub(crate) async fn insert_entries(conn: &mut AnyConnection, t: &Transfer, at: Timestamp) -> Result<(), LedgerError> {
-    let rows = t.legs.len() * 2;
-    let sql = format!(
-        "INSERT INTO ledger_entries (id, account_id, transfer_id, leg, unit, amount, merchant_category, at) VALUES {}",
-        (0..rows)
-            .map(|i| format!("({})", placeholders(i * 8 + 1, 8)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (i, leg) in t.legs.iter().enumerate() {
-        for (account, amount) in [(leg.debit, -leg.amount.get()), (leg.credit, leg.amount.get())] {
-            query = query
-                .bind(huoban_kit::ids::new_id().to_string())
-                .bind(account.to_string())
-                .bind(t.id.to_string())
-                .bind(i as i64)
-                .bind(t.unit.as_str())
-                .bind(amount)
-                .bind(&t.meta.merchant_category)
-                .bind(to_micros(at));
-        }
+/// PostgreSQL: writes a batch's new transfers, their legs, the entries of everything it
+/// posted and the touched accounts' balances in **one** statement (data-modifying CTEs),
+/// each table's rows passed as one JSON parameter. The SQL never changes, so it stays
+/// prepared and costs one round trip whatever the batch's size. Returns how many new
+/// transfers were inserted: a key another writer committed first is skipped by ON
+/// CONFLICT, and then its legs fail their foreign key, failing the statement; either
+/// way the caller rolls back and reruns the batch.
+pub(crate) async fn write_batch_postgres(
+    conn: &mut AnyConnection,
+    created: &[(&Transfer, &str)],
+    posted: &[&Transfer],
+    balances: &BTreeMap<AccountId, Balance>,
+    at: Timestamp,
+) -> Result<u64, LedgerError> {
+    use serde_json::{Value as Json, json};
+    if created.is_empty() && posted.is_empty() && balances.is_empty() {
+        return Ok(0);
     }
-    query.execute(&mut *conn).await.map_err(sql_err)?;
+    let transfers: Vec<Json> = created
+        .iter()
+        .map(|(t, hash)| {
+            json!({
+                "id": t.id.to_string(), "scope": t.key.scope(), "idem_key": t.key.key(),
+                "request_hash": hash, "unit": t.unit.as_str(), "two_phase": i64::from(t.two_phase),
+                "status": t.status.as_str(), "description": t.meta.description,
+                "merchant_category": t.meta.merchant_category, "channel": t.meta.channel,
+                "event_id": t.meta.event_id, "metadata": t.meta.metadata.as_ref().map(|m| m.to_string()),
+                "created_at": to_micros(t.created_at), "expires_at": t.expires_at.map(to_micros),
+                "posted_at": t.posted_at.map(to_micros),
+            })
+        })
+        .collect();
+    let legs: Vec<Json> = created
+        .iter()
+        .flat_map(|(t, _)| {
+            t.legs.iter().enumerate().map(|(i, leg)| {
+                json!({
+                    "transfer_id": t.id.to_string(), "leg": i as i64, "debit_account": leg.debit.to_string(),
+                    "credit_account": leg.credit.to_string(), "amount": leg.amount.get(),
+                })
+            })
+        })
+        .collect();
+    let entries: Vec<Json> = posted
+        .iter()
+        .flat_map(|t| {
+            t.legs.iter().enumerate().flat_map(move |(i, leg)| {
+                [(leg.debit, -leg.amount.get()), (leg.credit, leg.amount.get())].map(|(account, amount)| {
+                    json!({
+                        "id": huoban_kit::ids::new_id().to_string(), "account_id": account.to_string(),
+                        "transfer_id": t.id.to_string(), "leg": i as i64, "unit": t.unit.as_str(),
+                        "amount": amount, "merchant_category": t.meta.merchant_category, "at": to_micros(at),
+                    })
+                })
+            })
+        })
+        .collect();
+    let accounts: Vec<Json> = balances
+        .iter()
+        .map(|(id, b)| {
+            json!({
+                "id": id.to_string(), "posted": b.posted, "pending_out": b.pending_out, "pending_in": b.pending_in,
+            })
+        })
+        .collect();
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH t AS ( \
+           INSERT INTO ledger_transfers (id, scope, idem_key, request_hash, unit, two_phase, status, description, \
+             merchant_category, channel, event_id, metadata, created_at, expires_at, posted_at) \
+           SELECT * FROM json_to_recordset($1::json) AS x(id TEXT, scope TEXT, idem_key TEXT, request_hash TEXT, \
+             unit TEXT, two_phase BIGINT, status TEXT, description TEXT, merchant_category TEXT, channel TEXT, \
+             event_id TEXT, metadata TEXT, created_at BIGINT, expires_at BIGINT, posted_at BIGINT) \
+           ON CONFLICT (scope, idem_key) DO NOTHING RETURNING 1), \
+         l AS ( \
+           INSERT INTO ledger_legs (transfer_id, leg, debit_account, credit_account, amount) \
+           SELECT * FROM json_to_recordset($2::json) AS x(transfer_id TEXT, leg BIGINT, debit_account TEXT, \
+             credit_account TEXT, amount BIGINT)), \
+         e AS ( \
+           INSERT INTO ledger_entries (id, account_id, transfer_id, leg, unit, amount, merchant_category, at) \
+           SELECT * FROM json_to_recordset($3::json) AS x(id TEXT, account_id TEXT, transfer_id TEXT, leg BIGINT, \
+             unit TEXT, amount BIGINT, merchant_category TEXT, at BIGINT)), \
+         b AS ( \
+           UPDATE ledger_accounts a SET posted = x.posted, pending_out = x.pending_out, pending_in = x.pending_in \
+           FROM json_to_recordset($4::json) AS x(id TEXT, posted BIGINT, pending_out BIGINT, pending_in BIGINT) \
+           WHERE a.id = x.id) \
+         SELECT CAST(COUNT(*) AS BIGINT) FROM t",
+    )
+    .bind(Json::Array(transfers).to_string())
+    .bind(Json::Array(legs).to_string())
+    .bind(Json::Array(entries).to_string())
+    .bind(Json::Array(accounts).to_string())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(sql_err)?;
+    Ok(inserted as u64)
+}
+
+/// Writes the two signed entries of every leg of the transfers being posted at `at`.
+pub(crate) async fn insert_entries(
+    conn: &mut AnyConnection,
+    transfers: &[&Transfer],
+    at: Timestamp,
+) -> Result<(), LedgerError> {
+    let rows: Vec<Vec<Value>> = transfers
+        .iter()
+        .flat_map(|t| {
+            t.legs.iter().enumerate().flat_map(move |(i, leg)| {
+                [(leg.debit, -leg.amount.get()), (leg.credit, leg.amount.get())].map(|(account, amount)| {
+                    vec![
+                        Value::Text(huoban_kit::ids::new_id().to_string()),
+                        Value::Text(account.to_string()),
+                        Value::Text(t.id.to_string()),
+                        Value::Int(i as i64),
+                        Value::Text(t.unit.as_str().to_owned()),
+                        Value::Int(amount),
+                        Value::OptText(t.meta.merchant_category.clone()),
+                        Value::Int(to_micros(at)),
+                    ]
+                })
+            })
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "ledger_entries (id, account_id, transfer_id, leg, unit, amount, merchant_category, at)",
+        "",
+        8,
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
-/// Moves a pending transfer to `posted` or `voided`. Returns false when it was no longer
-/// pending (which the account locks make impossible; the caller treats it as a bug).
+/// Moves pending transfers to `posted` or `voided` (with `reason`). Returns how many were
+/// still pending (all of them, under the account locks; the caller treats fewer as a bug).
 pub(crate) async fn finish_pending(
     conn: &mut AnyConnection,
-    id: TransferId,
+    ids: &[TransferId],
     status: TransferStatus,
     reason: Option<VoidReason>,
     at: Timestamp,
-) -> Result<bool, LedgerError> {
-    let sql = match status {
-        TransferStatus::Posted => {
-            "UPDATE ledger_transfers SET status = 'posted', posted_at = $1 WHERE id = $2 AND status = 'pending'"
+) -> Result<u64, LedgerError> {
+    let mut finished = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let sql = match status {
+            TransferStatus::Posted => format!(
+                "UPDATE ledger_transfers SET status = 'posted', posted_at = $1 \
+                 WHERE status = 'pending' AND id IN ({})",
+                placeholders(2, chunk.len())
+            ),
+            _ => format!(
+                "UPDATE ledger_transfers SET status = 'voided', voided_at = $1, void_reason = ${} \
+                 WHERE status = 'pending' AND id IN ({})",
+                chunk.len() + 2,
+                placeholders(2, chunk.len())
+            ),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(to_micros(at));
+        for id in chunk {
+            query = query.bind(id.to_string());
         }
-        _ => {
-            "UPDATE ledger_transfers SET status = 'voided', voided_at = $1, void_reason = $3 \
-             WHERE id = $2 AND status = 'pending'"
+        if status != TransferStatus::Posted {
+            query = query.bind(reason.unwrap_or(VoidReason::Voided).as_str());
         }
-    };
-    let mut query = sqlx::query(sql).bind(to_micros(at)).bind(id.to_string());
-    if status != TransferStatus::Posted {
-        query = query.bind(reason.unwrap_or(VoidReason::Voided).as_str());
+        finished += query.execute(&mut *conn).await.map_err(sql_err)?.rows_affected();
     }
-    Ok(query.execute(&mut *conn).await.map_err(sql_err)?.rows_affected() == 1)
+    Ok(finished)
 }
 
 /// Holds whose expiry has passed, oldest first.
