@@ -8,6 +8,8 @@
 //! - `ledger`: transfers through `POST /api/v1/transfers`, each with its own
 //!   `Idempotency-Key`, between the current accounts of `--accounts` customers (10: hot
 //!   accounts; 10000: spread out), then the ledger's invariant check.
+//! - `ledger-core`: the same transfers submitted to the ledger in-process, to separate
+//!   what the ledger sustains from what the HTTP path costs.
 
 use std::{
     path::PathBuf,
@@ -34,6 +36,9 @@ pub enum Scenario {
     HttpRead,
     /// Transfers between customers' accounts through the HTTP API.
     Ledger,
+    /// The same transfers straight into the ledger's group-commit writer, in-process: what
+    /// the ledger itself sustains, without HTTP, sessions or lookups.
+    LedgerCore,
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +395,31 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 }),
             )
         }
+        Scenario::LedgerCore => {
+            let app = target
+                .app
+                .clone()
+                .context("the ledger-core scenario runs in-process; run it without --url")?;
+            let customers = Arc::new(seed_transfer_customers(&app, args.accounts.max(2)).await?);
+            let run = rand::random::<u32>();
+            (
+                "ledger-core",
+                Arc::new(move |n| {
+                    let count = customers.len() as u64;
+                    let from = customers[(n.wrapping_mul(2_654_435_761) % count) as usize].current;
+                    let to =
+                        customers[((n.wrapping_mul(2_654_435_761) + 1 + n % (count - 1)) % count) as usize].current;
+                    let ledger = app.ledger.clone();
+                    Box::pin(async move {
+                        use huoban_ledger::{Amount, IdempotencyKey, TransferRequest, Unit};
+                        let key = IdempotencyKey::new("bench", format!("core-{run}-{n}")).map_err(|e| e.to_string())?;
+                        let amount = Amount::new(1 + (n % 100) as i64).map_err(|e| e.to_string())?;
+                        let request = TransferRequest::single(key, Unit::Cny, from.into(), to.into(), amount);
+                        ledger.transfer(request).await.map(|_| ()).map_err(|e| e.to_string())
+                    })
+                }),
+            )
+        }
         Scenario::Ledger => {
             let app = target
                 .app
@@ -438,7 +468,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
     )
     .await?;
     let mut report = report(name, &target.backend, args.concurrency, &load);
-    if let (Scenario::Ledger, Some(app)) = (args.scenario, &target.app) {
+    if let (Scenario::Ledger | Scenario::LedgerCore, Some(app)) = (args.scenario, &target.app) {
         let invariants = app.ledger.invariants().await?;
         let stats = app.ledger.writer_stats();
         report.extra.insert("accounts".into(), args.accounts.into());

@@ -178,3 +178,61 @@ fn a_password_in_a_postgres_url_never_reaches_the_logs() {
     );
     assert!(!all.contains("hunter2-secret"), "{all}");
 }
+
+#[test]
+fn bench_ledger_core_moves_value_and_keeps_the_invariants() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(
+        &[
+            "bench",
+            "ledger-core",
+            "--accounts",
+            "20",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "8",
+            "--json",
+            "core.json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("core.json")).expect("json file")).expect("json");
+    assert_eq!(report["scenario"], "ledger-core");
+    assert!(report["operations"].as_u64().expect("ops") > 0);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["extra"]["invariants"], "ok");
+}
+
+#[test]
+fn bench_ledger_moves_value_through_http_and_keeps_the_invariants() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(
+        &[
+            "bench",
+            "ledger",
+            "--accounts",
+            "12",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "8",
+            "--json",
+            "ledger.json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ledger.json")).expect("json file")).expect("json");
+    assert_eq!(report["scenario"], "ledger");
+    assert!(report["operations"].as_u64().expect("ops") > 0);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["extra"]["invariants"], "ok");
+}
