@@ -18,7 +18,6 @@ use huoban_identity::Locale;
 use huoban_inbox::NewMessage;
 use huoban_kit::ApiError;
 use huoban_ledger::{Account, AccountId, PostingQuery, Transfer, TransferId};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
 use crate::{
@@ -37,28 +36,10 @@ impl AccountsService {
     /// Subscribes now (so nothing posted after this call is missed) and handles posted
     /// transfers until the ledger stops.
     pub fn spawn_alert_listener(&self) -> tokio::task::JoinHandle<()> {
-        let mut posted = self.ledger().subscribe();
+        let mut posted = self.ledger().listen("balance alerts");
         let service = self.clone();
         tokio::spawn(async move {
-            loop {
-                let first = match posted.recv().await {
-                    Ok(t) => t,
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "alert listener fell behind; some alerts were not evaluated");
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                let mut group = vec![first];
-                while group.len() < GROUP {
-                    match posted.try_recv() {
-                        Ok(t) => group.push(t),
-                        Err(TryRecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "alert listener fell behind; some alerts were not evaluated");
-                        }
-                        Err(_) => break,
-                    }
-                }
+            while let Some(group) = posted.next_group(GROUP).await {
                 if let Err(e) = service.handle_posted(&group).await {
                     tracing::warn!(error = %e, transfers = group.len(), "balance alerts not evaluated");
                 }

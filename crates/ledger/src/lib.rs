@@ -104,6 +104,18 @@ impl Ledger {
         self.posted.subscribe()
     }
 
+    /// A listener for posted transfers that takes them in groups (whatever arrived while
+    /// the previous group was handled), for capabilities that react to money moving
+    /// (balance alerts, goal progress). Subscribes now, so nothing posted after this call
+    /// is missed unless the listener falls so far behind that the channel drops some —
+    /// which it logs under `name`.
+    pub fn listen(&self, name: &'static str) -> PostedListener {
+        PostedListener {
+            posted: self.posted.subscribe(),
+            name,
+        }
+    }
+
     /// Batches and commands this node's writer has committed.
     pub fn writer_stats(&self) -> WriterStats {
         self.stats.snapshot()
@@ -236,5 +248,38 @@ impl Ledger {
 
     pub async fn invariants(&self) -> Result<InvariantReport, LedgerError> {
         store::invariants(&self.db).await
+    }
+}
+
+/// Posted transfers for one listener; see [`Ledger::listen`].
+#[derive(Debug)]
+pub struct PostedListener {
+    posted: tokio::sync::broadcast::Receiver<Arc<Transfer>>,
+    name: &'static str,
+}
+
+impl PostedListener {
+    /// Waits for at least one posted transfer and returns up to `max` of them; `None` once
+    /// the ledger has stopped.
+    pub async fn next_group(&mut self, max: usize) -> Option<Vec<Arc<Transfer>>> {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let first = loop {
+            match self.posted.recv().await {
+                Ok(t) => break t,
+                Err(RecvError::Lagged(missed)) => tracing::warn!(missed, listener = self.name, "listener fell behind"),
+                Err(RecvError::Closed) => return None,
+            }
+        };
+        let mut group = vec![first];
+        while group.len() < max.max(1) {
+            match self.posted.try_recv() {
+                Ok(t) => group.push(t),
+                Err(TryRecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, listener = self.name, "listener fell behind")
+                }
+                Err(_) => break,
+            }
+        }
+        Some(group)
     }
 }

@@ -29,7 +29,6 @@ use huoban_ledger::{
 };
 use jiff::{Timestamp, ToSpan, civil::Date, tz::TimeZone};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
 use super::{
@@ -470,28 +469,13 @@ impl GoalsService {
     /// Subscribes now and, until the ledger stops, records contributions and fires
     /// milestones for every posted transfer that credits a goal pocket.
     pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
-        let mut posted = self.0.ledger.subscribe();
+        // If the listener falls behind and misses some, nothing is lost for good: the pocket's
+        // balance is the truth, so the next deposit or transfer fires what was missed, and
+        // goal views re-read contributions.
+        let mut posted = self.0.ledger.listen("goal progress");
         let service = self.clone();
         tokio::spawn(async move {
-            loop {
-                let first = match posted.recv().await {
-                    Ok(t) => t,
-                    Err(RecvError::Lagged(missed)) => {
-                        // The balance is the truth: the next deposit or transfer to a
-                        // pocket fires what was missed, and views re-read contributions.
-                        tracing::warn!(missed, "goal listener fell behind");
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                let mut group = vec![first];
-                while group.len() < LISTENER_GROUP {
-                    match posted.try_recv() {
-                        Ok(t) => group.push(t),
-                        Err(TryRecvError::Lagged(missed)) => tracing::warn!(missed, "goal listener fell behind"),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(group) = posted.next_group(LISTENER_GROUP).await {
                 if let Err(e) = service.handle_posted(&group).await {
                     tracing::warn!(error = %e, transfers = group.len(), "goal progress not evaluated");
                 }
