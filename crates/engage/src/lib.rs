@@ -8,12 +8,15 @@
 //!   and the built-in risk-appetite questionnaire that sets a suitability level.
 //! - [`goals`]: collaborative savings goals filling a ledger goal pocket, with a monthly
 //!   plan, milestone messages, partners and durable monthly reminders.
+//! - [`events`]: behaviour events reported by every channel in batches, idempotent per
+//!   client event id, and the ledger postings to customers' accounts as events.
 //! - [`rewards`]: a points-priced catalog of coupons, claimed under flash-sale load
 //!   without overselling or charging twice.
 //!
 //! Value never changes here directly: rewards are ledger transfers with idempotency keys.
 
 pub mod checkin;
+pub mod events;
 pub mod goals;
 pub mod questionnaire;
 pub mod rewards;
@@ -45,6 +48,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(questionnaire::MIGRATIONS);
     all.extend_from_slice(goals::MIGRATIONS);
     all.extend_from_slice(rewards::MIGRATIONS);
+    all.extend_from_slice(events::MIGRATIONS);
     all
 }
 
@@ -53,5 +57,6 @@ pub fn router(state: EngageState) -> OpenApiRouter {
         .merge(checkin::routes::router(state.clone()))
         .merge(rewards::routes::router(state.clone()))
         .merge(goals::routes::router(state.clone()))
+        .merge(events::routes::router(state.clone()))
         .merge(questionnaire::routes::router(state))
 }

@@ -259,6 +259,9 @@ impl App {
         // Savings goals: milestones heard from the ledger (subscribed here, before serving),
         // and the monthly reminders claimed from the database every few seconds.
         let goals = huoban_engage::goals::GoalsService::new(&self.engage_state()).spawn_background();
+        // Behaviour events: ledger postings to customer accounts recorded as events
+        // (subscribed here, before serving).
+        let events = huoban_engage::events::service::EventsService::new(&self.engage_state()).spawn_listener();
         // Rewards: settle claims whose request died between reserving stock and posting
         // the points (crates/engage/src/rewards), by the state of their ledger hold.
         let rewards = huoban_engage::rewards::service::RewardsService::new(&self.engage_state());
@@ -275,6 +278,7 @@ impl App {
             sweeper,
             alerts,
             rewards,
+            events,
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(600));
                 loop {

@@ -10,6 +10,7 @@ mod cli;
 mod conventions;
 mod crash;
 mod demo;
+mod events;
 mod goals;
 mod identity;
 mod idp;

@@ -1,0 +1,146 @@
+//! The SQL of behaviour events: `behaviour_events`, one row per (customer, event id).
+//!
+//! A batch is written with multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING event_id`
+//! in chunks of [`CHUNK_ROWS`], inside the caller's transaction: the ids returned are the
+//! rows inserted, every other one was already there. SQLite statements use `?`
+//! placeholders (sqlx-sqlite resolves numbered `$N` ones in quadratic time); PostgreSQL
+//! needs `$N`.
+
+use std::collections::HashSet;
+
+use huoban_kit::{Backend, Db, DbError, clock::to_micros};
+use jiff::Timestamp;
+use sqlx::{Any, AnyConnection, Transaction};
+use uuid::Uuid;
+
+/// Rows per statement: 7 binds each, far under SQLite's 32,766 and PostgreSQL's 65,535.
+pub const CHUNK_ROWS: usize = 500;
+
+const COLUMNS: usize = 7;
+
+/// A row to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub customer: Uuid,
+    pub event_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub at: Timestamp,
+    pub properties: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event_id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub channel: String,
+    pub at: i64,
+    pub received_at: i64,
+    pub properties: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventsStore {
+    db: Db,
+}
+
+impl EventsStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
+        self.db.begin().await
+    }
+
+    fn insert_sql(&self, rows: usize) -> String {
+        let mut sql = String::from(
+            "INSERT INTO behaviour_events (customer_id, event_id, type, channel, at, received_at, properties) VALUES ",
+        );
+        let mut n = 0;
+        for row in 0..rows {
+            if row > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for col in 0..COLUMNS {
+                if col > 0 {
+                    sql.push(',');
+                }
+                match self.db.backend() {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        n += 1;
+                        sql.push('$');
+                        sql.push_str(&n.to_string());
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id");
+        sql
+    }
+
+    /// Inserts the rows that are new; returns the (customer, event id) pairs inserted.
+    #[tracing::instrument(skip_all, fields(rows = rows.len()))]
+    pub async fn insert(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[EventRow],
+        received_at: Timestamp,
+    ) -> Result<HashSet<(String, String)>, DbError> {
+        let received_at = to_micros(received_at);
+        let mut inserted = HashSet::with_capacity(rows.len());
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            let sql = self.insert_sql(chunk.len());
+            let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(row.customer.to_string())
+                    .bind(row.event_id.clone())
+                    .bind(row.kind.clone())
+                    .bind(row.channel.clone())
+                    .bind(to_micros(row.at))
+                    .bind(received_at)
+                    .bind(row.properties.clone());
+            }
+            inserted.extend(query.fetch_all(&mut *conn).await?);
+        }
+        Ok(inserted)
+    }
+
+    /// Inserts the rows that are new in a transaction of their own.
+    pub async fn insert_committed(
+        &self,
+        rows: &[EventRow],
+        received_at: Timestamp,
+    ) -> Result<HashSet<(String, String)>, DbError> {
+        let mut tx = self.begin().await?;
+        let inserted = self.insert(&mut tx, rows, received_at).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// The customer's events newest first, before `before_seq` if given; at most `limit`.
+    pub async fn recent(
+        &self,
+        customer: Uuid,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, DbError> {
+        let rows = sqlx::query_as(
+            "SELECT seq, event_id, type, channel, at, received_at, properties FROM behaviour_events \
+             WHERE customer_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(customer.to_string())
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(self.db.reader())
+        .await?;
+        Ok(rows)
+    }
+}
