@@ -10,6 +10,14 @@
 //!   accounts; 10000: spread out), then the ledger's invariant check.
 //! - `ledger-core`: the same transfers submitted to the ledger in-process, to separate
 //!   what the ledger sustains from what the HTTP path costs.
+//! - `flash-claim`: a festival flash sale. One reward with `--stock` units (100 points,
+//!   one per customer), `--accounts` customers with points and sessions, and every
+//!   operation one claim attempt (`POST /api/v1/rewards/{id}/claims`, its own
+//!   `Idempotency-Key`) by the next customer in turn. A 201 and a 409 `out-of-stock` or
+//!   `claim-limit-reached` are correct answers; the load keeps running after the stock is
+//!   gone, as in a real flash sale where most attempts are refused. Then, from the
+//!   database: units claimed and reserved, the oversell (claimed beyond the stock, must
+//!   be 0), the distinct winners and the ledger's invariants.
 
 use std::{
     path::PathBuf,
@@ -39,6 +47,9 @@ pub enum Scenario {
     /// The same transfers straight into the ledger's group-commit writer, in-process: what
     /// the ledger itself sustains, without HTTP, sessions or lookups.
     LedgerCore,
+    /// A flash sale: many customers claiming one reward with little stock over HTTP; the
+    /// stock must never be oversold.
+    FlashClaim,
 }
 
 #[derive(Debug, Args)]
@@ -59,9 +70,26 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// `ledger`: how many customers' accounts the transfers move between.
-    #[arg(long, default_value_t = 10)]
-    pub accounts: usize,
+    /// `ledger`, `ledger-core`: how many customers' accounts the transfers move between
+    /// (default 10); `flash-claim`: how many customers take turns claiming (default 2000).
+    #[arg(long)]
+    pub accounts: Option<usize>,
+    /// `flash-claim`: units of the reward in stock.
+    #[arg(long, default_value_t = 1000)]
+    pub stock: i64,
+}
+
+/// Price of the `flash-claim` reward, in points.
+pub const FLASH_PRICE: i64 = 100;
+
+/// What the `flash-claim` operations saw, counted over the whole run (warm-up included).
+#[derive(Debug, Default)]
+pub struct ClaimCounts {
+    pub won: AtomicU64,
+    pub out_of_stock: AtomicU64,
+    pub limit_reached: AtomicU64,
+    /// Microseconds from the start of the load to the last 201.
+    pub last_win_micros: AtomicU64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -373,6 +401,11 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
     let target = Target::start(args.url.as_deref(), config, database_given).await?;
     let client = client()?;
     let base = target.base_url.clone();
+    let accounts = args.accounts.unwrap_or(match args.scenario {
+        Scenario::FlashClaim => 2000,
+        _ => 10,
+    });
+    let mut flash: Option<(String, Arc<ClaimCounts>)> = None;
     let (name, op): (&str, Operation) = match args.scenario {
         Scenario::HttpRead => {
             let token = signed_in_customer(&client, &base).await?;
@@ -400,7 +433,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 .app
                 .clone()
                 .context("the ledger-core scenario runs in-process; run it without --url")?;
-            let customers = Arc::new(seed_transfer_customers(&app, args.accounts.max(2)).await?);
+            let customers = Arc::new(seed_transfer_customers(&app, accounts.max(2)).await?);
             let run = rand::random::<u32>();
             (
                 "ledger-core",
@@ -425,7 +458,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 .app
                 .clone()
                 .context("the ledger scenario seeds its own customers; run it without --url")?;
-            let customers = Arc::new(seed_transfer_customers(&app, args.accounts.max(2)).await?);
+            let customers = Arc::new(seed_transfer_customers(&app, accounts.max(2)).await?);
             let url = format!("{base}/api/v1/transfers");
             let client = client.clone();
             let run = rand::random::<u32>();
@@ -459,6 +492,61 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 }),
             )
         }
+        Scenario::FlashClaim => {
+            let app = target
+                .app
+                .clone()
+                .context("the flash-claim scenario seeds its own reward and customers; run it without --url")?;
+            anyhow::ensure!(args.stock > 0, "--stock must be at least 1");
+            let reward = create_flash_reward(&app, args.stock).await?;
+            let customers = Arc::new(seed_points_customers(&app, accounts.max(1), FLASH_PRICE * 10).await?);
+            let counts = Arc::new(ClaimCounts::default());
+            flash = Some((reward.clone(), counts.clone()));
+            let url = format!("{base}/api/v1/rewards/{reward}/claims");
+            let client = client.clone();
+            let run = rand::random::<u32>();
+            let load_started = Instant::now();
+            (
+                "flash-claim",
+                Arc::new(move |n| {
+                    let customer = &customers[(n % customers.len() as u64) as usize];
+                    let request = client
+                        .post(&url)
+                        .bearer_auth(&customer.token)
+                        .header("idempotency-key", format!("flash-{run}-{n}"));
+                    let counts = counts.clone();
+                    Box::pin(async move {
+                        let response = request.send().await.map_err(|e| e.to_string())?;
+                        let status = response.status();
+                        let body = response.bytes().await.map_err(|e| e.to_string())?;
+                        match status.as_u16() {
+                            201 => {
+                                counts.won.fetch_add(1, Ordering::Relaxed);
+                                let at = load_started.elapsed().as_micros() as u64;
+                                counts.last_win_micros.fetch_max(at, Ordering::Relaxed);
+                                return Ok(());
+                            }
+                            409 => {
+                                let kind = serde_json::from_slice::<serde_json::Value>(&body)
+                                    .ok()
+                                    .and_then(|v| v["type"].as_str().map(str::to_owned))
+                                    .unwrap_or_default();
+                                if kind.ends_with(":out-of-stock") {
+                                    counts.out_of_stock.fetch_add(1, Ordering::Relaxed);
+                                    return Ok(());
+                                }
+                                if kind.ends_with(":claim-limit-reached") {
+                                    counts.limit_reached.fetch_add(1, Ordering::Relaxed);
+                                    return Ok(());
+                                }
+                            }
+                            _ => {}
+                        }
+                        Err(format!("status {status}: {}", String::from_utf8_lossy(&body)))
+                    })
+                }),
+            )
+        }
     };
     let load = run_load(
         op,
@@ -471,7 +559,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
     if let (Scenario::Ledger | Scenario::LedgerCore, Some(app)) = (args.scenario, &target.app) {
         let invariants = app.ledger.invariants().await?;
         let stats = app.ledger.writer_stats();
-        report.extra.insert("accounts".into(), args.accounts.into());
+        report.extra.insert("accounts".into(), accounts.into());
         report.extra.insert(
             "invariants".into(),
             if invariants.is_ok() {
@@ -489,6 +577,9 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
             .into(),
         );
     }
+    if let (Some((reward, counts)), Some(app)) = (&flash, &target.app) {
+        flash_claim_figures(app, reward, args.stock, accounts, counts, &load, &mut report.extra).await?;
+    }
     target.stop().await;
     report.print();
     if let Some(err) = &load.first_error {
@@ -499,6 +590,114 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// Creates the `flash-claim` reward: `stock` units at [`FLASH_PRICE`] points, one per
+/// customer, claimable from an hour ago for a day. Returns its id.
+pub async fn create_flash_reward(app: &App, stock: i64) -> anyhow::Result<String> {
+    use huoban_engage::{
+        EngageState,
+        rewards::service::{NewRewardRequest, RewardsService},
+    };
+    let service = RewardsService::new(&EngageState {
+        db: app.db.clone(),
+        clock: app.clock.clone(),
+        identity: app.identity.clone(),
+        accounts: app.accounts.clone(),
+        ledger: app.ledger.clone(),
+        inbox: app.inbox.clone(),
+    });
+    let now = app.clock.now();
+    let at = |hours: i64| -> anyhow::Result<String> {
+        Ok(now.checked_add(jiff::SignedDuration::from_hours(hours))?.to_string())
+    };
+    let reward = service
+        .create(
+            uuid::Uuid::now_v7(),
+            NewRewardRequest {
+                titles: [
+                    ("zh-CN".to_owned(), "双十一秒杀券".to_owned()),
+                    ("en".to_owned(), "Singles' Day flash coupon".to_owned()),
+                ]
+                .into(),
+                points_price: FLASH_PRICE,
+                total_stock: stock,
+                per_customer_limit: 1,
+                claimable_from: at(-1)?,
+                claimable_until: at(24)?,
+                coupon_valid_days: 30,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the flash-claim reward: {e}"))?;
+    Ok(reward.id)
+}
+
+/// After a `flash-claim` run: what the database says about the stock, the winners and the
+/// ledger, next to what the clients saw.
+async fn flash_claim_figures(
+    app: &App,
+    reward: &str,
+    stock: i64,
+    accounts: usize,
+    counts: &ClaimCounts,
+    load: &LoadResult,
+    extra: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    let (total, claimed, reserved): (i64, i64, i64) =
+        sqlx::query_as("SELECT total, claimed, reserved FROM reward_stock WHERE reward_id = $1")
+            .bind(reward)
+            .fetch_one(app.db.reader())
+            .await
+            .context("reading the reward's stock")?;
+    let (winners,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT customer_id) FROM reward_claims WHERE reward_id = $1 AND state = 'claimed'",
+    )
+    .bind(reward)
+    .fetch_one(app.db.reader())
+    .await
+    .context("counting the winners")?;
+    let (coupons,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM reward_claims WHERE reward_id = $1 AND state = 'claimed'")
+            .bind(reward)
+            .fetch_one(app.db.reader())
+            .await
+            .context("counting the coupons")?;
+    let invariants = app.ledger.invariants().await?;
+    let secs = load.elapsed.as_secs_f64().max(0.001);
+    extra.insert("accounts".into(), accounts.into());
+    extra.insert("stock".into(), total.into());
+    extra.insert("claims_per_s".into(), (load.operations as f64 / secs).round().into());
+    extra.insert("claimed".into(), claimed.into());
+    extra.insert("reserved".into(), reserved.into());
+    extra.insert("oversell".into(), (claimed - stock).max(0).into());
+    extra.insert("winners".into(), winners.into());
+    extra.insert("coupons".into(), coupons.into());
+    extra.insert("http_201".into(), counts.won.load(Ordering::Relaxed).into());
+    extra.insert(
+        "out_of_stock".into(),
+        counts.out_of_stock.load(Ordering::Relaxed).into(),
+    );
+    extra.insert(
+        "limit_reached".into(),
+        counts.limit_reached.load(Ordering::Relaxed).into(),
+    );
+    let last_win = counts.last_win_micros.load(Ordering::Relaxed);
+    if last_win > 0 {
+        extra.insert(
+            "last_win".into(),
+            format!("{:.2} s after the load started", last_win as f64 / 1e6).into(),
+        );
+    }
+    extra.insert(
+        "invariants".into(),
+        if invariants.is_ok() {
+            "ok".into()
+        } else {
+            format!("{} violations", invariants.violations.len()).into()
+        },
+    );
     Ok(())
 }
 
@@ -513,6 +712,23 @@ pub struct TransferCustomer {
 /// Creates `n` customers with funded current accounts and open sessions, in-process and
 /// concurrently (group commit makes this quick), with a progress line.
 pub async fn seed_transfer_customers(app: &App, n: usize) -> anyhow::Result<Vec<TransferCustomer>> {
+    seed_customers(app, n, huoban_ledger::Unit::Cny, 1_000_000_000).await
+}
+
+/// Creates `n` customers with `points` points each (granted from the bank's points
+/// clearing) and open sessions, like [`seed_transfer_customers`].
+pub async fn seed_points_customers(app: &App, n: usize, points: i64) -> anyhow::Result<Vec<TransferCustomer>> {
+    seed_customers(app, n, huoban_ledger::Unit::Points, points).await
+}
+
+/// `n` customers with open sessions whose `unit` account (current account for CNY, points
+/// account for points) holds `amount`, moved in from the bank's clearing for that unit.
+async fn seed_customers(
+    app: &App,
+    n: usize,
+    unit: huoban_ledger::Unit,
+    amount: i64,
+) -> anyhow::Result<Vec<TransferCustomer>> {
     anyhow::ensure!(n <= 100_000, "at most 100,000 customers per run");
     use futures::{StreamExt, TryStreamExt};
     use huoban_identity::{Channel, service::Registration};
@@ -537,11 +753,7 @@ pub async fn seed_transfer_customers(app: &App, n: usize) -> anyhow::Result<Vec<
     for chunk in rows.chunks(1000) {
         app.identity.store().insert_customers(chunk).await?;
     }
-    let clearing = app
-        .accounts
-        .clearing(Unit::Cny)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let clearing = app.accounts.clearing(unit).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let done = Arc::new(AtomicU64::new(0));
     let customers: Vec<TransferCustomer> = futures::stream::iter(rows.into_iter().enumerate())
         .map(|(_, row)| {
@@ -555,10 +767,14 @@ pub async fn seed_transfer_customers(app: &App, n: usize) -> anyhow::Result<Vec<
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let fund = TransferRequest::single(
                     IdempotencyKey::new("bench", format!("fund-{}", row.id)).map_err(|e| anyhow::anyhow!("{e}"))?,
-                    Unit::Cny,
+                    unit,
                     clearing,
-                    accounts.current,
-                    Amount::new(1_000_000_000).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    if unit == Unit::Points {
+                        accounts.points
+                    } else {
+                        accounts.current
+                    },
+                    Amount::new(amount).map_err(|e| anyhow::anyhow!("{e}"))?,
                 );
                 app.ledger.transfer(fund).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 let session = app

@@ -236,3 +236,47 @@ fn bench_ledger_moves_value_through_http_and_keeps_the_invariants() {
     assert_eq!(report["errors"], 0);
     assert_eq!(report["extra"]["invariants"], "ok");
 }
+
+#[test]
+fn bench_flash_claim_never_oversells_and_keeps_the_invariants() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = huoban(
+        &[
+            "bench",
+            "flash-claim",
+            "--stock",
+            "15",
+            "--accounts",
+            "40",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "8",
+            "--json",
+            "flash.json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("flash.json")).expect("json file")).expect("json");
+    assert_eq!(report["scenario"], "flash-claim");
+    assert!(report["operations"].as_u64().expect("ops") > 0);
+    assert_eq!(report["errors"], 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let extra = &report["extra"];
+    assert_eq!(extra["oversell"], 0);
+    assert_eq!(extra["reserved"], 0);
+    assert_eq!(extra["stock"], 15);
+    // Every unit claimed went to a distinct customer who got a 201, and a refusal for
+    // stock means every unit was gone (40 customers on 15 units sell out within the second).
+    let claimed = extra["claimed"].as_i64().expect("claimed");
+    assert!(claimed <= 15, "{extra}");
+    assert_eq!(extra["winners"], claimed, "{extra}");
+    assert_eq!(extra["http_201"], claimed, "{extra}");
+    if extra["out_of_stock"].as_u64().expect("out_of_stock") > 0 {
+        assert_eq!(claimed, 15, "{extra}");
+    }
+    assert_eq!(extra["invariants"], "ok");
+}
