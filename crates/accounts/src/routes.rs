@@ -7,12 +7,16 @@
 //! routes, or every transfer would pay for two extra writes outside the ledger's batch.
 
 use axum::{
-    extract::{FromRef, FromRequestParts, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request::Parts},
+    extract::{FromRef, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use huoban_identity::{CustomerAuth, IdentityService, Permission, StaffAuth};
-use huoban_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Page, idempotency, problem::Problem};
+use huoban_kit::{
+    ApiError, ApiJson, ApiPath, ApiQuery, Page,
+    idempotency::{self, RequiredKey},
+    problem::Problem,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -40,27 +44,6 @@ pub fn router(service: AccountsService) -> OpenApiRouter {
         .routes(routes!(staff_customer_accounts))
         .routes(routes!(staff_account_transactions))
         .with_state(service)
-}
-
-/// The `Idempotency-Key` a transfer must carry. Extracted before the body, so a missing
-/// key is reported even when the body is also wrong.
-#[derive(Debug, Clone)]
-pub struct RequiredIdempotencyKey(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for RequiredIdempotencyKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(idempotency::HEADER).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "idempotency-key-required",
-                "This request needs an Idempotency-Key header",
-            )
-            .detail("Money moves at most once per key: send a new unique key (e.g. a UUID) and reuse it only to retry.")
-        })?;
-        idempotency::parse_key(value).map(RequiredIdempotencyKey)
-    }
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -138,18 +121,15 @@ async fn account_statement(
 async fn create_transfer(
     State(s): State<AccountsService>,
     auth: CustomerAuth,
-    RequiredIdempotencyKey(key): RequiredIdempotencyKey,
+    RequiredKey(key): RequiredKey,
     ApiJson(body): ApiJson<NewTransfer>,
 ) -> Result<Response, ApiError> {
     let (transfer, replayed) = s.transfer(auth.customer_id, auth.channel.as_str(), &key, body).await?;
-    let mut headers = HeaderMap::new();
+    let mut response = (StatusCode::CREATED, ApiJson(transfer)).into_response();
     if replayed {
-        headers.insert(
-            HeaderName::from_static(idempotency::REPLAYED),
-            HeaderValue::from_static("true"),
-        );
+        idempotency::mark_replayed(&mut response);
     }
-    Ok((StatusCode::CREATED, headers, ApiJson(transfer)).into_response())
+    Ok(response)
 }
 
 /// Your balance alerts.

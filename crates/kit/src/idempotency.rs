@@ -55,6 +55,35 @@ pub fn parse_key(value: &HeaderValue) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
+/// The `Idempotency-Key` of a route that requires one and keeps it itself, in the same
+/// transaction as its effect (transfers, deposits, claims). Extracted before the body, so a
+/// missing key is reported even when the body is also wrong.
+#[derive(Debug, Clone)]
+pub struct RequiredKey(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequiredKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(HEADER).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency-key-required",
+                "This request needs an Idempotency-Key header",
+            )
+            .detail("Value moves at most once per key: send a new unique key (e.g. a UUID) and reuse it only to retry.")
+        })?;
+        parse_key(value).map(RequiredKey)
+    }
+}
+
+/// Marks a response as the replay of an earlier request with the same key.
+pub fn mark_replayed(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static(REPLAYED), HeaderValue::from_static("true"));
+}
+
 pub fn mismatch() -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,

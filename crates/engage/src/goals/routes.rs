@@ -6,8 +6,8 @@ use axum::{
     extract::{FromRef, State},
     http::StatusCode,
 };
-use huoban_accounts::routes::RequiredIdempotencyKey;
 use huoban_identity::{CustomerAuth, IdentityService};
+use huoban_kit::idempotency::RequiredKey;
 use huoban_kit::{ApiError, ApiJson, ApiPath, problem::Problem};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -94,7 +94,7 @@ async fn deposit(
     State(s): State<GoalsService>,
     auth: CustomerAuth,
     ApiPath(id): ApiPath<Uuid>,
-    RequiredIdempotencyKey(key): RequiredIdempotencyKey,
+    RequiredKey(key): RequiredKey,
     ApiJson(body): ApiJson<NewDeposit>,
 ) -> Result<(StatusCode, ApiJson<DepositView>), ApiError> {
     let view = s

@@ -3,11 +3,15 @@
 
 use axum::{
     extract::{FromRef, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use huoban_identity::{CustomerAuth, IdentityService, Permission, StaffAuth};
-use huoban_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Page, PageQuery, idempotency, problem::Problem};
+use huoban_kit::{
+    ApiError, ApiJson, ApiPath, ApiQuery, Page, PageQuery,
+    idempotency::{self, RequiredKey},
+    problem::Problem,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -97,24 +101,12 @@ async fn claim(
     State(s): State<RewardsService>,
     auth: CustomerAuth,
     ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
+    RequiredKey(key): RequiredKey,
 ) -> Result<Response, ApiError> {
-    let key = headers.get(idempotency::HEADER).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "idempotency-key-required",
-            "An Idempotency-Key header is required",
-        )
-        .detail("Send a fresh Idempotency-Key (e.g. a UUID) with each claim and reuse it only to retry.")
-    })?;
-    let key = idempotency::parse_key(key)?;
     let (view, replayed) = s.claim(auth.customer_id, id, &key).await?;
     let mut response = (StatusCode::CREATED, ApiJson(view)).into_response();
     if replayed {
-        response.headers_mut().insert(
-            HeaderName::from_static(idempotency::REPLAYED),
-            HeaderValue::from_static("true"),
-        );
+        idempotency::mark_replayed(&mut response);
     }
     Ok(response)
 }

@@ -94,33 +94,40 @@ async fn serve_demo_seeds_a_bank_whose_sign_ins_work_and_stops_on_sigterm() {
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
 
+/// Runs `huoban bench <scenario>` briefly (1 s, no warm-up, 8 clients unless `args` says
+/// otherwise), checks it succeeded with operations and no errors, and returns its JSON report.
+fn bench(scenario: &str, args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut all = vec![
+        "bench",
+        scenario,
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "report.json",
+    ];
+    if !args.contains(&"--concurrency") {
+        all.extend(["--concurrency", "8"]);
+    }
+    all.extend_from_slice(args);
+    let out = huoban(&all, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("json file")).expect("json");
+    assert_eq!(report["scenario"], scenario);
+    assert!(report["operations"].as_u64().expect("ops") > 0, "{report}");
+    assert_eq!(report["errors"], 0, "{stderr}");
+    (report, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[test]
 fn bench_http_read_prints_and_writes_its_figures() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = huoban(
-        &[
-            "bench",
-            "http-read",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--concurrency",
-            "4",
-            "--json",
-            "r.json",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("throughput") && text.contains("p99"), "{text}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).expect("json file")).expect("json");
-    assert_eq!(report["scenario"], "http-read");
+    let (report, stdout) = bench("http-read", &["--concurrency", "4"]);
+    assert!(stdout.contains("throughput") && stdout.contains("p99"), "{stdout}");
     assert_eq!(report["backend"], "sqlite");
-    assert!(report["operations"].as_u64().expect("ops") > 0);
-    assert_eq!(report["errors"], 0);
     assert!(report["p99_ms"].as_f64().expect("p99") >= report["p50_ms"].as_f64().expect("p50"));
 }
 
@@ -181,90 +188,19 @@ fn a_password_in_a_postgres_url_never_reaches_the_logs() {
 
 #[test]
 fn bench_ledger_core_moves_value_and_keeps_the_invariants() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = huoban(
-        &[
-            "bench",
-            "ledger-core",
-            "--accounts",
-            "20",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--concurrency",
-            "8",
-            "--json",
-            "core.json",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("core.json")).expect("json file")).expect("json");
-    assert_eq!(report["scenario"], "ledger-core");
-    assert!(report["operations"].as_u64().expect("ops") > 0);
-    assert_eq!(report["errors"], 0);
+    let (report, _) = bench("ledger-core", &["--accounts", "20"]);
     assert_eq!(report["extra"]["invariants"], "ok");
 }
 
 #[test]
 fn bench_ledger_moves_value_through_http_and_keeps_the_invariants() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = huoban(
-        &[
-            "bench",
-            "ledger",
-            "--accounts",
-            "12",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--concurrency",
-            "8",
-            "--json",
-            "ledger.json",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("ledger.json")).expect("json file")).expect("json");
-    assert_eq!(report["scenario"], "ledger");
-    assert!(report["operations"].as_u64().expect("ops") > 0);
-    assert_eq!(report["errors"], 0);
+    let (report, _) = bench("ledger", &["--accounts", "12"]);
     assert_eq!(report["extra"]["invariants"], "ok");
 }
 
 #[test]
 fn bench_flash_claim_never_oversells_and_keeps_the_invariants() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = huoban(
-        &[
-            "bench",
-            "flash-claim",
-            "--stock",
-            "15",
-            "--accounts",
-            "40",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--concurrency",
-            "8",
-            "--json",
-            "flash.json",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("flash.json")).expect("json file")).expect("json");
-    assert_eq!(report["scenario"], "flash-claim");
-    assert!(report["operations"].as_u64().expect("ops") > 0);
-    assert_eq!(report["errors"], 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let (report, _) = bench("flash-claim", &["--stock", "15", "--accounts", "40"]);
     let extra = &report["extra"];
     assert_eq!(extra["oversell"], 0);
     assert_eq!(extra["reserved"], 0);
