@@ -216,3 +216,47 @@ fn bench_flash_claim_never_oversells_and_keeps_the_invariants() {
     }
     assert_eq!(extra["invariants"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_can_target_a_running_server_by_url() {
+    let (mut server, base, _) = crate::helpers::spawn_binary(&[], &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "bench",
+            "http-read",
+            "--url",
+            &base,
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .args(["--json", "remote.json"])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("bench runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("remote.json")).expect("json file")).expect("json");
+    assert_eq!(
+        report["backend"], "remote",
+        "it used the given server, not one of its own"
+    );
+    assert!(report["operations"].as_u64().expect("ops") > 0);
+    assert_eq!(report["errors"], 0);
+    // The ledger scenarios seed in-process and refuse a remote target with a clear error.
+    let refused = tokio::process::Command::new(BIN)
+        .args(["bench", "ledger", "--url", &base, "--duration", "1", "--warmup", "0"])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("bench runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run it without --url"));
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+}
