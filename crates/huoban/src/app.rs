@@ -176,7 +176,7 @@ impl App {
 
     /// The services the engagement features use, all shared with the rest of the server
     /// (one inbox, so its live push reaches every open page).
-    fn engage_state(&self) -> huoban_engage::EngageState {
+    pub fn engage_state(&self) -> huoban_engage::EngageState {
         huoban_engage::EngageState {
             db: self.db.clone(),
             clock: self.clock.clone(),

@@ -39,7 +39,13 @@ use super::{
     },
     store::{CheckinStore, RewardRow},
 };
-use crate::EngageState;
+use crate::{
+    EngageState,
+    events::{
+        self,
+        store::{EventRow, EventsStore},
+    },
+};
 
 /// The ledger idempotency scope of check-in rewards.
 pub const LEDGER_SCOPE: &str = "checkin";
@@ -293,7 +299,19 @@ impl CheckinService {
         } else {
             cards_left
         };
+        // The check-in as a behaviour event, in the same transaction, for rules and tasks.
+        let event = EventRow::server(
+            customer,
+            format!("check_in:{date}"),
+            events::domain::CHECK_IN,
+            now,
+            serde_json::json!({ "date": date.to_string(), "kind": plan.kind.as_str(), "streak": plan.current_streak }),
+        );
+        EventsStore::new(self.store.db().clone())
+            .insert(&mut tx, &[event], now)
+            .await?;
         tx.commit().await.map_err(DbError::from)?;
+        events::feed::announce();
 
         self.settle(customer, clearing, points).await?;
         Ok(self.outcome(&plan, cards_left))

@@ -26,11 +26,26 @@ pub const LEDGER_CHANNEL: &str = "ledger";
 /// The channels a client event may come from.
 pub const CHANNELS: &[&str] = &["app", "h5", "mini_program", "wechat_oa", "web"];
 
-/// Types only the server records (from ledger postings); clients cannot send them.
+/// The channel of events the server records about what a customer did through its own
+/// features (a check-in, a finished questionnaire).
+pub const SERVER_CHANNEL: &str = "server";
+
+/// A daily check-in (or make-up), recorded with the check-in. Properties: `date`, `kind`
+/// (`checkin`/`makeup`), `streak`.
+pub const CHECK_IN: &str = "check_in";
+/// A finished questionnaire or quiz, recorded with its last answer. Properties:
+/// `questionnaire_id`, `kind` (`survey`/`quiz`/`risk_appetite`), `score`, `passed`,
+/// `suitability`.
+pub const QUESTIONNAIRE_COMPLETED: &str = "questionnaire_completed";
+
+/// Types only the server records (ledger postings, its own features); clients cannot send
+/// them, so rules that pay for them cannot be gamed.
 pub const RESERVED_TYPES: &[&str] = &[
     LedgerEventType::DEPOSIT,
     LedgerEventType::TRANSFER_OUT,
     LedgerEventType::TRANSFER_IN,
+    CHECK_IN,
+    QUESTIONNAIRE_COMPLETED,
 ];
 
 const FIELDS: &[&str] = &["id", "type", "channel", "at", "properties"];
@@ -191,7 +206,7 @@ pub fn check_type(kind: &str) -> Result<&str, Rejection> {
             "invalid-event-type",
             "The event type is not valid",
             Some("type"),
-            format!("{kind:?} is recorded by the server from the ledger and cannot be sent"),
+            format!("{kind:?} is recorded by the server itself and cannot be sent"),
         ));
     }
     Ok(kind)

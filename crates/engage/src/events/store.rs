@@ -18,6 +18,9 @@ pub const CHUNK_ROWS: usize = 500;
 
 const COLUMNS: usize = 7;
 
+/// The PostgreSQL advisory lock key that orders event-writing transactions ("hbev").
+const FEED_LOCK: i64 = 0x6862_6576;
+
 /// A row to insert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
@@ -27,6 +30,20 @@ pub struct EventRow {
     pub channel: String,
     pub at: Timestamp,
     pub properties: String,
+}
+
+impl EventRow {
+    /// An event the server records itself, on [`super::domain::SERVER_CHANNEL`].
+    pub fn server(customer: Uuid, event_id: String, kind: &str, at: Timestamp, properties: serde_json::Value) -> Self {
+        Self {
+            customer,
+            event_id,
+            kind: kind.to_owned(),
+            channel: super::domain::SERVER_CHANNEL.to_owned(),
+            at,
+            properties: properties.to_string(),
+        }
+    }
 }
 
 /// A stored event.
@@ -86,6 +103,11 @@ impl EventsStore {
     }
 
     /// Inserts the rows that are new; returns the (customer, event id) pairs inserted.
+    ///
+    /// `conn` must be inside a transaction: on PostgreSQL the inserts take a
+    /// transaction-scoped advisory lock first, so transactions that write events commit in
+    /// the order of their `seq` values and the [feed](super::feed) never passes over a row
+    /// that commits later with a lower `seq`. (SQLite has one writer, so it is already so.)
     #[tracing::instrument(skip_all, fields(rows = rows.len()))]
     pub async fn insert(
         &self,
@@ -93,6 +115,15 @@ impl EventsStore {
         rows: &[EventRow],
         received_at: Timestamp,
     ) -> Result<HashSet<(String, String)>, DbError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        if self.db.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(FEED_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
         let received_at = to_micros(received_at);
         let mut inserted = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(CHUNK_ROWS) {
@@ -122,6 +153,7 @@ impl EventsStore {
         let mut tx = self.begin().await?;
         let inserted = self.insert(&mut tx, rows, received_at).await?;
         tx.commit().await?;
+        super::feed::announce();
         Ok(inserted)
     }
 

@@ -18,7 +18,7 @@ use super::{
     },
     store::{Completion, QuestionnaireStore, StoredQuestionnaire, StoredSession},
 };
-use crate::EngageState;
+use crate::{EngageState, events::store::EventRow};
 
 /// Ledger idempotency scope of quiz rewards; the key is `{quiz}:{customer}`, which is what
 /// makes a reward payable once per customer and quiz, however often the quiz is retaken.
@@ -384,9 +384,24 @@ impl QuestionnaireService {
                     )
                 }
             };
+            let event = view.result.as_ref().map(|result| {
+                EventRow::server(
+                    customer,
+                    format!("questionnaire_completed:{session_id}"),
+                    crate::events::domain::QUESTIONNAIRE_COMPLETED,
+                    self.clock.now(),
+                    serde_json::json!({
+                        "questionnaire_id": session.questionnaire_id,
+                        "kind": definition.kind.as_str(),
+                        "score": result.score,
+                        "passed": result.passed,
+                        "suitability": result.suitability.as_ref().map(|s| s.level.as_str()),
+                    }),
+                )
+            });
             if self
                 .store
-                .record_answers(&session, &answers, completion, self.clock.now())
+                .record_answers(&session, &answers, completion, event.as_ref(), self.clock.now())
                 .await?
             {
                 return Ok(view);

@@ -6,6 +6,8 @@ use huoban_kit::{Db, DbError, clock::to_micros, db::flag, ids::new_id};
 use jiff::Timestamp;
 use uuid::Uuid;
 
+use crate::events::store::{EventRow, EventsStore};
+
 use super::domain::{Answer, Questionnaire, Suitability};
 
 /// A saved questionnaire.
@@ -219,8 +221,10 @@ impl QuestionnaireStore {
         session: &StoredSession,
         answers: &[Answer],
         completion: Option<Completion>,
+        event: Option<&EventRow>,
         now: Timestamp,
     ) -> Result<bool, DbError> {
+        let at = now;
         let now = to_micros(now);
         let mut tx = self.db.begin().await?;
         let updated = sqlx::query(
@@ -259,7 +263,16 @@ impl QuestionnaireStore {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some(event) = event {
+            // "Finished" as a behaviour event, committed with the session (crates/engage/src/events).
+            EventsStore::new(self.db.clone())
+                .insert(&mut tx, std::slice::from_ref(event), at)
+                .await?;
+        }
         tx.commit().await?;
+        if event.is_some() {
+            crate::events::feed::announce();
+        }
         Ok(true)
     }
 

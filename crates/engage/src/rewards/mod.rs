@@ -61,9 +61,17 @@ pub mod store;
 
 use huoban_kit::MigrationSpec;
 
-pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 2026112243,
-    name: "rewards",
-    sqlite: include_str!("../../migrations/sqlite/2026112243_rewards.sql"),
-    postgres: include_str!("../../migrations/postgres/2026112243_rewards.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 2026112243,
+        name: "rewards",
+        sqlite: include_str!("../../migrations/sqlite/2026112243_rewards.sql"),
+        postgres: include_str!("../../migrations/postgres/2026112243_rewards.sql"),
+    },
+    MigrationSpec {
+        version: 2026112246,
+        name: "reward_grants",
+        sqlite: include_str!("../../migrations/sqlite/2026112246_reward_grants.sql"),
+        postgres: include_str!("../../migrations/postgres/2026112246_reward_grants.sql"),
+    },
+];

@@ -113,8 +113,8 @@ pub struct ClaimView {
     pub points_spent: i64,
     pub claimed_at: String,
     pub valid_until: String,
-    /// The points transfer that paid for it.
-    pub transfer_id: String,
+    /// The points transfer that paid for it; absent for a prize (a grant costs no points).
+    pub transfer_id: Option<String>,
 }
 
 /// One of my coupons.
@@ -204,7 +204,7 @@ fn claim_view(claim: &ClaimRow) -> ClaimView {
         points_spent: claim.points,
         claimed_at: claim.claimed_at.map(iso).unwrap_or_default(),
         valid_until: claim.valid_until.map(iso).unwrap_or_default(),
-        transfer_id: claim.transfer_id.clone().unwrap_or_default(),
+        transfer_id: claim.transfer_id.clone(),
     }
 }
 
@@ -379,6 +379,51 @@ impl RewardsService {
         self.settle(claim).await.map(|v| (v, false))
     }
 
+    /// Issues a unit of a reward as a prize — a rule's action, an invite unlock, a team
+    /// challenge's reward — without charging points: the same stock, window and
+    /// per-customer limit as a claim. Idempotent on `key` (callers derive it from what
+    /// earned the prize, e.g. `rule:{rule}:{event}`); returns the coupon and whether it was
+    /// issued before.
+    #[tracing::instrument(skip_all, fields(customer = %customer, reward = %reward_id))]
+    pub async fn grant(&self, customer: Uuid, reward_id: Uuid, key: &str) -> Result<(ClaimView, bool), ApiError> {
+        let reward = self
+            .store
+            .reward(reward_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("The reward"))?;
+        let (claim, fresh) = match self.store.claim_by_key(customer, key).await? {
+            Some(existing) => (existing, false),
+            None => self.reserve_at(customer, &reward, key, 0).await?,
+        };
+        if claim.reward_id != reward_id.to_string() || claim.points != 0 {
+            return Err(idempotency::mismatch());
+        }
+        match claim.state() {
+            Some(ClaimState::Claimed) => Ok((claim_view(&claim), !fresh)),
+            Some(ClaimState::Released) => Err(failure_problem(claim.failure.as_deref())),
+            Some(ClaimState::Reserved) => self.finish_free(&claim).await.map(|v| (v, !fresh)),
+            None => Err(ApiError::internal(format!("claim {} has an unknown state", claim.id))),
+        }
+    }
+
+    /// A granted (free) claim needs no ledger step: it is finished at once.
+    async fn finish_free(&self, claim: &ClaimRow) -> Result<ClaimView, ApiError> {
+        let now = self.clock.now();
+        let days = self
+            .store
+            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
+            .await?
+            .map_or(1, |r| r.coupon_valid_days);
+        self.store
+            .finish(claim, None, now, coupon_valid_until(now, days))
+            .await?;
+        let current = self.reload(claim).await?;
+        match current.state() {
+            Some(ClaimState::Claimed) => Ok(claim_view(&current)),
+            _ => Err(failure_problem(current.failure.as_deref())),
+        }
+    }
+
     async fn replay(&self, claim: ClaimRow, reward_id: Uuid) -> Result<ClaimView, ApiError> {
         if claim.reward_id != reward_id.to_string() {
             return Err(idempotency::mismatch());
@@ -398,6 +443,16 @@ impl RewardsService {
     /// this call wrote it (false: an earlier attempt with the same key did). Public so
     /// tests can stop a claim here, as a crash would.
     pub async fn reserve(&self, customer: Uuid, reward: &RewardRow, key: &str) -> Result<(ClaimRow, bool), ApiError> {
+        self.reserve_at(customer, reward, key, reward.points_price).await
+    }
+
+    async fn reserve_at(
+        &self,
+        customer: Uuid,
+        reward: &RewardRow,
+        key: &str,
+        points: i64,
+    ) -> Result<(ClaimRow, bool), ApiError> {
         // Validated before anything is written: the key must also be a ledger key.
         IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
         let now = self.clock.now();
@@ -412,7 +467,7 @@ impl RewardsService {
             reward_id,
             customer_id: customer,
             idem_key: key.to_owned(),
-            points: reward.points_price,
+            points,
             code: CouponCode::from_random(random_bits()).to_string(),
             per_customer_limit: reward.per_customer_limit,
         };
@@ -499,7 +554,7 @@ impl RewardsService {
             .map_or(1, |r| r.coupon_valid_days);
         let valid_until = coupon_valid_until(now, days);
         self.store
-            .finish(claim, &posted.id.to_string(), now, valid_until)
+            .finish(claim, Some(&posted.id.to_string()), now, valid_until)
             .await?;
         let current = self.reload(claim).await?;
         match current.state() {
@@ -554,6 +609,13 @@ impl RewardsService {
         let before = now.checked_sub(STALE_AFTER).unwrap_or(now);
         let mut report = RecoveryReport::default();
         for claim in self.store.stale_reservations(before, RECOVERY_BATCH).await? {
+            if claim.points == 0 {
+                // A grant that stopped before finishing: it owes no points, so it is issued.
+                if self.finish_free(&claim).await.is_ok() {
+                    report.finished += 1;
+                }
+                continue;
+            }
             let hold = match self.ledger.transfer_by_key(&ledger_key(&claim)?).await {
                 Ok(t) => Some(t),
                 Err(LedgerError::TransferNotFound(_)) => None,
@@ -592,7 +654,12 @@ impl RewardsService {
                         .map_or(1, |r| r.coupon_valid_days);
                     if self
                         .store
-                        .finish(&claim, &t.id.to_string(), now, domain::coupon_valid_until(now, days))
+                        .finish(
+                            &claim,
+                            Some(&t.id.to_string()),
+                            now,
+                            domain::coupon_valid_until(now, days),
+                        )
                         .await?
                     {
                         report.finished += 1;

@@ -254,21 +254,13 @@ impl RewardsStore {
     pub async fn finish(
         &self,
         claim: &ClaimRow,
-        transfer_id: &str,
+        transfer_id: Option<&str>,
         now: Timestamp,
         valid_until: Timestamp,
     ) -> Result<bool, DbError> {
         let mut tx = self.db.begin().await?;
         if !self
-            .leave_reserved(
-                &mut tx,
-                claim,
-                "claimed",
-                None,
-                Some(transfer_id),
-                now,
-                Some(valid_until),
-            )
+            .leave_reserved(&mut tx, claim, "claimed", None, transfer_id, now, Some(valid_until))
             .await?
         {
             return Ok(false);

@@ -24,6 +24,8 @@ on_both_backends!(
     a_transfer_shows_up_as_events_for_both_customers,
     my_events_are_listed_newest_first_with_a_cursor,
     events_are_for_signed_in_customers_only,
+    the_feed_gives_every_event_once_in_order_and_cursors_move_once,
+    check_ins_and_finished_questionnaires_are_server_events_clients_cannot_forge,
 );
 
 fn event(app: &TestApp, id: &str, kind: &str) -> Value {
@@ -298,4 +300,119 @@ async fn events_are_for_signed_in_customers_only(app: TestApp) {
         .await
         .assert_problem(403, "customers-only");
     assert_eq!(app.count("behaviour_events").await, 0);
+}
+
+async fn the_feed_gives_every_event_once_in_order_and_cursors_move_once(app: TestApp) {
+    use huoban_engage::events::feed::EventFeed;
+    let (_, a) = customer(&app, "13900000111").await;
+    let (_, b) = customer(&app, "13900000112").await;
+    ingest(
+        &app,
+        &a,
+        (0..3).map(|i| event(&app, &format!("a-{i}"), "page_view")).collect(),
+    )
+    .await;
+    ingest(&app, &b, vec![event(&app, "b-0", "share")]).await;
+    ingest(&app, &a, vec![event(&app, "a-0", "page_view")]).await; // a duplicate: not in the feed again
+
+    let feed = EventFeed::new(app.app.db.clone(), "test-consumer");
+    assert_eq!(
+        feed.position().await.expect("ok"),
+        0,
+        "a new consumer starts at the beginning"
+    );
+    let events = feed.read(0, 100).await.expect("ok");
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["a-0", "a-1", "a-2", "b-0"], "commit order, each once");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(events[3].properties["product"], "fund-007");
+
+    let now = app.clock.now();
+    let mut tx = app.app.db.begin().await.expect("ok");
+    assert!(feed.advance(&mut tx, 0, events[1].seq, now).await.expect("ok"));
+    tx.commit().await.expect("ok");
+    assert_eq!(feed.position().await.expect("ok"), events[1].seq);
+    let rest = feed.read(events[1].seq, 100).await.expect("ok");
+    assert_eq!(rest.len(), 2);
+
+    // A second node that read from the same position loses the race and must roll back.
+    let mut tx = app.app.db.begin().await.expect("ok");
+    assert!(
+        !feed.advance(&mut tx, 0, events[3].seq, now).await.expect("ok"),
+        "stale from 0"
+    );
+    tx.rollback().await.expect("ok");
+    let mut tx = app.app.db.begin().await.expect("ok");
+    assert!(
+        feed.advance(&mut tx, events[1].seq, events[3].seq, now)
+            .await
+            .expect("ok")
+    );
+    tx.commit().await.expect("ok");
+    let mut tx = app.app.db.begin().await.expect("ok");
+    assert!(
+        !feed
+            .advance(&mut tx, events[1].seq, events[3].seq, now)
+            .await
+            .expect("ok"),
+        "moved already"
+    );
+    tx.rollback().await.expect("ok");
+    assert_eq!(feed.position().await.expect("ok"), events[3].seq);
+
+    // Starting at the end skips history, and leaves an existing cursor alone.
+    let late = EventFeed::new(app.app.db.clone(), "late-consumer");
+    late.start_at_end(now).await.expect("ok");
+    assert_eq!(late.position().await.expect("ok"), events[3].seq);
+    feed.start_at_end(now).await.expect("ok");
+    assert_eq!(feed.position().await.expect("ok"), events[3].seq);
+}
+
+async fn check_ins_and_finished_questionnaires_are_server_events_clients_cannot_forge(app: TestApp) {
+    let (_, token) = customer(&app, "13900000113").await;
+    let reply = app.post("/api/v1/checkins", Some(&token), json!({})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let session = app
+        .post("/api/v1/questionnaires/risk-appetite/sessions", Some(&token), json!({}))
+        .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{:?}", session.body);
+    let id = session.body["session_id"].as_str().expect("session id").to_owned();
+    let mut question = session.body["question"].clone();
+    while !question.is_null() {
+        let option = question["options"][0]["id"].as_str().expect("option").to_owned();
+        let reply = app
+            .post(
+                &format!("/api/v1/questionnaires/sessions/{id}/answers"),
+                Some(&token),
+                json!({ "question_id": question["id"], "option_id": option }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        question = reply.body["question"].clone();
+    }
+    let list = app.get("/api/v1/events", Some(&token)).await;
+    let kinds: Vec<(&str, &str)> = list.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| (e["type"].as_str().expect("ok"), e["channel"].as_str().expect("ok")))
+        .collect();
+    assert!(kinds.contains(&("check_in", "server")), "{kinds:?}");
+    assert!(kinds.contains(&("questionnaire_completed", "server")), "{kinds:?}");
+    let done = list.body["items"]
+        .as_array()
+        .expect("ok")
+        .iter()
+        .find(|e| e["type"] == "questionnaire_completed")
+        .expect("ok");
+    assert_eq!(done["properties"]["questionnaire_id"], "risk-appetite");
+    assert!(done["properties"]["suitability"].as_str().expect("ok").starts_with('C'));
+
+    // A client cannot send the server's types.
+    let forged = ingest(&app, &token, vec![event(&app, "f-1", "check_in")]).await;
+    assert_eq!(forged.body["results"][0]["status"], "rejected", "{:?}", forged.body);
+    assert_eq!(
+        forged.body["results"][0]["problem"]["type"],
+        "urn:huoban:problem:invalid-event-type"
+    );
 }

@@ -4,7 +4,7 @@
 //! the claim window, staff validation and the catalog, and recovery of a claim whose
 //! request died after reserving, in both directions.
 
-use huoban_engage::{EngageState, rewards::service::RewardsService};
+use huoban_engage::rewards::service::RewardsService;
 use huoban_identity::{Channel, Role, store::CustomerRow};
 use huoban_kit::Clock;
 use huoban_ledger::{Amount, IdempotencyKey, TransferRequest, Unit};
@@ -26,6 +26,7 @@ on_both_backends!(
     a_reward_is_claimable_only_inside_its_window,
     staff_create_validated_rewards_and_see_stock_and_claims,
     recovery_finishes_a_posted_claim_and_releases_an_unpaid_one,
+    a_granted_prize_costs_no_points_takes_stock_once_and_respects_stock,
 );
 
 const PRICE: i64 = 100;
@@ -157,14 +158,7 @@ async fn assert_ledger_ok(app: &TestApp) {
 }
 
 fn service(app: &TestApp) -> RewardsService {
-    RewardsService::new(&EngageState {
-        db: app.app.db.clone(),
-        clock: app.app.clock.clone(),
-        identity: app.app.identity.clone(),
-        accounts: app.app.accounts.clone(),
-        ledger: app.app.ledger.clone(),
-        inbox: app.app.inbox.clone(),
-    })
+    RewardsService::new(&app.app.engage_state())
 }
 
 async fn a_flash_claim_of_200_customers_on_50_units_has_exactly_50_winners(app: TestApp) {
@@ -478,4 +472,59 @@ async fn recovery_finishes_a_posted_claim_and_releases_an_unpaid_one(app: TestAp
     let coupons = app.get("/api/v1/coupons", Some(&token2)).await;
     assert_eq!(coupons.body["items"].as_array().expect("items").len(), 1);
     assert_ledger_ok(&app).await;
+}
+
+async fn a_granted_prize_costs_no_points_takes_stock_once_and_respects_stock(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 2, 1)).await;
+    let reward_id: Uuid = reward.parse().expect("uuid");
+    let people = customers(&app, 3).await;
+    let rewards = service(&app);
+    let (first, replayed) = rewards
+        .grant(people[0].0, reward_id, "rule:r1:e1")
+        .await
+        .expect("grant");
+    assert!(!replayed);
+    let (again, replayed) = rewards
+        .grant(people[0].0, reward_id, "rule:r1:e1")
+        .await
+        .expect("replay");
+    assert!(replayed, "the same key issues nothing more");
+    assert_eq!(first.code, again.code);
+    assert_eq!(first.points_spent, 0);
+    assert_eq!(points(&app, people[0].0).await.0, 0, "a prize charges no points");
+    assert_eq!(stock(&app, &reward).await, (2, 1, 0));
+    // The per-customer limit holds for prizes too.
+    rewards
+        .grant(people[0].0, reward_id, "rule:r1:e2")
+        .await
+        .expect_err("limit")
+        .assert_slug("claim-limit-reached");
+    rewards
+        .grant(people[1].0, reward_id, "rule:r1:e3")
+        .await
+        .expect("second unit");
+    let err = rewards
+        .grant(people[2].0, reward_id, "rule:r1:e4")
+        .await
+        .expect_err("sold out");
+    err.assert_slug("out-of-stock");
+    assert_eq!(stock(&app, &reward).await, (2, 2, 0));
+    let coupons = app.get("/api/v1/coupons", Some(&people[0].1)).await;
+    assert_eq!(
+        coupons.body["items"][0]["code"],
+        first.code.as_str(),
+        "{:?}",
+        coupons.body
+    );
+    assert_ledger_ok(&app).await;
+}
+
+trait AssertSlug {
+    fn assert_slug(&self, slug: &str);
+}
+
+impl AssertSlug for huoban_kit::ApiError {
+    fn assert_slug(&self, slug: &str) {
+        assert_eq!(self.slug, slug, "{self:?}");
+    }
 }
