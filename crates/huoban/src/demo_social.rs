@@ -95,7 +95,7 @@ pub async fn seed(app: &App, rows: &[CustomerRow], seed: u64) -> anyhow::Result<
         .map_err(err)?;
     // Customer 1 shared the code before their friends (customers 3–5) signed up: the
     // demo's customers were all created just now, so the code is dated back.
-    let code = "HBDEMO26".to_owned();
+    let code = "HBFEST26".to_owned();
     InvitesStore::new(app.db.clone())
         .issue_code(&CodeRow {
             code: code.clone(),

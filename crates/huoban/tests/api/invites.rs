@@ -240,7 +240,7 @@ async fn an_ended_programme_refuses_codes_and_acceptances(app: TestApp) {
         .as_str()
         .expect("code")
         .to_owned();
-    let friend = app.customer("13700000302").await;
+    app.customer("13700000302").await;
     app.clock.advance(jiff::SignedDuration::from_hours(25));
     // Sessions do not last a day: sign in again.
     let friend = app.sign_in("13700000302", "h5").await;

@@ -239,7 +239,7 @@ async fn every_member_is_rewarded_once_when_the_target_is_reached(app: TestApp) 
 async fn an_ended_challenge_refuses_teams_and_members(app: TestApp) {
     let challenge = create_challenge(&app, challenge_body(&app, 5, 3)).await;
     let a = app.customer("13800000301").await;
-    let b = app.customer("13800000302").await;
+    app.customer("13800000302").await;
     let (first, code) = team(&app, &a, &challenge, "过期队").await;
     app.clock.advance(jiff::SignedDuration::from_hours(24 * 31));
     // Sessions do not last a month: sign in again.
@@ -281,4 +281,42 @@ async fn staff_validate_challenges(app: TestApp) {
     let id = create_challenge(&app, challenge_body(&app, 10, 3)).await;
     let list = app.get("/api/v1/staff/challenges", Some(&staff)).await;
     assert_eq!(list.body["items"][0]["id"], id.as_str());
+}
+
+crate::for_each_backend!(the_demo_bank_has_an_invite_half_way_and_a_green_travel_leaderboard);
+
+/// The demo's Spring Festival social features: customer 1's invite at "2 of 3" and a
+/// green-travel challenge with three teams ranked on the leaderboard.
+async fn the_demo_bank_has_an_invite_half_way_and_a_green_travel_leaderboard(backend: huoban_kit::Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| {
+        c.demo.customers = 20;
+        c.demo.days_of_history = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    huoban::demo::seed(&app.app).await.expect("demo seeded");
+    let first = app.sign_in_demo("13800000001").await;
+    let mine = app.get("/api/v1/invites/mine", Some(&first)).await;
+    assert_eq!(mine.status, StatusCode::OK, "{:?}", mine.body);
+    assert_eq!(mine.body[0]["accepted"], 3, "{:?}", mine.body);
+    assert_eq!(mine.body[0]["progress"], "2 of 3");
+    assert_eq!(mine.body[0]["code"], "HBFEST26");
+
+    let open = app.get("/api/v1/challenges", Some(&first)).await;
+    let challenge = open.body["items"][0]["id"].as_str().expect("challenge").to_owned();
+    assert!(open.body["items"][0]["my_team_id"].is_string(), "{:?}", open.body);
+    let board = app
+        .get(&format!("/api/v1/challenges/{challenge}/leaderboard"), Some(&first))
+        .await;
+    let teams = board.body["teams"].as_array().expect("teams");
+    assert_eq!(teams.len(), 3, "{:?}", board.body);
+    let progress: Vec<i64> = teams
+        .iter()
+        .map(|t| t["progress"].as_i64().expect("progress"))
+        .collect();
+    assert!(progress.iter().all(|p| *p > 0), "{progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] >= w[1]), "{progress:?}");
+    assert_ledger_balanced(&app).await;
 }
