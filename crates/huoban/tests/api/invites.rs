@@ -19,6 +19,7 @@ on_both_backends!(
     the_poster_is_a_png_whose_qr_code_is_the_invite_link,
     a_coupon_prize_is_granted_once_without_points,
     staff_validate_programmes_and_customers_cannot_create_them,
+    concurrent_acceptances_never_pass_the_cap,
 );
 
 const PRIZE: i64 = 500;
@@ -368,4 +369,32 @@ async fn staff_validate_programmes_and_customers_cannot_create_them(app: TestApp
     assert_eq!(list.body["items"][0]["status"], "live");
     let live = app.get("/api/v1/invite-programmes", Some(&customer)).await;
     assert_eq!(live.body["items"][0]["id"], id.as_str());
+}
+
+async fn concurrent_acceptances_never_pass_the_cap(app: TestApp) {
+    let programme = create_programme(&app, programme_body(&app, 1, Some(2))).await;
+    let inviter = app.customer("13700000701").await;
+    let code = issue(&app, &inviter, &programme).await.body["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let mut friends = Vec::new();
+    for i in 0..6 {
+        friends.push(app.customer(&format!("1370000080{i}")).await);
+    }
+    let devices: Vec<String> = (0..6).map(|i| format!("race-{i}")).collect();
+    let replies = futures::future::join_all(
+        friends
+            .iter()
+            .zip(&devices)
+            .map(|(t, d)| accept(&app, t, &code, Some(d))),
+    )
+    .await;
+    let accepted = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    assert_eq!(accepted, 2);
+    for r in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        r.assert_problem(409, "invite-cap-reached");
+    }
+    assert_eq!(app.count("invite_attributions").await, 2);
+    assert_eq!(mine(&app, &inviter).await["accepted"], 2);
 }

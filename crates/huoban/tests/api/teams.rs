@@ -17,6 +17,7 @@ on_both_backends!(
     every_member_is_rewarded_once_when_the_target_is_reached,
     an_ended_challenge_refuses_teams_and_members,
     staff_validate_challenges,
+    concurrent_joins_never_overfill_a_team,
 );
 
 const PRIZE: i64 = 200;
@@ -319,4 +320,22 @@ async fn the_demo_bank_has_an_invite_half_way_and_a_green_travel_leaderboard(bac
     assert!(progress.iter().all(|p| *p > 0), "{progress:?}");
     assert!(progress.windows(2).all(|w| w[0] >= w[1]), "{progress:?}");
     assert_ledger_balanced(&app).await;
+}
+
+async fn concurrent_joins_never_overfill_a_team(app: TestApp) {
+    let challenge = create_challenge(&app, challenge_body(&app, 10, 4)).await;
+    let captain = app.customer("13800000501").await;
+    let (team_id, code) = team(&app, &captain, &challenge, "抢位队").await;
+    let mut joiners = Vec::new();
+    for i in 0..8 {
+        joiners.push(app.customer(&format!("1380000060{i}")).await);
+    }
+    let replies = futures::future::join_all(joiners.iter().map(|t| join(&app, t, &code))).await;
+    let joined = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    assert_eq!(joined, 3, "three seats were left");
+    for r in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        r.assert_problem(409, "team-full");
+    }
+    assert_eq!(view(&app, &captain, &team_id).await["member_count"], 4);
+    assert_eq!(app.count("team_members").await, 4);
 }

@@ -399,13 +399,15 @@ impl InvitesService {
         })?;
         let registered_at = self.state.engage.identity.store().customer(invitee).await?.created_at;
         let now = self.now();
-        let mut tx = self.store.begin().await?;
-        let row = self.store.code(&mut tx, &code).await?.ok_or_else(unknown_code)?;
+        // Read before the transaction, which then uses only its own connection. The
+        // acceptance count read here is re-checked by the guarded update below.
+        let row = self.store.code_by_code(&code).await?.ok_or_else(unknown_code)?;
         let programme = self
             .store
             .programme(&row.programme_id)
             .await?
             .ok_or_else(unknown_code)?;
+        let mut tx = self.store.begin().await?;
         let invitee_id = invitee.to_string();
         let facts = Acceptance {
             inviter_is_invitee: row.inviter_id == invitee_id,

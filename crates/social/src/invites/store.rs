@@ -147,15 +147,6 @@ impl InvitesStore {
         .map_err(DbError::from)
     }
 
-    pub async fn code(&self, conn: &mut AnyConnection, code: &str) -> Result<Option<CodeRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CODE_COLUMNS} FROM invite_codes WHERE code = $1"
-        )))
-        .bind(code)
-        .fetch_optional(&mut *conn)
-        .await?)
-    }
-
     pub async fn code_by_code(&self, code: &str) -> Result<Option<CodeRow>, DbError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CODE_COLUMNS} FROM invite_codes WHERE code = $1"

@@ -353,18 +353,24 @@ impl TeamsService {
         let code = normalize_code(code).ok_or_else(unknown_team)?;
         let now = self.now();
         let me = customer.to_string();
-        let mut tx = self.store.begin().await?;
-        let team = self
-            .store
-            .team_by_code(&mut tx, &code)
-            .await?
-            .ok_or_else(unknown_team)?;
+        // Read before the transaction, which then uses only its own connection (a
+        // request never holds one connection while waiting for another). The team's
+        // challenge never changes; its seats and completion are re-checked by the guarded
+        // update below.
+        let team = {
+            let mut conn = self.state.engage.db.reader().acquire().await.map_err(DbError::from)?;
+            self.store
+                .team_by_code(&mut conn, &code)
+                .await?
+                .ok_or_else(unknown_team)?
+        };
         let challenge = self
             .store
             .challenge(&team.challenge_id)
             .await?
             .ok_or_else(unknown_challenge)?;
         domain::check_open(from_micros(challenge.ends_at), now)?;
+        let mut tx = self.store.begin().await?;
         let joining = Joining {
             already_in_team: self.store.membership(&mut tx, &challenge.id, &me).await?.is_some(),
             members: team.members,
