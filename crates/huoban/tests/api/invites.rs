@@ -242,7 +242,19 @@ async fn an_ended_programme_refuses_codes_and_acceptances(app: TestApp) {
         .expect("code")
         .to_owned();
     app.customer("13700000302").await;
+    // A friend who accepted in time but finishes the test after the end does not count.
+    let punctual = app.customer("13700000304").await;
+    assert_eq!(
+        accept(&app, &punctual, &code, Some("phone-p")).await.status,
+        StatusCode::CREATED
+    );
     app.clock.advance(jiff::SignedDuration::from_hours(25));
+    let punctual = app.sign_in("13700000304", "h5").await;
+    finish_risk_test(&app, &punctual).await;
+    drain(&app).await;
+    let progress = mine(&app, &app.sign_in("13700000301", "h5").await).await;
+    assert_eq!(progress["accepted"], 1);
+    assert_eq!(progress["qualified"], 0, "{progress:?}");
     // Sessions do not last a day: sign in again.
     let friend = app.sign_in("13700000302", "h5").await;
     accept(&app, &friend, &code, Some("phone-x"))
@@ -252,7 +264,7 @@ async fn an_ended_programme_refuses_codes_and_acceptances(app: TestApp) {
     issue(&app, &late, &programme)
         .await
         .assert_problem(409, "invite-programme-ended");
-    assert_eq!(app.count("invite_attributions").await, 0);
+    assert_eq!(app.count("invite_attributions").await, 1, "only the punctual friend");
     let live = app.get("/api/v1/invite-programmes", Some(&late)).await;
     assert_eq!(live.body["items"], json!([]), "ended programmes are not offered");
 }
