@@ -53,6 +53,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
     all.extend(huoban_engage::migrations());
+    all.extend_from_slice(huoban_social::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -77,6 +78,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "staff", description = "Staff console: users, roles, customer lookup"),
         (name = "inbox", description = "In-app messages and their live stream"),
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
+        (name = "social", description = "Invite programmes, share posters and team challenges"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "operations", description = "Health and metrics")
     )
@@ -172,6 +174,16 @@ impl App {
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
             .merge(huoban_engage::router(self.engage_state()))
+            .merge(huoban_social::router(self.social_state()))
+    }
+
+    /// Invites, share posters and team challenges (crates/social), on the engagement
+    /// services; invite links use `public_url` when it is set.
+    pub fn social_state(&self) -> huoban_social::SocialState {
+        huoban_social::SocialState {
+            engage: self.engage_state(),
+            public_url: self.config.public_url.clone(),
+        }
     }
 
     /// The services the engagement features use, all shared with the rest of the server
@@ -294,6 +306,8 @@ impl App {
         ]
         .into_iter()
         .chain(goals)
+        // Invites and team challenges: the `invites` and `teams` event-feed consumers.
+        .chain(huoban_social::spawn_consumers(&self.social_state()))
         .collect()
     }
 

@@ -56,6 +56,14 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("POST", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
     ("GET", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
     ("POST", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
+    ("GET", "/api/v1/staff/invite-programmes", &[Role::Admin, Role::Operator]),
+    (
+        "POST",
+        "/api/v1/staff/invite-programmes",
+        &[Role::Admin, Role::Operator],
+    ),
+    ("GET", "/api/v1/staff/challenges", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/challenges", &[Role::Admin, Role::Operator]),
 ];
 
 /// Staff routes that need no staff session.
@@ -73,6 +81,14 @@ fn request_body(path: &str) -> serde_json::Value {
             "claimable_from": "2026-01-01T00:00:00Z",
             "claimable_until": "2036-01-01T00:00:00Z",
             "coupon_valid_days": 7,
+        }),
+        "/api/v1/staff/invite-programmes" => json!({
+            "name": "矩阵测试邀请", "event_type": "questionnaire_completed", "unlock_count": 3,
+            "reward": { "points": 10 }, "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2036-01-01T00:00:00Z",
+        }),
+        "/api/v1/staff/challenges" => json!({
+            "name": "矩阵测试挑战", "event_type": "green_trip", "target": 10, "max_members": 5,
+            "reward": { "points": 10 }, "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2036-01-01T00:00:00Z",
         }),
         _ => {
             json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
