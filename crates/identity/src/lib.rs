@@ -8,13 +8,16 @@
 //! [`auth::StaffAuth`] extractors and check staff permissions with
 //! [`auth::StaffAuth::require`]; the role → permission table lives in [`domain::Role`].
 
+pub mod audit;
 pub mod auth;
 pub mod domain;
 pub mod idp;
+pub mod limits;
 pub mod routes;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod vault;
 
 pub use auth::{CustomerAuth, StaffAuth};
 pub use domain::{Channel, Locale, Permission, Role};

@@ -23,7 +23,7 @@ pub const TAG_STAFF: &str = "staff";
 pub fn router(service: IdentityService) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(register))
-        .routes(routes!(sign_in))
+        .routes(routes!(sign_in, sign_out_everywhere))
         .routes(routes!(sign_in_idp))
         .routes(routes!(sign_out))
         .routes(routes!(me, update_me))
@@ -158,6 +158,25 @@ async fn sign_out(State(s): State<IdentityService>, AnyAuth(p): AnyAuth) -> Resu
     };
     s.sign_out(&hash).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedOutEverywhere {
+    /// Sessions that stopped working, this one included.
+    pub revoked: u64,
+}
+
+/// Sign out everywhere: every session of the caller (on every channel and device) stops
+/// working at once; using one afterwards answers 401 `session-revoked`.
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = TAG_CUSTOMER, security(("bearer" = [])),
+    responses((status = 200, body = SignedOutEverywhere), (status = 401, body = huoban_kit::problem::Problem)))]
+async fn sign_out_everywhere(
+    State(s): State<IdentityService>,
+    AnyAuth(p): AnyAuth,
+) -> Result<ApiJson<SignedOutEverywhere>, ApiError> {
+    Ok(ApiJson(SignedOutEverywhere {
+        revoked: s.sign_out_everywhere(&p).await?,
+    }))
 }
 
 /// The signed-in customer's profile.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    audit::{ActorKind, AuditEvent, AuditSink},
     domain::{
         Channel, DEFAULT_TIME_ZONE, ELDERLY_AGE, Locale, Password, Permission, Phone, Preferences, Role, age_on,
         parse_birthday, parse_name, parse_time_zone, parse_username,
@@ -173,6 +174,7 @@ pub struct IdentityService {
     clock: SharedClock,
     settings: Arc<IdentitySettings>,
     idp: Option<Arc<IdpVerifier>>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl IdentityService {
@@ -183,7 +185,48 @@ impl IdentityService {
             clock,
             settings: Arc::new(settings),
             idp,
+            audit: None,
         })
+    }
+
+    /// Sends staff access and sign-in events to the audit trail.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Appends to the audit trail; an access that cannot be recorded is refused (503).
+    async fn audit(&self, event: AuditEvent) -> Result<(), ApiError> {
+        match &self.audit {
+            Some(sink) => sink.append(event).await.map_err(|e| {
+                tracing::error!(error = %e, "audit trail unavailable");
+                ApiError::unavailable("The audit trail could not record this access; retry shortly.")
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends to the audit trail, only logging a failure (sign-in outcomes).
+    async fn audit_quietly(&self, event: AuditEvent) {
+        if let Err(e) = self.audit(event).await {
+            tracing::warn!(error = %e.title, "sign-in outcome not audited");
+        }
+    }
+
+    async fn audit_sign_in(&self, kind: ActorKind, id: Option<&str>, ok: bool, method: &str) {
+        self.audit_quietly(AuditEvent {
+            actor_kind: if ok || id.is_some() { kind } else { ActorKind::Anonymous },
+            actor_id: id.map(str::to_owned),
+            action: if ok {
+                "session.sign_in"
+            } else {
+                "session.sign_in_failed"
+            }
+            .to_owned(),
+            subject: id.map(|i| format!("{}:{i}", kind.as_str())),
+            details: serde_json::json!({ "principal": kind.as_str(), "method": method }),
+        })
+        .await;
     }
 
     pub fn store(&self) -> &IdentityStore {
@@ -342,17 +385,37 @@ impl IdentityService {
                     .as_deref()
                     .is_some_and(|h| secrets::verify_password(h, password)) =>
             {
-                self.customer_session(&row, channel).await
+                let session = self.customer_session(&row, channel).await?;
+                self.audit_sign_in(ActorKind::Customer, Some(&row.id), true, "password")
+                    .await;
+                Ok(session)
             }
-            Some(_) => Err(bad_credentials()),
+            Some(row) => {
+                self.audit_sign_in(ActorKind::Customer, Some(&row.id), false, "password")
+                    .await;
+                Err(bad_credentials())
+            }
             None => {
                 secrets::burn_password_check(password);
+                self.audit_sign_in(ActorKind::Customer, None, false, "password").await;
                 Err(bad_credentials())
             }
         }
     }
 
     pub async fn sign_in_idp(&self, assertion: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
+        let result = self.sign_in_idp_unaudited(assertion, channel).await;
+        let id = result
+            .as_ref()
+            .ok()
+            .and_then(|s| s.customer.as_ref())
+            .map(|c| c.id.to_string());
+        self.audit_sign_in(ActorKind::Customer, id.as_deref(), result.is_ok(), "idp")
+            .await;
+        result
+    }
+
+    async fn sign_in_idp_unaudited(&self, assertion: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
         let idp = self.idp.as_ref().ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -419,6 +482,7 @@ impl IdentityService {
             .store
             .session(&hash)
             .await?
+            .filter(|s| secrets::constant_time_eq(s.token_hash.as_bytes(), hash.as_bytes()))
             .ok_or_else(|| ApiError::unauthenticated("The session token is not known; sign in again."))?;
         if session.revoked_at.is_some() {
             return Err(ApiError::new(
@@ -463,6 +527,25 @@ impl IdentityService {
 
     pub async fn sign_out(&self, token_hash: &str) -> Result<(), ApiError> {
         Ok(self.store.revoke_session(token_hash, self.now()).await?)
+    }
+
+    /// Signs a principal out everywhere: every open session of theirs stops working at
+    /// once. Returns how many sessions were revoked.
+    pub async fn sign_out_everywhere(&self, principal: &Principal) -> Result<u64, ApiError> {
+        let (kind, id) = match principal {
+            Principal::Customer { id, .. } => (ActorKind::Customer, id),
+            Principal::Staff { id, .. } => (ActorKind::Staff, id),
+        };
+        let revoked = self.store.revoke_all_sessions(&id.to_string(), self.now()).await?;
+        self.audit_quietly(AuditEvent {
+            actor_kind: kind,
+            actor_id: Some(id.to_string()),
+            action: "session.sign_out_everywhere".to_owned(),
+            subject: Some(format!("{}:{id}", kind.as_str())),
+            details: serde_json::json!({ "revoked": revoked }),
+        })
+        .await;
+        Ok(revoked)
     }
 
     pub async fn profile(&self, id: Uuid) -> Result<CustomerProfile, ApiError> {
@@ -565,12 +648,17 @@ impl IdentityService {
         };
         let Some(row) = self.store.staff_by_username(username).await? else {
             secrets::burn_password_check(password);
+            self.audit_sign_in(ActorKind::Staff, None, false, "password").await;
             return Err(refused());
         };
         if row.disabled != 0 || !secrets::verify_password(&row.password_hash, password) {
+            self.audit_sign_in(ActorKind::Staff, Some(&row.id), false, "password")
+                .await;
             return Err(refused());
         }
         let (token, expires_at) = self.open_session("staff", &row.id, Channel::Web).await?;
+        self.audit_sign_in(ActorKind::Staff, Some(&row.id), true, "password")
+            .await;
         Ok(SessionIssued {
             token,
             expires_at: iso(expires_at),
@@ -648,6 +736,14 @@ impl IdentityService {
 
     /// Records that a staff member looked at customer data.
     pub async fn record_access(&self, staff: Uuid, action: &str, customer: Option<Uuid>) -> Result<(), ApiError> {
+        self.audit(AuditEvent {
+            actor_kind: ActorKind::Staff,
+            actor_id: Some(staff.to_string()),
+            action: action.to_owned(),
+            subject: customer.map(|c| format!("customer:{c}")),
+            details: serde_json::json!({ "access": true }),
+        })
+        .await?;
         self.store
             .record_access(&AccessRow {
                 id: new_id().to_string(),

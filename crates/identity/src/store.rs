@@ -273,6 +273,18 @@ impl IdentityStore {
         Ok(())
     }
 
+    /// Revokes every open session of a principal; returns how many.
+    pub async fn revoke_all_sessions(&self, principal_id: &str, now: i64) -> Result<u64, DbError> {
+        Ok(
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(principal_id)
+                .execute(self.db.writer())
+                .await?
+                .rows_affected(),
+        )
+    }
+
     pub async fn insert_handoff(
         &self,
         token_hash: &str,

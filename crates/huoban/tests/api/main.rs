@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod alerts;
+mod audit;
 mod checkin;
 mod cli;
 mod conventions;
@@ -12,6 +13,7 @@ mod crash;
 mod demo;
 mod events;
 mod goals;
+mod hardening;
 mod identity;
 mod idp;
 mod inbox;
