@@ -144,9 +144,26 @@ impl App {
         if let Some(w) = warning {
             tracing::warn!("{w}");
         }
-        let identity = IdentityService::new(IdentityStore::new(db.clone()), clock.clone(), config.identity.clone())
-            .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?
-            .with_audit(Arc::new(audit.clone()));
+        let (keys, warning) = huoban_identity::vault::ConfigKeys::from_settings(&config.keys)
+            .map_err(|e| anyhow::anyhow!("keys configuration: {e}"))?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        let vault = huoban_identity::vault::Vault::new(Arc::new(keys));
+        let identity = IdentityService::new(
+            IdentityStore::new(db.clone(), vault),
+            clock.clone(),
+            config.identity.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?
+        .with_audit(Arc::new(audit.clone()));
+        let sealed = identity
+            .seal_unencrypted_rows()
+            .await
+            .map_err(|e| anyhow::anyhow!("sealing personal data: {}", e.title))?;
+        if sealed > 0 {
+            tracing::info!(sealed, "personal data of customers from before encryption sealed");
+        }
         let limiter =
             huoban_identity::limits::RateLimiter::new(config.rate_limits.clone(), clock.clone(), identity.clone());
         huoban_kit::headers::SecurityHeaders::new(&config.http.content_security_policy, config.http.hsts_max_age_secs)

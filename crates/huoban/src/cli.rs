@@ -55,6 +55,24 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Keys of personal data at rest.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Move every customer row under the current master key (`keys.current`), in batches,
+    /// while servers keep serving.
+    Rotate {
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+    /// Print a new random key for `[keys.master]` or `keys.blind_index`.
+    Generate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +119,13 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config = cli.command {
         print!("{}", crate::config::EXAMPLE);
+        return Ok(());
+    }
+    if let Command::Keys {
+        action: KeysCommand::Generate,
+    } = cli.command
+    {
+        println!("{}", huoban_identity::vault::generate_key());
         return Ok(());
     }
     if let Command::Audit {
@@ -171,6 +196,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             action: AuditCommand::Keygen,
         } => Ok(()),
+        Command::Keys {
+            action: KeysCommand::Generate,
+        } => Ok(()),
+        Command::Keys {
+            action: KeysCommand::Rotate { batch },
+        } => {
+            let app = App::start(config, Arc::new(SystemClock)).await?;
+            let current = app.identity.store().vault().current_key_id();
+            let moved = app
+                .identity
+                .rotate_keys(batch, |done, total| {
+                    eprintln!("[rotate] {done}/{total} customers under key {current}");
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.title, e.detail.unwrap_or_default()))?;
+            println!(
+                "{moved} customers moved under key {}",
+                app.identity.store().vault().current_key_id()
+            );
+            app.db.close().await;
+            Ok(())
+        }
         Command::Audit {
             action: AuditCommand::Verify,
         } => audit_verify(config).await,

@@ -91,6 +91,8 @@ pub struct Config {
     pub identity: IdentitySettings,
     pub audit: huoban_audit::AuditSettings,
     pub rate_limits: huoban_identity::limits::RateLimitSettings,
+    /// Master keys for personal data at rest and the phone blind-index key.
+    pub keys: huoban_identity::vault::KeySettings,
     pub demo: DemoSettings,
 }
 
@@ -107,6 +109,7 @@ impl Default for Config {
             identity: IdentitySettings::default(),
             audit: huoban_audit::AuditSettings::default(),
             rate_limits: Default::default(),
+            keys: Default::default(),
             demo: DemoSettings::default(),
         }
     }
@@ -138,6 +141,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "audit__checkpoint_every",
     "audit__checkpoint_interval_secs",
     "audit__trusted_public_keys",
+    "keys__current",
+    "keys__blind_index",
     "rate_limits__enabled",
     "rate_limits__trust_forwarded_for",
     "rate_limits__sign_in__per_ip__burst",

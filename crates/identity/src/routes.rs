@@ -12,8 +12,8 @@ use crate::{
     auth::{AnyAuth, CustomerAuth, StaffAuth},
     domain::{Channel, Permission, Role},
     service::{
-        CustomerProfile, HandoffIssued, IdentityService, Principal, ProfilePatch, Registration, SessionIssued,
-        StaffAccessRecord, StaffUser,
+        CustomerExport, CustomerProfile, ErasureDone, HandoffIssued, IdentityService, Principal, ProfilePatch,
+        Registration, SessionIssued, StaffAccessRecord, StaffUser,
     },
 };
 
@@ -27,6 +27,8 @@ pub fn router(service: IdentityService) -> OpenApiRouter {
         .routes(routes!(sign_in_idp))
         .routes(routes!(sign_out))
         .routes(routes!(me, update_me))
+        .routes(routes!(export_me))
+        .routes(routes!(erase_me))
         .routes(routes!(create_handoff))
         .routes(routes!(redeem_handoff))
         .routes(routes!(staff_sign_in))
@@ -195,6 +197,43 @@ async fn update_me(
     ApiJson(patch): ApiJson<ProfilePatch>,
 ) -> Result<ApiJson<CustomerProfile>, ApiError> {
     Ok(ApiJson(s.update_profile(auth.customer_id, patch).await?))
+}
+
+/// Download everything identity holds about you, in clear: profile (with the full ID
+/// number), sessions, and which staff looked at your data.
+#[utoipa::path(get, path = "/api/v1/me/export", tag = TAG_CUSTOMER, security(("bearer" = [])),
+    responses((status = 200, body = CustomerExport), (status = 401, body = huoban_kit::problem::Problem)))]
+async fn export_me(State(s): State<IdentityService>, auth: CustomerAuth) -> Result<ApiJson<CustomerExport>, ApiError> {
+    Ok(ApiJson(s.export(auth.customer_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// Must be `true`: erasure cannot be undone.
+    pub confirm: bool,
+}
+
+/// Erase your personal data (name, phone, ID number, birthday) and sign out everywhere.
+/// Accounts and their history stay under an id that no longer names you. Cannot be undone.
+#[utoipa::path(post, path = "/api/v1/me/erasure", tag = TAG_CUSTOMER, security(("bearer" = [])),
+    request_body = ErasureRequest,
+    responses((status = 200, body = ErasureDone), (status = 401, body = huoban_kit::problem::Problem),
+              (status = 422, description = "erasure-not-confirmed", body = huoban_kit::problem::Problem)))]
+async fn erase_me(
+    State(s): State<IdentityService>,
+    auth: CustomerAuth,
+    ApiJson(body): ApiJson<ErasureRequest>,
+) -> Result<ApiJson<ErasureDone>, ApiError> {
+    if !body.confirm {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "erasure-not-confirmed",
+            "Erasure must be confirmed",
+        )
+        .detail("Send {\"confirm\": true}; erasure cannot be undone."));
+    }
+    Ok(ApiJson(s.erase(auth.customer_id).await?))
 }
 
 /// Mint a single-use hand-off token (QR code or deep link) that opens a session on another

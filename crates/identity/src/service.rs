@@ -17,11 +17,11 @@ use crate::{
     audit::{ActorKind, AuditEvent, AuditSink},
     domain::{
         Channel, DEFAULT_TIME_ZONE, ELDERLY_AGE, Locale, Password, Permission, Phone, Preferences, Role, age_on,
-        parse_birthday, parse_name, parse_time_zone, parse_username,
+        mask_id_number, parse_birthday, parse_id_number, parse_name, parse_time_zone, parse_username,
     },
     idp::{IdpError, IdpSettings, IdpVerifier},
     secrets,
-    store::{AccessRow, CustomerRow, IdentityStore, SessionRow, StaffRow},
+    store::{AccessRow, CustomerRow, IdentityStore, RotationBatch, SessionRow, StaffRow},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +57,9 @@ pub struct CustomerProfile {
     pub name: String,
     /// `YYYY-MM-DD`.
     pub birthday: Option<String>,
+    /// Resident ID number, masked (first three and last four characters); the full number
+    /// is only in the customer's own data export.
+    pub id_number: Option<String>,
     pub locale: Locale,
     /// IANA time zone; calendar questions (check-in days, monthly plans) use it.
     pub time_zone: String,
@@ -64,6 +67,8 @@ pub struct CustomerProfile {
     /// True when the customer is old enough that pages should offer elderly mode.
     pub elderly_mode_suggested: bool,
     pub created_at: String,
+    /// True once the customer's personal data was erased at their request.
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -138,6 +143,9 @@ pub struct Registration {
     pub locale: Option<Locale>,
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Mainland resident ID number (optional).
+    #[serde(default)]
+    pub id_number: Option<String>,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -149,6 +157,36 @@ pub struct ProfilePatch {
     pub locale: Option<Locale>,
     pub time_zone: Option<String>,
     pub preferences: Option<Preferences>,
+    pub id_number: Option<String>,
+}
+
+/// Everything identity holds about a customer, in clear, for the customer (PIPL art. 45).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerExport {
+    pub exported_at: String,
+    pub profile: CustomerProfile,
+    /// The full ID number (the profile shows it masked).
+    pub id_number: Option<String>,
+    pub signs_in_with_password: bool,
+    pub linked_to_bank_identity: bool,
+    pub sessions: Vec<SessionExport>,
+    /// Staff who looked at this customer's data.
+    pub staff_access: Vec<StaffAccessRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionExport {
+    pub channel: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureDone {
+    pub erased_at: String,
+    /// Sessions signed out by the erasure.
+    pub sessions_revoked: u64,
 }
 
 fn iso(micros: i64) -> String {
@@ -257,6 +295,8 @@ impl IdentityService {
             phone: row.phone.clone(),
             name: row.name.clone(),
             birthday: row.birthday.clone(),
+            id_number: row.id_number.as_deref().map(mask_id_number),
+            erased: row.erased_at.is_some(),
             locale: Locale::parse(&row.locale).unwrap_or(Locale::ZhCn),
             time_zone: row.time_zone.clone(),
             preferences: serde_json::from_str(&row.preferences).unwrap_or_default(),
@@ -290,6 +330,12 @@ impl IdentityService {
             .map(|b| parse_birthday(b, self.today_in(&time_zone)))
             .transpose()
             .map_err(invalid("birthday"))?;
+        let id_number = reg
+            .id_number
+            .as_deref()
+            .map(parse_id_number)
+            .transpose()
+            .map_err(invalid("id_number"))?;
         let now = self.now();
         let preferences = Preferences {
             marketing_messages: true,
@@ -300,6 +346,7 @@ impl IdentityService {
             phone: phone.as_str().to_owned(),
             name,
             birthday: birthday.map(|b| b.to_string()),
+            id_number,
             locale: reg.locale.unwrap_or(Locale::ZhCn).as_str().to_owned(),
             time_zone,
             preferences: serde_json::to_string(&preferences).unwrap_or_else(|_| "{}".into()),
@@ -307,6 +354,7 @@ impl IdentityService {
             idp_subject: None,
             created_at: now,
             updated_at: now,
+            erased_at: None,
         })
     }
 
@@ -468,6 +516,7 @@ impl IdentityService {
             birthday: claims.birthdate.clone(),
             locale: claims.locale.as_deref().and_then(|l| Locale::parse(l).ok()),
             time_zone: None,
+            id_number: None,
         };
         let mut row = self.new_customer_row(&reg, None)?;
         row.idp_subject = Some(claims.sub.clone());
@@ -574,12 +623,114 @@ impl IdentityService {
         if let Some(locale) = patch.locale {
             row.locale = locale.as_str().to_owned();
         }
+        if let Some(n) = &patch.id_number {
+            row.id_number = Some(parse_id_number(n).map_err(invalid("id_number"))?);
+        }
         if let Some(prefs) = &patch.preferences {
             row.preferences = serde_json::to_string(prefs).map_err(ApiError::internal)?;
         }
         row.updated_at = self.now();
         self.store.update_profile(&row).await?;
         Ok(self.profile_of(&row))
+    }
+
+    /// Everything identity holds about the customer, in clear, for themselves.
+    pub async fn export(&self, id: Uuid) -> Result<CustomerExport, ApiError> {
+        let row = self.store.customer(id).await?;
+        let sessions = self
+            .store
+            .sessions_of(&row.id)
+            .await?
+            .into_iter()
+            .map(|s| SessionExport {
+                channel: s.channel,
+                created_at: iso(s.created_at),
+                expires_at: iso(s.expires_at),
+                revoked_at: s.revoked_at.map(iso),
+            })
+            .collect();
+        let mut staff_access = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.access_log(Some(id), after, 200).await?;
+            staff_access.extend(page.items);
+            match page.next_cursor {
+                Some(c) => after = Some(huoban_kit::page::decode_cursor(&c)?),
+                None => break,
+            }
+        }
+        self.audit(AuditEvent {
+            actor_kind: ActorKind::Customer,
+            actor_id: Some(row.id.clone()),
+            action: "customer.export".to_owned(),
+            subject: Some(format!("customer:{}", row.id)),
+            details: serde_json::json!({}),
+        })
+        .await?;
+        Ok(CustomerExport {
+            exported_at: iso(self.now()),
+            id_number: row.id_number.clone(),
+            signs_in_with_password: row.password_hash.is_some(),
+            linked_to_bank_identity: row.idp_subject.is_some(),
+            profile: self.profile_of(&row),
+            sessions,
+            staff_access,
+        })
+    }
+
+    /// Erases the customer's personal data at their request (PIPL art. 47): the sealed
+    /// fields and their data key are destroyed and every session signed out. Their
+    /// accounts and ledger history stay, under the now pseudonymous customer id, so the
+    /// books still balance; the audit trail never held the clear data, so it stays whole.
+    pub async fn erase(&self, id: Uuid) -> Result<ErasureDone, ApiError> {
+        let now = self.now();
+        if !self.store.erase_customer(&id.to_string(), now).await? {
+            return Err(ApiError::conflict(
+                "already-erased",
+                "This customer's data was already erased",
+            ));
+        }
+        let sessions_revoked = self.store.revoke_all_sessions(&id.to_string(), now).await?;
+        self.audit_quietly(AuditEvent {
+            actor_kind: ActorKind::Customer,
+            actor_id: Some(id.to_string()),
+            action: "customer.erased".to_owned(),
+            subject: Some(format!("customer:{id}")),
+            details: serde_json::json!({ "sessions_revoked": sessions_revoked }),
+        })
+        .await;
+        Ok(ErasureDone {
+            erased_at: iso(now),
+            sessions_revoked,
+        })
+    }
+
+    /// Seals rows written before personal data was encrypted (run at start; quick when
+    /// there are none). Returns how many were sealed.
+    pub async fn seal_unencrypted_rows(&self) -> Result<u64, ApiError> {
+        let mut total = 0;
+        loop {
+            let batch = self.store.rotate_batch(500, true).await?;
+            total += batch.moved;
+            if batch.rows == 0 || batch.moved == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Moves every customer row under the current master key in batches of `batch`,
+    /// calling `progress(done, total)` after each; the server keeps serving meanwhile.
+    pub async fn rotate_keys(&self, batch: i64, mut progress: impl FnMut(u64, u64)) -> Result<u64, ApiError> {
+        let total = self.store.count_to_rotate().await?.max(0) as u64;
+        let mut done = 0;
+        loop {
+            let RotationBatch { rows, moved } = self.store.rotate_batch(batch.max(1), false).await?;
+            done += moved;
+            progress(done, total);
+            if rows == 0 || moved == 0 {
+                return Ok(done);
+            }
+        }
     }
 
     pub async fn create_handoff(
@@ -638,7 +789,10 @@ impl IdentityService {
         }
         let customer = self.store.customer(parse_uuid(&row.customer_id)).await?;
         let channel = Channel::parse(&row.target_channel).map_err(ApiError::internal)?;
-        self.customer_session(&customer, channel).await
+        let session = self.customer_session(&customer, channel).await?;
+        self.audit_sign_in(ActorKind::Customer, Some(&customer.id), true, "handoff")
+            .await;
+        Ok(session)
     }
 
     pub async fn staff_sign_in(&self, username: &str, password: &str) -> Result<SessionIssued, ApiError> {

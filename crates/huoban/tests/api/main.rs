@@ -17,6 +17,7 @@ mod hardening;
 mod identity;
 mod idp;
 mod inbox;
+mod personal;
 mod questionnaire;
 mod rewards;
 mod staff;
