@@ -11,6 +11,7 @@ use huoban_identity::{
     vault::{ConfigKeys, KeySettings, Vault, generate_key},
 };
 use huoban_kit::Backend;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app_with};
@@ -81,9 +82,20 @@ async fn no_phone_number_is_stored_in_clear(backend: Backend) {
     for (i, phone) in phones.iter().enumerate() {
         let body = json!({ "phone": phone, "password": "secret-pass", "name": format!("加密客户{i}"),
                            "birthday": "1980-02-03", "id_number": ID_NUMBER });
-        let r = app.post("/api/v1/customers", None, body).await;
+        // Registered with an Idempotency-Key, and retried: the stored response (which holds
+        // the phone number) must not be readable from the database either.
+        let key_text = format!("register-sealed-{i}");
+        let key = [("idempotency-key", key_text.as_str())];
+        let r = app
+            .send(Method::POST, "/api/v1/customers", None, Some(body.clone()), &key)
+            .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         assert_eq!(r.body["id_number"], "110***********002X");
+        let again = app
+            .send(Method::POST, "/api/v1/customers", None, Some(body), &key)
+            .await;
+        assert_eq!(again.body, r.body, "the replay opens the stored response");
+        assert_eq!(again.headers["idempotent-replayed"], "true");
     }
     // Demo-like flows: sign-ins (also a failed one), a profile change, staff lookups by
     // phone, an export, an erasure.
@@ -120,6 +132,16 @@ async fn no_phone_number_is_stored_in_clear(backend: Backend) {
     let found_demo = app.get("/api/v1/staff/customers?phone=13800000005", Some(&staff)).await;
     assert_eq!(found_demo.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(app.get("/api/v1/me/export", Some(&token)).await.status, 200);
+    let handoff = app
+        .send(
+            Method::POST,
+            "/api/v1/handoffs",
+            Some(&token),
+            Some(json!({ "target_channel": "app" })),
+            &[("idempotency-key", "handoff-sealed")],
+        )
+        .await;
+    let handoff_token = handoff.body["token"].as_str().expect("token").to_owned();
     let erased = app.sign_in(phones[2], "app").await;
     let r = app
         .post("/api/v1/me/erasure", Some(&erased), json!({ "confirm": true }))
@@ -135,6 +157,11 @@ async fn no_phone_number_is_stored_in_clear(backend: Backend) {
         assert!(!contains(&contents, phone), "{phone} is stored in clear");
     }
     assert!(!contains(&contents, ID_NUMBER), "the ID number is stored in clear");
+    assert!(
+        !contains(&contents, &handoff_token),
+        "a hand-off token is stored in clear"
+    );
+    assert!(!contains(&contents, &token), "a session token is stored in clear");
     assert!(!contains(&contents, "1981-03-04"), "the birthday is stored in clear");
 }
 
