@@ -79,6 +79,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "inbox", description = "In-app messages and their live stream"),
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
+        (name = "audit", description = "The hash-chained audit trail and its verification (auditors)"),
         (name = "operations", description = "Health and metrics")
     )
 )]
