@@ -49,6 +49,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub fn migrations() -> Vec<MigrationSpec> {
     let mut all = vec![idempotency::MIGRATION];
     all.extend_from_slice(huoban_identity::MIGRATIONS);
+    all.extend_from_slice(huoban_audit::MIGRATIONS);
     all.extend_from_slice(huoban_ledger::MIGRATIONS);
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
@@ -80,6 +81,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
         (name = "social", description = "Invite programmes, share posters and team challenges"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
+        (name = "audit", description = "The hash-chained audit trail and its verification (auditors)"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -110,6 +112,8 @@ pub struct App {
     pub db: Db,
     pub clock: SharedClock,
     pub identity: IdentityService,
+    pub audit: huoban_audit::AuditLog,
+    pub limiter: huoban_identity::limits::RateLimiter,
     pub ledger: Ledger,
     pub inbox: InboxService,
     pub accounts: AccountsService,
@@ -138,8 +142,35 @@ impl App {
         let status = db.migrate(&migrations()).await.context("applying migrations")?;
         tracing::info!(backend = status.backend, schema = ?status.applied, "database ready");
         crate::install_tls_provider();
-        let identity = IdentityService::new(IdentityStore::new(db.clone()), clock.clone(), config.identity.clone())
-            .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?;
+        let (audit, warning) = huoban_audit::AuditLog::new(db.clone(), clock.clone(), &config.audit)
+            .map_err(|e| anyhow::anyhow!("audit configuration: {e}"))?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        let (keys, warning) = huoban_identity::vault::ConfigKeys::from_settings(&config.keys)
+            .map_err(|e| anyhow::anyhow!("keys configuration: {e}"))?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        let vault = huoban_identity::vault::Vault::new(Arc::new(keys));
+        let identity = IdentityService::new(
+            IdentityStore::new(db.clone(), vault),
+            clock.clone(),
+            config.identity.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("identity configuration: {e}"))?
+        .with_audit(Arc::new(audit.clone()));
+        let sealed = identity
+            .seal_unencrypted_rows()
+            .await
+            .map_err(|e| anyhow::anyhow!("sealing personal data: {}", e.title))?;
+        if sealed > 0 {
+            tracing::info!(sealed, "personal data of customers from before encryption sealed");
+        }
+        let limiter =
+            huoban_identity::limits::RateLimiter::new(config.rate_limits.clone(), clock.clone(), identity.clone());
+        huoban_kit::headers::SecurityHeaders::new(&config.http.content_security_policy, config.http.hsts_max_age_secs)
+            .map_err(|e| anyhow::anyhow!("http configuration: {e}"))?;
         let ledger = Ledger::start(db.clone(), clock.clone());
         let inbox = InboxService::new(db.clone(), clock.clone());
         let accounts = AccountsService::new(
@@ -154,6 +185,8 @@ impl App {
             db,
             clock,
             identity,
+            audit,
+            limiter,
             ledger,
             inbox,
             accounts,
@@ -173,6 +206,7 @@ impl App {
                 identity: self.identity.clone(),
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
+            .merge(huoban_audit::routes::router(self.audit_state()))
             .merge(huoban_engage::router(self.engage_state()))
             .merge(huoban_social::router(self.social_state()))
     }
@@ -199,6 +233,13 @@ impl App {
         }
     }
 
+    fn audit_state(&self) -> huoban_audit::routes::AuditState {
+        huoban_audit::routes::AuditState {
+            audit: self.audit.clone(),
+            identity: self.identity.clone(),
+        }
+    }
+
     pub fn router(&self) -> Router {
         let (api, openapi) = self.api_router().split_for_parts();
         let idempotency = Idempotency {
@@ -209,7 +250,20 @@ impl App {
             // These keep the key in their own rows, in the same transaction as their effect.
             native: Arc::from(vec!["/api/v1/transfers", "/api/v1/rewards/{id}/claims"]),
         };
-        let api = api.layer(from_fn_with_state(idempotency, idempotency::middleware));
+        let api = api
+            .layer(from_fn_with_state(idempotency, idempotency::middleware))
+            .layer(from_fn_with_state(
+                self.audit_state(),
+                huoban_audit::routes::record_staff_actions,
+            ));
+        let security_headers = huoban_kit::headers::SecurityHeaders::new(
+            &self.config.http.content_security_policy,
+            self.config.http.hsts_max_age_secs,
+        )
+        .unwrap_or_else(|_| {
+            huoban_kit::headers::SecurityHeaders::new(huoban_kit::headers::DEFAULT_PAGE_CSP, 0)
+                .expect("the default policy is a valid header")
+        });
         let ops = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
@@ -234,6 +288,13 @@ impl App {
             .layer(CatchPanicLayer::new())
             .layer(from_fn_with_state(self.metrics.clone(), crate::observability::track))
             .layer(from_fn(normalize_errors))
+            // Outside the routes, so paths limited by prefix are limited even before a
+            // capability mounts them.
+            .layer(from_fn_with_state(
+                self.limiter.clone(),
+                huoban_identity::limits::middleware,
+            ))
+            .layer(from_fn_with_state(security_headers, huoban_kit::headers::middleware))
             .layer(cors(&self.config.http.cors_origins))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 let id = request
@@ -286,8 +347,22 @@ impl App {
                 }
             }
         });
+        // Audit trail: sign the chain head periodically, so a rewritten tail is detectable.
+        let audit = self.audit.clone();
+        let every = Duration::from_secs(self.config.audit.checkpoint_interval_secs.max(1));
+        let checkpoints = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = audit.checkpoint().await {
+                    tracing::warn!(error = %e, "audit checkpoint failed");
+                }
+            }
+        });
         vec![
             sweeper,
+            checkpoints,
             alerts,
             rewards,
             events,
@@ -322,7 +397,10 @@ impl App {
         let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
         let signalled = Arc::new(tokio::sync::Notify::new());
         let notify = signalled.clone();
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             notify.notify_one();

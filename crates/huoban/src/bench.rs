@@ -322,6 +322,9 @@ impl Target {
         config.listen = "127.0.0.1:0".parse()?;
         // Load tests hit the server far harder than the default request timeout expects.
         config.http.request_timeout_secs = 120;
+        // One client address makes every request: per-address limits would measure the
+        // limiter, not the server.
+        config.rate_limits.enabled = false;
         let app = App::start(config, Arc::new(SystemClock)).await?;
         let backend = app.db.backend().name().to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -50,6 +50,38 @@ enum Command {
     Bench(BenchArgs),
     /// Print the commented example configuration.
     Config,
+    /// The audit trail: check it, or make a checkpoint signing key.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+    /// Keys of personal data at rest.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Move every customer row under the current master key (`keys.current`), in batches,
+    /// while servers keep serving.
+    Rotate {
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+    /// Print a new random key for `[keys.master]` or `keys.blind_index`.
+    Generate,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain and every signed checkpoint; exits non-zero naming the
+    /// first broken entry.
+    Verify,
+    /// Print a new checkpoint signing key for `audit.signing_key`, and its public key.
+    Keygen,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +119,23 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config = cli.command {
         print!("{}", crate::config::EXAMPLE);
+        return Ok(());
+    }
+    if let Command::Keys {
+        action: KeysCommand::Generate,
+    } = cli.command
+    {
+        println!("{}", huoban_identity::vault::generate_key());
+        return Ok(());
+    }
+    if let Command::Audit {
+        action: AuditCommand::Keygen,
+    } = cli.command
+    {
+        let (seed, public) = huoban_audit::generate_key();
+        println!("# Put this in huoban.toml (keep it secret); auditors verify with the public key.");
+        println!("[audit]\nsigning_key = \"{seed}\"");
+        println!("# public key: {public}");
         return Ok(());
     }
     let listen = match &cli.command {
@@ -144,6 +193,74 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => crate::bench::run(args, config, cli.database_url.is_some()).await,
         Command::Config => Ok(()),
+        Command::Audit {
+            action: AuditCommand::Keygen,
+        } => Ok(()),
+        Command::Keys {
+            action: KeysCommand::Generate,
+        } => Ok(()),
+        Command::Keys {
+            action: KeysCommand::Rotate { batch },
+        } => {
+            let app = App::start(config, Arc::new(SystemClock)).await?;
+            let current = app.identity.store().vault().current_key_id();
+            let moved = app
+                .identity
+                .rotate_keys(batch, |done, total| {
+                    eprintln!("[rotate] {done}/{total} customers under key {current}");
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.title, e.detail.unwrap_or_default()))?;
+            println!(
+                "{moved} customers moved under key {}",
+                app.identity.store().vault().current_key_id()
+            );
+            app.db.close().await;
+            Ok(())
+        }
+        Command::Audit {
+            action: AuditCommand::Verify,
+        } => audit_verify(config).await,
+    }
+}
+
+/// `huoban audit verify`: reads the trail in batches, printing progress on long chains.
+async fn audit_verify(config: Config) -> anyhow::Result<()> {
+    let db = huoban_kit::Db::connect(config.database_url(), &Default::default())
+        .await
+        .context("connecting to the database")?;
+    let (audit, warning) = huoban_audit::AuditLog::new(db.clone(), Arc::new(SystemClock), &config.audit)
+        .map_err(|e| anyhow::anyhow!("audit configuration: {e}"))?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    let started = std::time::Instant::now();
+    let report = audit
+        .verify(|checked, seq| {
+            if started.elapsed().as_millis() > 500 {
+                eprintln!("[verify] {checked} entries checked (up to entry {seq})");
+            }
+        })
+        .await
+        .context("reading the audit trail")?;
+    db.close().await;
+    match report.broken {
+        None => {
+            println!(
+                "audit trail intact: {} entries, {} signed checkpoints (last at entry {}), {} entries after it not yet signed",
+                report.entries,
+                report.checkpoints,
+                report.last_checkpoint.unwrap_or(0),
+                report.unsigned_tail
+            );
+            Ok(())
+        }
+        Some(b) => Err(anyhow::anyhow!(
+            "audit trail broken at entry {}: {} ({} entries before it verified)",
+            b.seq,
+            b.reason,
+            report.entries
+        )),
     }
 }
 

@@ -37,6 +37,10 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// How long a node waits for in-flight requests at shutdown.
     pub shutdown_grace_secs: u64,
+    /// Content-Security-Policy of HTML pages (API responses get a deny-all policy).
+    pub content_security_policy: String,
+    /// `Strict-Transport-Security` max-age; 0 sends none (set it when served over HTTPS).
+    pub hsts_max_age_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -46,6 +50,8 @@ impl Default for HttpSettings {
             request_timeout_secs: 30,
             cors_origins: Vec::new(),
             shutdown_grace_secs: 20,
+            content_security_policy: huoban_kit::headers::DEFAULT_PAGE_CSP.to_owned(),
+            hsts_max_age_secs: 0,
         }
     }
 }
@@ -83,6 +89,10 @@ pub struct Config {
     pub log_level: String,
     pub http: HttpSettings,
     pub identity: IdentitySettings,
+    pub audit: huoban_audit::AuditSettings,
+    pub rate_limits: huoban_identity::limits::RateLimitSettings,
+    /// Master keys for personal data at rest and the phone blind-index key.
+    pub keys: huoban_identity::vault::KeySettings,
     pub demo: DemoSettings,
 }
 
@@ -97,6 +107,9 @@ impl Default for Config {
             log_level: "info".into(),
             http: HttpSettings::default(),
             identity: IdentitySettings::default(),
+            audit: huoban_audit::AuditSettings::default(),
+            rate_limits: Default::default(),
+            keys: Default::default(),
             demo: DemoSettings::default(),
         }
     }
@@ -114,6 +127,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http__request_timeout_secs",
     "http__cors_origins",
     "http__shutdown_grace_secs",
+    "http__content_security_policy",
+    "http__hsts_max_age_secs",
     "identity__session_ttl_minutes",
     "identity__handoff_ttl_seconds",
     "identity__self_registration",
@@ -122,6 +137,26 @@ pub const KNOWN_KEYS: &[&str] = &[
     "identity__idp__jwks_url",
     "identity__idp__public_keys_pem",
     "identity__idp__provision",
+    "audit__signing_key",
+    "audit__checkpoint_every",
+    "audit__checkpoint_interval_secs",
+    "audit__trusted_public_keys",
+    "keys__current",
+    "keys__blind_index",
+    "rate_limits__enabled",
+    "rate_limits__trust_forwarded_for",
+    "rate_limits__sign_in__per_ip__burst",
+    "rate_limits__sign_in__per_ip__per_minute",
+    "rate_limits__sign_in__per_account__burst",
+    "rate_limits__sign_in__per_account__per_minute",
+    "rate_limits__step_up__per_ip__burst",
+    "rate_limits__step_up__per_ip__per_minute",
+    "rate_limits__step_up__per_account__burst",
+    "rate_limits__step_up__per_account__per_minute",
+    "rate_limits__claims__per_ip__burst",
+    "rate_limits__claims__per_ip__per_minute",
+    "rate_limits__claims__per_account__burst",
+    "rate_limits__claims__per_account__per_minute",
     "demo__seed",
     "demo__customers",
     "demo__days_of_history",

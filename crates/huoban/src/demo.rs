@@ -140,6 +140,7 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
             birthday: Some(birthday.to_string()),
             locale: Some(locale),
             time_zone: None,
+            id_number: None,
         };
         let mut row = app
             .identity

@@ -261,6 +261,38 @@ pub fn parse_time_zone(input: &str) -> Result<String, String> {
 }
 
 /// A birthday: a real calendar date, not in the future, after 1900.
+/// A mainland resident identity card number: 17 digits and a check character (digit or
+/// `X`, ISO 7064 MOD 11-2). Lower-case `x` is accepted and upper-cased.
+pub fn parse_id_number(input: &str) -> Result<String, String> {
+    let id: String = input.trim().to_ascii_uppercase();
+    let bytes = id.as_bytes();
+    if bytes.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
+        return Err("an ID number has 17 digits and a check digit or X".to_owned());
+    }
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let sum: u32 = bytes[..17]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    if bytes[17] != CHECK[(sum % 11) as usize] {
+        return Err("the ID number's check digit does not match".to_owned());
+    }
+    Ok(id)
+}
+
+/// Shows the first three and last four characters of an ID number.
+pub fn mask_id_number(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() < 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
+}
+
 pub fn parse_birthday(input: &str, today: jiff::civil::Date) -> Result<jiff::civil::Date, String> {
     let date: jiff::civil::Date = input
         .parse()
@@ -330,6 +362,17 @@ mod tests {
         ] {
             assert!(Phone::parse(bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn id_numbers_are_checked_and_masked() {
+        assert_eq!(
+            parse_id_number("11010519491231002x").as_deref(),
+            Ok("11010519491231002X")
+        );
+        assert!(parse_id_number("110105194912310021").is_err(), "wrong check digit");
+        assert!(parse_id_number("1101051949").is_err());
+        assert_eq!(mask_id_number("11010519491231002X"), "110***********002X");
     }
 
     #[test]

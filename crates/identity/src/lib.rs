@@ -8,13 +8,16 @@
 //! [`auth::StaffAuth`] extractors and check staff permissions with
 //! [`auth::StaffAuth::require`]; the role → permission table lives in [`domain::Role`].
 
+pub mod audit;
 pub mod auth;
 pub mod domain;
 pub mod idp;
+pub mod limits;
 pub mod routes;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod vault;
 
 pub use auth::{CustomerAuth, StaffAuth};
 pub use domain::{Channel, Locale, Permission, Role};
@@ -22,9 +25,17 @@ pub use service::{IdentityService, IdentitySettings};
 
 use huoban_kit::MigrationSpec;
 
-pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 2026112202,
-    name: "identity",
-    sqlite: include_str!("../migrations/sqlite/2026112202_identity.sql"),
-    postgres: include_str!("../migrations/postgres/2026112202_identity.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 2026112202,
+        name: "identity",
+        sqlite: include_str!("../migrations/sqlite/2026112202_identity.sql"),
+        postgres: include_str!("../migrations/postgres/2026112202_identity.sql"),
+    },
+    MigrationSpec {
+        version: 2026112351,
+        name: "personal_data",
+        sqlite: include_str!("../migrations/sqlite/2026112351_personal_data.sql"),
+        postgres: include_str!("../migrations/postgres/2026112351_personal_data.sql"),
+    },
+];

@@ -12,8 +12,8 @@ use crate::{
     auth::{AnyAuth, CustomerAuth, StaffAuth},
     domain::{Channel, Permission, Role},
     service::{
-        CustomerProfile, HandoffIssued, IdentityService, Principal, ProfilePatch, Registration, SessionIssued,
-        StaffAccessRecord, StaffUser,
+        CustomerExport, CustomerProfile, ErasureDone, HandoffIssued, IdentityService, Principal, ProfilePatch,
+        Registration, SessionIssued, StaffAccessRecord, StaffUser,
     },
 };
 
@@ -23,10 +23,12 @@ pub const TAG_STAFF: &str = "staff";
 pub fn router(service: IdentityService) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(register))
-        .routes(routes!(sign_in))
+        .routes(routes!(sign_in, sign_out_everywhere))
         .routes(routes!(sign_in_idp))
         .routes(routes!(sign_out))
         .routes(routes!(me, update_me))
+        .routes(routes!(export_me))
+        .routes(routes!(erase_me))
         .routes(routes!(create_handoff))
         .routes(routes!(redeem_handoff))
         .routes(routes!(staff_sign_in))
@@ -160,6 +162,25 @@ async fn sign_out(State(s): State<IdentityService>, AnyAuth(p): AnyAuth) -> Resu
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedOutEverywhere {
+    /// Sessions that stopped working, this one included.
+    pub revoked: u64,
+}
+
+/// Sign out everywhere: every session of the caller (on every channel and device) stops
+/// working at once; using one afterwards answers 401 `session-revoked`.
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = TAG_CUSTOMER, security(("bearer" = [])),
+    responses((status = 200, body = SignedOutEverywhere), (status = 401, body = huoban_kit::problem::Problem)))]
+async fn sign_out_everywhere(
+    State(s): State<IdentityService>,
+    AnyAuth(p): AnyAuth,
+) -> Result<ApiJson<SignedOutEverywhere>, ApiError> {
+    Ok(ApiJson(SignedOutEverywhere {
+        revoked: s.sign_out_everywhere(&p).await?,
+    }))
+}
+
 /// The signed-in customer's profile.
 #[utoipa::path(get, path = "/api/v1/me", tag = TAG_CUSTOMER, security(("bearer" = [])),
     responses((status = 200, body = CustomerProfile), (status = 401, body = huoban_kit::problem::Problem)))]
@@ -176,6 +197,43 @@ async fn update_me(
     ApiJson(patch): ApiJson<ProfilePatch>,
 ) -> Result<ApiJson<CustomerProfile>, ApiError> {
     Ok(ApiJson(s.update_profile(auth.customer_id, patch).await?))
+}
+
+/// Download everything identity holds about you, in clear: profile (with the full ID
+/// number), sessions, and which staff looked at your data.
+#[utoipa::path(get, path = "/api/v1/me/export", tag = TAG_CUSTOMER, security(("bearer" = [])),
+    responses((status = 200, body = CustomerExport), (status = 401, body = huoban_kit::problem::Problem)))]
+async fn export_me(State(s): State<IdentityService>, auth: CustomerAuth) -> Result<ApiJson<CustomerExport>, ApiError> {
+    Ok(ApiJson(s.export(auth.customer_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// Must be `true`: erasure cannot be undone.
+    pub confirm: bool,
+}
+
+/// Erase your personal data (name, phone, ID number, birthday) and sign out everywhere.
+/// Accounts and their history stay under an id that no longer names you. Cannot be undone.
+#[utoipa::path(post, path = "/api/v1/me/erasure", tag = TAG_CUSTOMER, security(("bearer" = [])),
+    request_body = ErasureRequest,
+    responses((status = 200, body = ErasureDone), (status = 401, body = huoban_kit::problem::Problem),
+              (status = 422, description = "erasure-not-confirmed", body = huoban_kit::problem::Problem)))]
+async fn erase_me(
+    State(s): State<IdentityService>,
+    auth: CustomerAuth,
+    ApiJson(body): ApiJson<ErasureRequest>,
+) -> Result<ApiJson<ErasureDone>, ApiError> {
+    if !body.confirm {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "erasure-not-confirmed",
+            "Erasure must be confirmed",
+        )
+        .detail("Send {\"confirm\": true}; erasure cannot be undone."));
+    }
+    Ok(ApiJson(s.erase(auth.customer_id).await?))
 }
 
 /// Mint a single-use hand-off token (QR code or deep link) that opens a session on another

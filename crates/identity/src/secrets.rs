@@ -1,6 +1,8 @@
 //! Secrets identity handles: session and hand-off tokens (random, stored only as SHA-256),
-//! and passwords (argon2id). Token comparisons happen on hashes looked up by equality, so
-//! no secret is compared byte by byte in Rust; password checks are constant-time in argon2.
+//! and passwords (argon2id). Tokens are found by their hash (an index lookup on a value an
+//! attacker cannot steer byte by byte), and the found hash is compared again in constant
+//! time with [`constant_time_eq`]; password checks are constant-time in argon2. Anything
+//! else secret that identity compares goes through [`constant_time_eq`] too.
 
 use argon2::{
     Argon2,
@@ -9,6 +11,12 @@ use argon2::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Compares two secrets (or hashes of secrets) in time that depends only on their length.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
 
 /// A fresh bearer token: a prefix that tells its kind, then 256 random bits.
 pub fn new_token(prefix: &str) -> String {
@@ -62,6 +70,13 @@ mod tests {
         assert!(verify_password(&hash, "correct horse"));
         assert!(!verify_password(&hash, "correct horsf"));
         assert!(!verify_password("garbage", "correct horse"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_content_and_length() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 
     #[test]

@@ -14,13 +14,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    audit::{ActorKind, AuditEvent, AuditSink},
     domain::{
         Channel, DEFAULT_TIME_ZONE, ELDERLY_AGE, Locale, Password, Permission, Phone, Preferences, Role, age_on,
-        parse_birthday, parse_name, parse_time_zone, parse_username,
+        mask_id_number, parse_birthday, parse_id_number, parse_name, parse_time_zone, parse_username,
     },
     idp::{IdpError, IdpSettings, IdpVerifier},
     secrets,
-    store::{AccessRow, CustomerRow, IdentityStore, SessionRow, StaffRow},
+    store::{AccessRow, CustomerRow, IdentityStore, RotationBatch, SessionRow, StaffRow},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ pub struct CustomerProfile {
     pub name: String,
     /// `YYYY-MM-DD`.
     pub birthday: Option<String>,
+    /// Resident ID number, masked (first three and last four characters); the full number
+    /// is only in the customer's own data export.
+    pub id_number: Option<String>,
     pub locale: Locale,
     /// IANA time zone; calendar questions (check-in days, monthly plans) use it.
     pub time_zone: String,
@@ -63,6 +67,8 @@ pub struct CustomerProfile {
     /// True when the customer is old enough that pages should offer elderly mode.
     pub elderly_mode_suggested: bool,
     pub created_at: String,
+    /// True once the customer's personal data was erased at their request.
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -137,6 +143,9 @@ pub struct Registration {
     pub locale: Option<Locale>,
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Mainland resident ID number (optional).
+    #[serde(default)]
+    pub id_number: Option<String>,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -148,6 +157,36 @@ pub struct ProfilePatch {
     pub locale: Option<Locale>,
     pub time_zone: Option<String>,
     pub preferences: Option<Preferences>,
+    pub id_number: Option<String>,
+}
+
+/// Everything identity holds about a customer, in clear, for the customer (PIPL art. 45).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerExport {
+    pub exported_at: String,
+    pub profile: CustomerProfile,
+    /// The full ID number (the profile shows it masked).
+    pub id_number: Option<String>,
+    pub signs_in_with_password: bool,
+    pub linked_to_bank_identity: bool,
+    pub sessions: Vec<SessionExport>,
+    /// Staff who looked at this customer's data.
+    pub staff_access: Vec<StaffAccessRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionExport {
+    pub channel: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureDone {
+    pub erased_at: String,
+    /// Sessions signed out by the erasure.
+    pub sessions_revoked: u64,
 }
 
 fn iso(micros: i64) -> String {
@@ -173,6 +212,7 @@ pub struct IdentityService {
     clock: SharedClock,
     settings: Arc<IdentitySettings>,
     idp: Option<Arc<IdpVerifier>>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl IdentityService {
@@ -183,7 +223,48 @@ impl IdentityService {
             clock,
             settings: Arc::new(settings),
             idp,
+            audit: None,
         })
+    }
+
+    /// Sends staff access and sign-in events to the audit trail.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Appends to the audit trail; an access that cannot be recorded is refused (503).
+    async fn audit(&self, event: AuditEvent) -> Result<(), ApiError> {
+        match &self.audit {
+            Some(sink) => sink.append(event).await.map_err(|e| {
+                tracing::error!(error = %e, "audit trail unavailable");
+                ApiError::unavailable("The audit trail could not record this access; retry shortly.")
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends to the audit trail, only logging a failure (sign-in outcomes).
+    async fn audit_quietly(&self, event: AuditEvent) {
+        if let Err(e) = self.audit(event).await {
+            tracing::warn!(error = %e.title, "sign-in outcome not audited");
+        }
+    }
+
+    async fn audit_sign_in(&self, kind: ActorKind, id: Option<&str>, ok: bool, method: &str) {
+        self.audit_quietly(AuditEvent {
+            actor_kind: if ok || id.is_some() { kind } else { ActorKind::Anonymous },
+            actor_id: id.map(str::to_owned),
+            action: if ok {
+                "session.sign_in"
+            } else {
+                "session.sign_in_failed"
+            }
+            .to_owned(),
+            subject: id.map(|i| format!("{}:{i}", kind.as_str())),
+            details: serde_json::json!({ "principal": kind.as_str(), "method": method }),
+        })
+        .await;
     }
 
     pub fn store(&self) -> &IdentityStore {
@@ -214,6 +295,8 @@ impl IdentityService {
             phone: row.phone.clone(),
             name: row.name.clone(),
             birthday: row.birthday.clone(),
+            id_number: row.id_number.as_deref().map(mask_id_number),
+            erased: row.erased_at.is_some(),
             locale: Locale::parse(&row.locale).unwrap_or(Locale::ZhCn),
             time_zone: row.time_zone.clone(),
             preferences: serde_json::from_str(&row.preferences).unwrap_or_default(),
@@ -247,6 +330,12 @@ impl IdentityService {
             .map(|b| parse_birthday(b, self.today_in(&time_zone)))
             .transpose()
             .map_err(invalid("birthday"))?;
+        let id_number = reg
+            .id_number
+            .as_deref()
+            .map(parse_id_number)
+            .transpose()
+            .map_err(invalid("id_number"))?;
         let now = self.now();
         let preferences = Preferences {
             marketing_messages: true,
@@ -257,6 +346,7 @@ impl IdentityService {
             phone: phone.as_str().to_owned(),
             name,
             birthday: birthday.map(|b| b.to_string()),
+            id_number,
             locale: reg.locale.unwrap_or(Locale::ZhCn).as_str().to_owned(),
             time_zone,
             preferences: serde_json::to_string(&preferences).unwrap_or_else(|_| "{}".into()),
@@ -264,6 +354,7 @@ impl IdentityService {
             idp_subject: None,
             created_at: now,
             updated_at: now,
+            erased_at: None,
         })
     }
 
@@ -342,17 +433,37 @@ impl IdentityService {
                     .as_deref()
                     .is_some_and(|h| secrets::verify_password(h, password)) =>
             {
-                self.customer_session(&row, channel).await
+                let session = self.customer_session(&row, channel).await?;
+                self.audit_sign_in(ActorKind::Customer, Some(&row.id), true, "password")
+                    .await;
+                Ok(session)
             }
-            Some(_) => Err(bad_credentials()),
+            Some(row) => {
+                self.audit_sign_in(ActorKind::Customer, Some(&row.id), false, "password")
+                    .await;
+                Err(bad_credentials())
+            }
             None => {
                 secrets::burn_password_check(password);
+                self.audit_sign_in(ActorKind::Customer, None, false, "password").await;
                 Err(bad_credentials())
             }
         }
     }
 
     pub async fn sign_in_idp(&self, assertion: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
+        let result = self.sign_in_idp_unaudited(assertion, channel).await;
+        let id = result
+            .as_ref()
+            .ok()
+            .and_then(|s| s.customer.as_ref())
+            .map(|c| c.id.to_string());
+        self.audit_sign_in(ActorKind::Customer, id.as_deref(), result.is_ok(), "idp")
+            .await;
+        result
+    }
+
+    async fn sign_in_idp_unaudited(&self, assertion: &str, channel: Channel) -> Result<SessionIssued, ApiError> {
         let idp = self.idp.as_ref().ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -405,6 +516,7 @@ impl IdentityService {
             birthday: claims.birthdate.clone(),
             locale: claims.locale.as_deref().and_then(|l| Locale::parse(l).ok()),
             time_zone: None,
+            id_number: None,
         };
         let mut row = self.new_customer_row(&reg, None)?;
         row.idp_subject = Some(claims.sub.clone());
@@ -419,6 +531,7 @@ impl IdentityService {
             .store
             .session(&hash)
             .await?
+            .filter(|s| secrets::constant_time_eq(s.token_hash.as_bytes(), hash.as_bytes()))
             .ok_or_else(|| ApiError::unauthenticated("The session token is not known; sign in again."))?;
         if session.revoked_at.is_some() {
             return Err(ApiError::new(
@@ -465,6 +578,25 @@ impl IdentityService {
         Ok(self.store.revoke_session(token_hash, self.now()).await?)
     }
 
+    /// Signs a principal out everywhere: every open session of theirs stops working at
+    /// once. Returns how many sessions were revoked.
+    pub async fn sign_out_everywhere(&self, principal: &Principal) -> Result<u64, ApiError> {
+        let (kind, id) = match principal {
+            Principal::Customer { id, .. } => (ActorKind::Customer, id),
+            Principal::Staff { id, .. } => (ActorKind::Staff, id),
+        };
+        let revoked = self.store.revoke_all_sessions(&id.to_string(), self.now()).await?;
+        self.audit_quietly(AuditEvent {
+            actor_kind: kind,
+            actor_id: Some(id.to_string()),
+            action: "session.sign_out_everywhere".to_owned(),
+            subject: Some(format!("{}:{id}", kind.as_str())),
+            details: serde_json::json!({ "revoked": revoked }),
+        })
+        .await;
+        Ok(revoked)
+    }
+
     pub async fn profile(&self, id: Uuid) -> Result<CustomerProfile, ApiError> {
         let row = self.store.customer(id).await.map_err(|e| match e {
             huoban_kit::DbError::NotFound => ApiError::not_found("The customer"),
@@ -491,12 +623,114 @@ impl IdentityService {
         if let Some(locale) = patch.locale {
             row.locale = locale.as_str().to_owned();
         }
+        if let Some(n) = &patch.id_number {
+            row.id_number = Some(parse_id_number(n).map_err(invalid("id_number"))?);
+        }
         if let Some(prefs) = &patch.preferences {
             row.preferences = serde_json::to_string(prefs).map_err(ApiError::internal)?;
         }
         row.updated_at = self.now();
         self.store.update_profile(&row).await?;
         Ok(self.profile_of(&row))
+    }
+
+    /// Everything identity holds about the customer, in clear, for themselves.
+    pub async fn export(&self, id: Uuid) -> Result<CustomerExport, ApiError> {
+        let row = self.store.customer(id).await?;
+        let sessions = self
+            .store
+            .sessions_of(&row.id)
+            .await?
+            .into_iter()
+            .map(|s| SessionExport {
+                channel: s.channel,
+                created_at: iso(s.created_at),
+                expires_at: iso(s.expires_at),
+                revoked_at: s.revoked_at.map(iso),
+            })
+            .collect();
+        let mut staff_access = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.access_log(Some(id), after, 200).await?;
+            staff_access.extend(page.items);
+            match page.next_cursor {
+                Some(c) => after = Some(huoban_kit::page::decode_cursor(&c)?),
+                None => break,
+            }
+        }
+        self.audit(AuditEvent {
+            actor_kind: ActorKind::Customer,
+            actor_id: Some(row.id.clone()),
+            action: "customer.export".to_owned(),
+            subject: Some(format!("customer:{}", row.id)),
+            details: serde_json::json!({}),
+        })
+        .await?;
+        Ok(CustomerExport {
+            exported_at: iso(self.now()),
+            id_number: row.id_number.clone(),
+            signs_in_with_password: row.password_hash.is_some(),
+            linked_to_bank_identity: row.idp_subject.is_some(),
+            profile: self.profile_of(&row),
+            sessions,
+            staff_access,
+        })
+    }
+
+    /// Erases the customer's personal data at their request (PIPL art. 47): the sealed
+    /// fields and their data key are destroyed and every session signed out. Their
+    /// accounts and ledger history stay, under the now pseudonymous customer id, so the
+    /// books still balance; the audit trail never held the clear data, so it stays whole.
+    pub async fn erase(&self, id: Uuid) -> Result<ErasureDone, ApiError> {
+        let now = self.now();
+        if !self.store.erase_customer(&id.to_string(), now).await? {
+            return Err(ApiError::conflict(
+                "already-erased",
+                "This customer's data was already erased",
+            ));
+        }
+        let sessions_revoked = self.store.revoke_all_sessions(&id.to_string(), now).await?;
+        self.audit_quietly(AuditEvent {
+            actor_kind: ActorKind::Customer,
+            actor_id: Some(id.to_string()),
+            action: "customer.erased".to_owned(),
+            subject: Some(format!("customer:{id}")),
+            details: serde_json::json!({ "sessions_revoked": sessions_revoked }),
+        })
+        .await;
+        Ok(ErasureDone {
+            erased_at: iso(now),
+            sessions_revoked,
+        })
+    }
+
+    /// Seals rows written before personal data was encrypted (run at start; quick when
+    /// there are none). Returns how many were sealed.
+    pub async fn seal_unencrypted_rows(&self) -> Result<u64, ApiError> {
+        let mut total = 0;
+        loop {
+            let batch = self.store.rotate_batch(500, true).await?;
+            total += batch.moved;
+            if batch.rows == 0 || batch.moved == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Moves every customer row under the current master key in batches of `batch`,
+    /// calling `progress(done, total)` after each; the server keeps serving meanwhile.
+    pub async fn rotate_keys(&self, batch: i64, mut progress: impl FnMut(u64, u64)) -> Result<u64, ApiError> {
+        let total = self.store.count_to_rotate().await?.max(0) as u64;
+        let mut done = 0;
+        loop {
+            let RotationBatch { rows, moved } = self.store.rotate_batch(batch.max(1), false).await?;
+            done += moved;
+            progress(done, total);
+            if rows == 0 || moved == 0 {
+                return Ok(done);
+            }
+        }
     }
 
     pub async fn create_handoff(
@@ -555,7 +789,10 @@ impl IdentityService {
         }
         let customer = self.store.customer(parse_uuid(&row.customer_id)).await?;
         let channel = Channel::parse(&row.target_channel).map_err(ApiError::internal)?;
-        self.customer_session(&customer, channel).await
+        let session = self.customer_session(&customer, channel).await?;
+        self.audit_sign_in(ActorKind::Customer, Some(&customer.id), true, "handoff")
+            .await;
+        Ok(session)
     }
 
     pub async fn staff_sign_in(&self, username: &str, password: &str) -> Result<SessionIssued, ApiError> {
@@ -565,12 +802,17 @@ impl IdentityService {
         };
         let Some(row) = self.store.staff_by_username(username).await? else {
             secrets::burn_password_check(password);
+            self.audit_sign_in(ActorKind::Staff, None, false, "password").await;
             return Err(refused());
         };
         if row.disabled != 0 || !secrets::verify_password(&row.password_hash, password) {
+            self.audit_sign_in(ActorKind::Staff, Some(&row.id), false, "password")
+                .await;
             return Err(refused());
         }
         let (token, expires_at) = self.open_session("staff", &row.id, Channel::Web).await?;
+        self.audit_sign_in(ActorKind::Staff, Some(&row.id), true, "password")
+            .await;
         Ok(SessionIssued {
             token,
             expires_at: iso(expires_at),
@@ -648,6 +890,14 @@ impl IdentityService {
 
     /// Records that a staff member looked at customer data.
     pub async fn record_access(&self, staff: Uuid, action: &str, customer: Option<Uuid>) -> Result<(), ApiError> {
+        self.audit(AuditEvent {
+            actor_kind: ActorKind::Staff,
+            actor_id: Some(staff.to_string()),
+            action: action.to_owned(),
+            subject: customer.map(|c| format!("customer:{c}")),
+            details: serde_json::json!({ "access": true }),
+        })
+        .await?;
         self.store
             .record_access(&AccessRow {
                 id: new_id().to_string(),

@@ -1,15 +1,24 @@
 //! Identity's tables: customers, staff users, sessions, hand-off tokens and the record of
 //! staff looking at customers. Plain loads and saves; rules live in the service.
+//!
+//! Customers' personal fields never reach the database in clear: the store seals them
+//! on the way in and opens them on the way out with the [`Vault`], and finds customers by
+//! phone through the blind index. [`CustomerRow`] is the clear form the rest of the code
+//! works with.
 
 use huoban_kit::{Db, DbError};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+use crate::vault::{DataKey, Vault};
+
+/// A customer in clear, as the service sees it.
+#[derive(Debug, Clone)]
 pub struct CustomerRow {
     pub id: String,
     pub phone: String,
     pub name: String,
     pub birthday: Option<String>,
+    pub id_number: Option<String>,
     pub locale: String,
     pub time_zone: String,
     pub preferences: String,
@@ -17,6 +26,33 @@ pub struct CustomerRow {
     pub idp_subject: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the customer's personal data was erased at their request.
+    pub erased_at: Option<i64>,
+}
+
+/// A customer as stored: sealed fields, the blind index, the wrapped data key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct SealedRow {
+    id: String,
+    phone_index: String,
+    phone_sealed: Option<String>,
+    name_sealed: String,
+    birthday_sealed: Option<String>,
+    id_number_sealed: Option<String>,
+    data_key: Option<String>,
+    key_id: Option<String>,
+    locale: String,
+    time_zone: String,
+    preferences: String,
+    password_hash: Option<String>,
+    idp_subject: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    erased_at: Option<i64>,
+}
+
+fn vault_error(e: String) -> DbError {
+    DbError::Config(format!("personal data: {e}"))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -59,21 +95,100 @@ pub struct AccessRow {
     pub at: i64,
 }
 
-const CUSTOMER_COLUMNS: &str =
-    "id, phone, name, birthday, locale, time_zone, preferences, password_hash, idp_subject, created_at, updated_at";
+const CUSTOMER_COLUMNS: &str = "id, phone_index, phone_sealed, name_sealed, birthday_sealed, id_number_sealed, \
+     data_key, key_id, locale, time_zone, preferences, password_hash, idp_subject, created_at, updated_at, erased_at";
+
+/// What a key rotation batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationBatch {
+    /// Rows examined.
+    pub rows: u64,
+    /// Rows now under the current key (some may have been changed meanwhile and are left
+    /// for the next batch).
+    pub moved: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct IdentityStore {
     db: Db,
+    vault: Vault,
 }
 
 impl IdentityStore {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, vault: Vault) -> Self {
+        Self { db, vault }
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// The blind index a phone number (E.164) is found by.
+    pub fn phone_index(&self, phone: &str) -> String {
+        self.vault.phone_index(phone)
+    }
+
+    fn seal(&self, c: &CustomerRow, key: &DataKey) -> Result<[Option<String>; 4], DbError> {
+        let seal = |field: &str, v: &str| self.vault.seal(key, &c.id, field, v).map_err(vault_error);
+        Ok([
+            Some(seal("phone", &c.phone)?),
+            Some(seal("name", &c.name)?),
+            c.birthday.as_deref().map(|b| seal("birthday", b)).transpose()?,
+            c.id_number.as_deref().map(|n| seal("id_number", n)).transpose()?,
+        ])
+    }
+
+    fn open(&self, r: SealedRow) -> Result<CustomerRow, DbError> {
+        let clear = |phone: String, name: String, birthday, id_number| CustomerRow {
+            id: r.id.clone(),
+            phone,
+            name,
+            birthday,
+            id_number,
+            locale: r.locale.clone(),
+            time_zone: r.time_zone.clone(),
+            preferences: r.preferences.clone(),
+            password_hash: r.password_hash.clone(),
+            idp_subject: r.idp_subject.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            erased_at: r.erased_at,
+        };
+        if r.erased_at.is_some() {
+            return Ok(clear(String::new(), String::new(), None, None));
+        }
+        let (Some(wrapped), Some(key_id)) = (&r.data_key, &r.key_id) else {
+            // A row written before encryption, not yet sealed (see `rotate_batch`).
+            return Ok(clear(
+                r.phone_index.clone(),
+                r.name_sealed.clone(),
+                r.birthday_sealed.clone(),
+                None,
+            ));
+        };
+        let key = self.vault.unwrap(wrapped, &r.id, key_id).map_err(vault_error)?;
+        let open = |field: &str, v: &str| self.vault.open(&key, &r.id, field, v).map_err(vault_error);
+        Ok(clear(
+            r.phone_sealed
+                .as_deref()
+                .map(|p| open("phone", p))
+                .transpose()?
+                .unwrap_or_default(),
+            open("name", &r.name_sealed)?,
+            r.birthday_sealed.as_deref().map(|b| open("birthday", b)).transpose()?,
+            r.id_number_sealed
+                .as_deref()
+                .map(|n| open("id_number", n))
+                .transpose()?,
+        ))
+    }
+
+    fn open_all(&self, rows: Vec<SealedRow>) -> Result<Vec<CustomerRow>, DbError> {
+        rows.into_iter().map(|r| self.open(r)).collect()
     }
 
     pub async fn insert_customer(&self, c: &CustomerRow) -> Result<(), DbError> {
@@ -82,16 +197,27 @@ impl IdentityStore {
 
     /// Inserts customers in one transaction: all or none (one at sign-up, many for the demo).
     pub async fn insert_customers(&self, rows: &[CustomerRow]) -> Result<(), DbError> {
-        let mut tx = self.db.begin().await?;
+        // Seal before the transaction: the single SQLite writer is not held while encrypting.
+        let mut sealed = Vec::with_capacity(rows.len());
         for c in rows {
+            let (key, wrapped, key_id) = self.vault.new_data_key(&c.id).map_err(vault_error)?;
+            sealed.push((self.seal(c, &key)?, wrapped, key_id, self.phone_index(&c.phone)));
+        }
+        let mut tx = self.db.begin().await?;
+        for (c, ([phone, name, birthday, id_number], wrapped, key_id, index)) in rows.iter().zip(sealed) {
             sqlx::query(
-                "INSERT INTO customers (id, phone, name, birthday, locale, time_zone, preferences, password_hash, idp_subject, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO customers (id, phone_index, phone_sealed, name_sealed, birthday_sealed, id_number_sealed, \
+                 data_key, key_id, locale, time_zone, preferences, password_hash, idp_subject, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(&c.id)
-            .bind(&c.phone)
-            .bind(&c.name)
-            .bind(&c.birthday)
+            .bind(index)
+            .bind(phone)
+            .bind(name.unwrap_or_default())
+            .bind(birthday)
+            .bind(id_number)
+            .bind(wrapped)
+            .bind(key_id)
             .bind(&c.locale)
             .bind(&c.time_zone)
             .bind(&c.preferences)
@@ -107,30 +233,34 @@ impl IdentityStore {
     }
 
     pub async fn customer(&self, id: Uuid) -> Result<CustomerRow, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: SealedRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"
         )))
         .bind(id.to_string())
         .fetch_one(self.db.reader())
-        .await?)
+        .await?;
+        self.open(row)
     }
 
+    /// Finds a customer by phone number (E.164) through the blind index.
     pub async fn customer_by_phone(&self, phone: &str) -> Result<Option<CustomerRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE phone = $1"
+        let row: Option<SealedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE phone_index = $1"
         )))
-        .bind(phone)
+        .bind(self.phone_index(phone))
         .fetch_optional(self.db.reader())
-        .await?)
+        .await?;
+        row.map(|r| self.open(r)).transpose()
     }
 
     pub async fn customer_by_subject(&self, subject: &str) -> Result<Option<CustomerRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<SealedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE idp_subject = $1"
         )))
         .bind(subject)
         .fetch_optional(self.db.reader())
-        .await?)
+        .await?;
+        row.map(|r| self.open(r)).transpose()
     }
 
     pub async fn link_subject(&self, id: &str, subject: &str, now: i64) -> Result<(), DbError> {
@@ -143,23 +273,130 @@ impl IdentityStore {
         Ok(())
     }
 
+    /// Saves the profile fields (name, birthday, ID number sealed under the row's own data key).
     pub async fn update_profile(&self, c: &CustomerRow) -> Result<(), DbError> {
+        let (wrapped, key_id): (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT data_key, key_id FROM customers WHERE id = $1 AND erased_at IS NULL")
+                .bind(&c.id)
+                .fetch_one(self.db.reader())
+                .await?;
+        let (Some(wrapped), Some(key_id)) = (wrapped, key_id) else {
+            return Err(vault_error("the row is not sealed yet; retry after start-up".into()));
+        };
+        let key = self.vault.unwrap(&wrapped, &c.id, &key_id).map_err(vault_error)?;
+        let [_, name, birthday, id_number] = self.seal(c, &key)?;
         let done = sqlx::query(
-            "UPDATE customers SET name = $1, birthday = $2, locale = $3, time_zone = $4, preferences = $5, updated_at = $6 WHERE id = $7",
+            "UPDATE customers SET name_sealed = $1, birthday_sealed = $2, id_number_sealed = $8, locale = $3, \
+             time_zone = $4, preferences = $5, updated_at = $6 WHERE id = $7 AND erased_at IS NULL",
         )
-        .bind(&c.name)
-        .bind(&c.birthday)
+        .bind(name.unwrap_or_default())
+        .bind(birthday)
         .bind(&c.locale)
         .bind(&c.time_zone)
         .bind(&c.preferences)
         .bind(c.updated_at)
         .bind(&c.id)
+        .bind(id_number)
         .execute(self.db.writer())
         .await?;
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound);
         }
         Ok(())
+    }
+
+    /// Erases a customer's personal data: the wrapped data key and every sealed field are
+    /// destroyed, the blind index freed, the password and IdP link dropped. The row (its
+    /// id, which accounts and the ledger refer to) stays, pseudonymous.
+    pub async fn erase_customer(&self, id: &str, now: i64) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE customers SET phone_index = $1, phone_sealed = NULL, name_sealed = '', birthday_sealed = NULL, \
+             id_number_sealed = NULL, data_key = NULL, password_hash = NULL, idp_subject = NULL, \
+             preferences = '{}', erased_at = $2, updated_at = $2 WHERE id = $3 AND erased_at IS NULL",
+        )
+        .bind(format!("erased:{id}"))
+        .bind(now)
+        .bind(id)
+        .execute(self.db.writer())
+        .await?;
+        // Unredeemed hand-off tokens would open a session for the erased customer.
+        sqlx::query("UPDATE handoff_tokens SET used_at = $1 WHERE customer_id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Rows not yet under the current master key (or not sealed at all).
+    pub async fn count_to_rotate(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM customers WHERE erased_at IS NULL AND (key_id IS NULL OR key_id <> $1)",
+        )
+        .bind(self.vault.current_key_id())
+        .fetch_one(self.db.reader())
+        .await?)
+    }
+
+    /// Moves up to `limit` rows under the current master key: rows sealed under an older
+    /// key get their data key re-wrapped; rows still in clear (written before encryption)
+    /// are sealed. Each row is written only if it is still as read, so the server keeps
+    /// serving (and writing) while this runs; `legacy_only` limits it to rows in clear.
+    pub async fn rotate_batch(&self, limit: i64, legacy_only: bool) -> Result<RotationBatch, DbError> {
+        let current = self.vault.current_key_id();
+        let rows: Vec<SealedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE erased_at IS NULL \
+             AND (key_id IS NULL OR ($2 = 0 AND key_id <> $1)) ORDER BY id LIMIT $3"
+        )))
+        .bind(&current)
+        .bind(i64::from(legacy_only))
+        .bind(limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        let mut batch = RotationBatch {
+            rows: rows.len() as u64,
+            moved: 0,
+        };
+        for r in rows {
+            let moved = match (&r.data_key, &r.key_id) {
+                (Some(wrapped), Some(old)) => {
+                    let key = self.vault.unwrap(wrapped, &r.id, old).map_err(vault_error)?;
+                    let rewrapped = self.vault.wrap(&key, &r.id, &current).map_err(vault_error)?;
+                    sqlx::query("UPDATE customers SET data_key = $1, key_id = $2 WHERE id = $3 AND key_id = $4")
+                        .bind(rewrapped)
+                        .bind(&current)
+                        .bind(&r.id)
+                        .bind(old)
+                        .execute(self.db.writer())
+                        .await?
+                        .rows_affected()
+                }
+                _ => {
+                    let clear = self.open(r.clone())?;
+                    let (key, wrapped, key_id) = self.vault.new_data_key(&r.id).map_err(vault_error)?;
+                    let [phone, name, birthday, id_number] = self.seal(&clear, &key)?;
+                    sqlx::query(
+                        "UPDATE customers SET phone_index = $1, phone_sealed = $2, name_sealed = $3, \
+                         birthday_sealed = $4, id_number_sealed = $5, data_key = $6, key_id = $7 \
+                         WHERE id = $8 AND key_id IS NULL AND updated_at = $9",
+                    )
+                    .bind(self.phone_index(&clear.phone))
+                    .bind(phone)
+                    .bind(name.unwrap_or_default())
+                    .bind(birthday)
+                    .bind(id_number)
+                    .bind(wrapped)
+                    .bind(key_id)
+                    .bind(&r.id)
+                    .bind(r.updated_at)
+                    .execute(self.db.writer())
+                    .await?
+                    .rows_affected()
+                }
+            };
+            batch.moved += moved;
+        }
+        Ok(batch)
     }
 
     /// Customers ordered by id, after the given id, optionally only one phone number.
@@ -169,13 +406,25 @@ impl IdentityStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<CustomerRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<SealedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers \
-             WHERE ($1 IS NULL OR phone = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+             WHERE ($1 IS NULL OR phone_index = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         )))
-        .bind(phone)
+        .bind(phone.map(|p| self.phone_index(p)))
         .bind(after)
         .bind(i64::from(limit) + 1)
+        .fetch_all(self.db.reader())
+        .await?;
+        self.open_all(rows)
+    }
+
+    /// A principal's sessions, newest first (for the customer's data export).
+    pub async fn sessions_of(&self, principal_id: &str) -> Result<Vec<SessionRow>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT token_hash, principal_kind, principal_id, channel, created_at, expires_at, revoked_at \
+             FROM sessions WHERE principal_id = $1 ORDER BY created_at DESC",
+        )
+        .bind(principal_id)
         .fetch_all(self.db.reader())
         .await?)
     }
@@ -271,6 +520,18 @@ impl IdentityStore {
             .execute(self.db.writer())
             .await?;
         Ok(())
+    }
+
+    /// Revokes every open session of a principal; returns how many.
+    pub async fn revoke_all_sessions(&self, principal_id: &str, now: i64) -> Result<u64, DbError> {
+        Ok(
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(principal_id)
+                .execute(self.db.writer())
+                .await?
+                .rows_affected(),
+        )
     }
 
     pub async fn insert_handoff(

@@ -4,13 +4,21 @@
 //! first attempt is still running gets 409 `idempotency-key-in-flight`.
 //!
 //! Keys are scoped to the caller (a hash of the `Authorization` header), so two customers
-//! can never see each other's responses. Server errors (5xx) are not stored, so a retry
+//! can never see each other's responses. Stored responses may hold personal data or fresh
+//! tokens (a registration's profile, a hand-off token), so the database keeps only a hash
+//! of the key and the body encrypted (AES-256-GCM) under a key derived from the caller's
+//! `Authorization` header and the Idempotency-Key itself: only the retrying client can
+//! have its response opened, and the database alone reveals nothing. Server errors (5xx) are not stored, so a retry
 //! after an outage runs again. Routes that keep their own key inside the same transaction
 //! as their effect (ledger transfers) are listed in `native` and skipped here, because a
 //! separate bookkeeping write would cost them their batched commits.
 
 use std::sync::Arc;
 
+use aes_gcm::{
+    Aes256Gcm, KeyInit,
+    aead::{Aead, Payload},
+};
 use axum::{
     body::{Body, to_bytes},
     extract::{MatchedPath, Request, State},
@@ -18,6 +26,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -93,6 +102,60 @@ pub fn mismatch() -> ApiError {
     .detail("Use a new key for a new request; reuse a key only to retry the very same request.")
 }
 
+/// The key a stored body is sealed with: known only to whoever sends the same
+/// `Authorization` header and Idempotency-Key again.
+fn body_key(authorization: &[u8], key: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in [b"huoban-idempotent-body-v1".as_slice(), authorization, key.as_bytes()] {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn seal_body(key: &[u8; 32], aad: &str, body: &[u8]) -> Option<String> {
+    let cipher = Aes256Gcm::new_from_slice(key).ok()?;
+    let nonce: [u8; 12] = rand_nonce();
+    let sealed = cipher
+        .encrypt(
+            &aes_gcm::aead::Nonce::<Aes256Gcm>::from(nonce),
+            Payload {
+                msg: body,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Some(format!("v1:{}", STANDARD.encode(out)))
+}
+
+fn open_body(key: &[u8; 32], aad: &str, stored: &str) -> Option<Vec<u8>> {
+    let bytes = STANDARD.decode(stored.strip_prefix("v1:")?).ok()?;
+    if bytes.len() < 12 {
+        return None;
+    }
+    let (nonce, body) = bytes.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().ok()?;
+    Aes256Gcm::new_from_slice(key)
+        .ok()?
+        .decrypt(
+            &aes_gcm::aead::Nonce::<Aes256Gcm>::from(nonce),
+            Payload {
+                msg: body,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
+}
+
+fn rand_nonce() -> [u8; 12] {
+    // A v4 UUID is 122 random bits from the OS generator; 96 of them make the nonce.
+    let mut n = [0u8; 12];
+    n.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..12]);
+    n
+}
+
 fn sha256_hex(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -125,11 +188,16 @@ pub async fn middleware(State(state): State<Idempotency>, request: Request, next
 }
 
 async fn run(state: Idempotency, key: String, request: Request, next: Next) -> Result<Response, ApiError> {
-    let scope = sha256_hex(&[request
+    let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes)
-        .unwrap_or(b"anonymous")]);
+        .unwrap_or(b"anonymous")
+        .to_vec();
+    let scope = sha256_hex(&[&authorization]);
+    let sealing_key = body_key(&authorization, &key);
+    // Only a hash of the key is stored.
+    let key = sha256_hex(&[b"idempotency-key", key.as_bytes()]);
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, state.body_limit).await.map_err(|_| {
         ApiError::new(
@@ -172,11 +240,12 @@ async fn run(state: Idempotency, key: String, request: Request, next: Next) -> R
         }
         match status {
             Some(status) => {
-                let mut response = (
-                    StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-                    body.unwrap_or_default(),
-                )
-                    .into_response();
+                let body = body
+                    .as_deref()
+                    .and_then(|b| open_body(&sealing_key, &request_hash, b))
+                    .ok_or_else(|| ApiError::internal("a stored idempotent response does not open"))?;
+                let mut response =
+                    (StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK), body).into_response();
                 let headers = response.headers_mut();
                 if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
                     headers.insert(header::CONTENT_TYPE, ct);
@@ -229,8 +298,8 @@ async fn run(state: Idempotency, key: String, request: Request, next: Next) -> R
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => {
+    match seal_body(&sealing_key, &request_hash, &bytes) {
+        Some(text) => {
             let stored = sqlx::query(
                 "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 \
                  WHERE scope = $4 AND idem_key = $5",
@@ -246,7 +315,7 @@ async fn run(state: Idempotency, key: String, request: Request, next: Next) -> R
                 tracing::warn!(error = %e, "could not store idempotent response; a retry will run again");
             }
         }
-        Err(_) => forget(&state, &scope, &key).await,
+        None => forget(&state, &scope, &key).await,
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

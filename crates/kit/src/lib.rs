@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod db;
 pub mod extract;
+pub mod headers;
 pub mod idempotency;
 pub mod ids;
 pub mod page;

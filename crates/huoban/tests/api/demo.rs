@@ -19,18 +19,31 @@ async fn demo_app(backend: Backend, seed: u64) -> Option<TestApp> {
     Some(app)
 }
 
-/// What a seed decides: each customer's phone, name, birthday and balances.
+/// What a seed decides: each customer's phone, name, birthday and balances (personal
+/// fields are sealed in the database, so they are read through the service).
 async fn fingerprint(app: &TestApp) -> Vec<(String, String, Option<String>, i64, i64, i64)> {
-    sqlx::query_as(
-        "SELECT c.phone, c.name, c.birthday, \
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT c.id, \
            (SELECT posted FROM ledger_accounts WHERE external_ref = 'cust:' || c.id || ':current'), \
            (SELECT posted FROM ledger_accounts WHERE external_ref = 'cust:' || c.id || ':savings'), \
            (SELECT posted FROM ledger_accounts WHERE external_ref = 'cust:' || c.id || ':points') \
-         FROM customers c ORDER BY c.phone",
+         FROM customers c",
     )
     .fetch_all(app.app.db.reader())
     .await
-    .expect("fingerprint")
+    .expect("fingerprint");
+    let mut out = Vec::new();
+    for (id, current, savings, points) in rows {
+        let p = app
+            .app
+            .identity
+            .profile(id.parse().expect("id"))
+            .await
+            .expect("profile");
+        out.push((p.phone, p.name, p.birthday, current, savings, points));
+    }
+    out.sort();
+    out
 }
 
 crate::for_each_backend!(

@@ -68,6 +68,7 @@ async fn customers(app: &TestApp, n: usize) -> Vec<(Uuid, String)> {
             phone: format!("139{prefix:03}{i:05}"),
             name: format!("抢券客户{i}"),
             birthday: None,
+            id_number: None,
             locale: "zh-CN".into(),
             time_zone: "Asia/Shanghai".into(),
             preferences: "{}".into(),
@@ -75,6 +76,7 @@ async fn customers(app: &TestApp, n: usize) -> Vec<(Uuid, String)> {
             idp_subject: None,
             created_at: now,
             updated_at: now,
+            erased_at: None,
         })
         .collect();
     app.app

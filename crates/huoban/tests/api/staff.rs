@@ -42,6 +42,8 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
         &[Role::Admin, Role::Operator, Role::RiskOfficer, Role::SupportAgent],
     ),
     ("GET", "/api/v1/staff/access-log", &[Role::Admin, Role::Auditor]),
+    ("GET", "/api/v1/staff/audit", &[Role::Admin, Role::Auditor]),
+    ("GET", "/api/v1/staff/audit/verify", &[Role::Admin, Role::Auditor]),
     (
         "GET",
         "/api/v1/staff/customers/{id}/accounts",

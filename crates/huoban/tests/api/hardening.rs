@@ -1,0 +1,223 @@
+//! Hardening: rate limits on sign-in, step-up and reward claims (per address and per
+//! account, 429 `rate-limited` with Retry-After), sign out everywhere, and security headers
+//! on every response.
+
+use huoban_identity::{
+    Role,
+    limits::{Limit, Rate},
+};
+use huoban_kit::Backend;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+crate::on_both_backends!(
+    sign_out_everywhere_revokes_every_session_of_the_caller,
+    every_response_carries_security_headers
+);
+
+crate::for_each_backend!(
+    sign_in_is_limited_per_account_then_refills,
+    sign_in_is_limited_per_address_across_accounts,
+    step_up_and_claims_are_limited_per_customer,
+    hsts_is_sent_when_configured,
+);
+
+fn limited(burst: u32, per_minute: u32) -> Rate {
+    Rate::new(burst, per_minute)
+}
+
+async fn sign_in_is_limited_per_account_then_refills(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.rate_limits.sign_in = Limit {
+            per_ip: Rate::OFF,
+            per_account: limited(3, 1),
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    app.register("13600000001", "限流客户").await;
+    let attempt = |password: &'static str| {
+        app.post(
+            "/api/v1/sessions",
+            None,
+            json!({ "phone": "136 0000 0001", "password": password }),
+        )
+    };
+    for _ in 0..3 {
+        attempt("wrong-password")
+            .await
+            .assert_problem(401, "invalid-credentials");
+    }
+    let refused = attempt("secret-pass").await;
+    refused.assert_problem(429, "rate-limited");
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(refused.body["retry_after_seconds"], retry);
+    // Another account is not affected.
+    app.register("13600000002", "别的客户").await;
+    assert!(app.sign_in("13600000002", "h5").await.len() > 10);
+    // A minute later one attempt is allowed again.
+    app.clock.advance(jiff::SignedDuration::from_secs(60));
+    let ok = attempt("secret-pass").await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    attempt("secret-pass").await.assert_problem(429, "rate-limited");
+}
+
+async fn sign_in_is_limited_per_address_across_accounts(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.rate_limits.sign_in = Limit {
+            per_ip: limited(4, 1),
+            per_account: Rate::OFF,
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    for i in 0..4 {
+        app.post(
+            "/api/v1/sessions",
+            None,
+            json!({ "phone": format!("1360000010{i}"), "password": "guess-guess" }),
+        )
+        .await
+        .assert_problem(401, "invalid-credentials");
+    }
+    app.post(
+        "/api/v1/staff/sessions",
+        None,
+        json!({ "username": "admin", "password": "guess-guess" }),
+    )
+    .await
+    .assert_problem(429, "rate-limited");
+    // Behind a trusted proxy the forwarded address counts instead; not trusted here, so a
+    // forged header does not escape the limit.
+    let forged = app
+        .send(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({ "phone": "13600000200", "password": "guess-guess" })),
+            &[("x-forwarded-for", "203.0.113.9")],
+        )
+        .await;
+    forged.assert_problem(429, "rate-limited");
+}
+
+async fn step_up_and_claims_are_limited_per_customer(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.rate_limits.step_up = Limit {
+            per_ip: Rate::OFF,
+            per_account: limited(2, 1),
+        };
+        c.rate_limits.claims = Limit {
+            per_ip: Rate::OFF,
+            per_account: limited(2, 1),
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let a = app.customer("13600000301").await;
+    let b = app.customer("13600000302").await;
+    let reward = uuid::Uuid::now_v7();
+    for n in 0..2 {
+        let r = claim(&app, reward, &a, n).await;
+        assert_ne!(r.status, 429, "{:?}", r.body);
+    }
+    claim(&app, reward, &a, 3).await.assert_problem(429, "rate-limited");
+    let other = claim(&app, reward, &b, 4).await;
+    assert_ne!(other.status, 429, "another customer has their own bucket");
+
+    // Step-up paths are limited by prefix, whichever factor they address.
+    for path in ["/api/v1/step-up/pin/verify", "/api/v1/step-up/otp/verify"] {
+        let r = app.post(path, Some(&a), json!({ "code": "000000" })).await;
+        assert_ne!(r.status, 429, "{:?}", r.body);
+    }
+    app.post("/api/v1/step-up/pin/verify", Some(&a), json!({ "code": "000000" }))
+        .await
+        .assert_problem(429, "rate-limited");
+    let get = app.get("/api/v1/step-up/factors", Some(&a)).await;
+    assert_ne!(get.status, 429, "reads are not limited");
+}
+
+async fn claim(app: &TestApp, reward: uuid::Uuid, token: &str, n: u32) -> crate::helpers::Reply {
+    app.send(
+        Method::POST,
+        &format!("/api/v1/rewards/{reward}/claims"),
+        Some(token),
+        Some(json!({})),
+        &[("idempotency-key", &format!("claim-{n}-{}", &token[..12]))],
+    )
+    .await
+}
+
+async fn sign_out_everywhere_revokes_every_session_of_the_caller(app: TestApp) {
+    let first = app.customer("13600000401").await;
+    let second = app.sign_in("13600000401", "app").await;
+    let third = app.sign_in("13600000401", "mini_program").await;
+    let bystander = app.customer("13600000402").await;
+    let staff = app.staff(Role::Auditor).await;
+
+    let out = app
+        .send(Method::DELETE, "/api/v1/sessions", Some(&second), None, &[])
+        .await;
+    assert_eq!(out.status, 200, "{:?}", out.body);
+    assert_eq!(out.body["revoked"], 3);
+    for token in [&first, &second, &third] {
+        app.get("/api/v1/me", Some(token))
+            .await
+            .assert_problem(401, "session-revoked");
+    }
+    assert_eq!(app.get("/api/v1/me", Some(&bystander)).await.status, 200);
+    app.send(Method::DELETE, "/api/v1/sessions", None, None, &[])
+        .await
+        .assert_problem(401, "unauthenticated");
+    let audit = app
+        .get("/api/v1/staff/audit?action=session.sign_out_everywhere", Some(&staff))
+        .await;
+    assert_eq!(audit.body["items"][0]["details"]["revoked"], 3, "{:?}", audit.body);
+}
+
+async fn every_response_carries_security_headers(app: TestApp) {
+    for path in ["/healthz", "/api/v1/me", "/no-such-page"] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(r.headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            r.headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert!(
+            r.headers.get("strict-transport-security").is_none(),
+            "no HSTS unless configured"
+        );
+    }
+    let page = app.get("/", None).await;
+    let csp = page.headers["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+}
+
+async fn hsts_is_sent_when_configured(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| c.http.hsts_max_age_secs = 31_536_000).await else {
+        return;
+    };
+    let r = app.get("/healthz", None).await;
+    assert_eq!(
+        r.headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
