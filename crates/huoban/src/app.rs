@@ -53,6 +53,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
     all.extend(huoban_engage::migrations());
+    all.extend_from_slice(huoban_stepup::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -78,6 +79,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "inbox", description = "In-app messages and their live stream"),
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
+        (name = "security", description = "Step-up factors: transaction PIN, one-time codes, passkeys, lockout"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -111,6 +113,7 @@ pub struct App {
     pub ledger: Ledger,
     pub inbox: InboxService,
     pub accounts: AccountsService,
+    pub stepup: huoban_stepup::StepUpService,
     pub metrics: Metrics,
 }
 
@@ -147,6 +150,12 @@ impl App {
             inbox.clone(),
             clock.clone(),
         );
+        let stepup = huoban_stepup::StepUpService::new(
+            huoban_stepup::store::StepUpStore::new(db.clone()),
+            identity.clone(),
+            clock.clone(),
+            config.step_up.clone(),
+        );
         Ok(App {
             config: Arc::new(config),
             db,
@@ -155,6 +164,7 @@ impl App {
             ledger,
             inbox,
             accounts,
+            stepup,
             metrics: Metrics::new(),
         })
     }
@@ -172,6 +182,7 @@ impl App {
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
             .merge(huoban_engage::router(self.engage_state()))
+            .merge(huoban_stepup::routes::router(self.stepup.clone()))
     }
 
     /// The services the engagement features use, all shared with the rest of the server

@@ -14,6 +14,7 @@ use figment::{
     providers::{Format, Serialized, Toml},
 };
 use huoban_identity::IdentitySettings;
+use huoban_stepup::StepUpSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -83,6 +84,8 @@ pub struct Config {
     pub log_level: String,
     pub http: HttpSettings,
     pub identity: IdentitySettings,
+    /// Step-up factors: lockout cool-down, TOTP issuer, WebAuthn relying party.
+    pub step_up: StepUpSettings,
     pub demo: DemoSettings,
 }
 
@@ -97,6 +100,7 @@ impl Default for Config {
             log_level: "info".into(),
             http: HttpSettings::default(),
             identity: IdentitySettings::default(),
+            step_up: StepUpSettings::default(),
             demo: DemoSettings::default(),
         }
     }
@@ -122,6 +126,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "identity__idp__jwks_url",
     "identity__idp__public_keys_pem",
     "identity__idp__provision",
+    "step_up__lockout_minutes",
+    "step_up__totp_issuer",
+    "step_up__rp_id",
+    "step_up__rp_origin",
     "demo__seed",
     "demo__customers",
     "demo__days_of_history",

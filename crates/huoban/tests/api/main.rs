@@ -18,3 +18,4 @@ mod inbox;
 mod questionnaire;
 mod rewards;
 mod staff;
+mod stepup;

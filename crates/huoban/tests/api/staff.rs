@@ -56,6 +56,11 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("POST", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
     ("GET", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
     ("POST", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
+    (
+        "GET",
+        "/api/v1/staff/step-up/outbox",
+        &[Role::Admin, Role::SupportAgent],
+    ),
 ];
 
 /// Staff routes that need no staff session.
