@@ -155,7 +155,8 @@ impl App {
             identity.clone(),
             clock.clone(),
             config.step_up.clone(),
-        );
+        )
+        .map_err(|e| anyhow::anyhow!("step-up configuration: {e}"))?;
         Ok(App {
             config: Arc::new(config),
             db,

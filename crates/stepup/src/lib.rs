@@ -28,9 +28,17 @@ pub use service::{CodeSender, OutboxSender, StepUpService, StepUpSettings};
 
 use huoban_kit::MigrationSpec;
 
-pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 2026112340,
-    name: "stepup",
-    sqlite: include_str!("../migrations/sqlite/2026112340_stepup.sql"),
-    postgres: include_str!("../migrations/postgres/2026112340_stepup.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 2026112340,
+        name: "stepup",
+        sqlite: include_str!("../migrations/sqlite/2026112340_stepup.sql"),
+        postgres: include_str!("../migrations/postgres/2026112340_stepup.sql"),
+    },
+    MigrationSpec {
+        version: 2026112341,
+        name: "stepup_passkeys",
+        sqlite: include_str!("../migrations/sqlite/2026112341_stepup_passkeys.sql"),
+        postgres: include_str!("../migrations/postgres/2026112341_stepup_passkeys.sql"),
+    },
+];

@@ -14,8 +14,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::service::{
-    ChallengeProof, ChallengeView, CodeBody, FactorView, NewChallenge, OutboxMessage, PinChange, StepUpService,
-    StepUpTokenView, TotpEnrolment,
+    ChallengeProof, ChallengeView, CodeBody, FactorView, NewChallenge, OutboxMessage, PasskeyCredential,
+    PasskeyRegistrationView, PasskeyView, PinChange, StepUpService, StepUpTokenView, TotpEnrolment,
 };
 
 pub const TAG: &str = "security";
@@ -34,6 +34,8 @@ pub fn router(service: StepUpService) -> OpenApiRouter {
         .routes(routes!(start_totp))
         .routes(routes!(confirm_totp))
         .routes(routes!(list_factors))
+        .routes(routes!(start_passkey_registration))
+        .routes(routes!(finish_passkey_registration))
         .routes(routes!(staff_outbox))
         .with_state(service)
 }
@@ -139,6 +141,44 @@ async fn confirm_totp(
 ) -> Result<StatusCode, ApiError> {
     s.confirm_totp(auth.customer_id, &body.code).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start registering a passkey (WebAuthn): pass `options` to
+/// `navigator.credentials.create`, then send the result to `.../finish` within five minutes.
+#[utoipa::path(post, path = "/api/v1/security/passkeys/registrations", tag = TAG, security(("bearer" = [])),
+    responses((status = 201, body = PasskeyRegistrationView), (status = 401, body = Problem)))]
+async fn start_passkey_registration(
+    State(s): State<StepUpService>,
+    auth: CustomerAuth,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.start_passkey_registration(auth.customer_id).await?),
+    ))
+}
+
+/// Finish a passkey registration with the authenticator's response; from then on
+/// `passkey` is a step-up factor.
+#[utoipa::path(post, path = "/api/v1/security/passkeys/registrations/{id}/finish", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Registration id")), request_body = PasskeyCredential,
+    responses((status = 201, body = PasskeyView),
+              (status = 403, description = "passkey-invalid", body = Problem),
+              (status = 404, description = "registration-not-found", body = Problem),
+              (status = 409, description = "registration-finished, passkey-exists", body = Problem),
+              (status = 410, description = "challenge-expired", body = Problem)))]
+async fn finish_passkey_registration(
+    State(s): State<StepUpService>,
+    auth: CustomerAuth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PasskeyCredential>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(
+            s.finish_passkey_registration(auth.customer_id, id, body.credential)
+                .await?,
+        ),
+    ))
 }
 
 /// Your step-up factors: set up or not, locked or not, attempts left.

@@ -12,6 +12,10 @@ use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Url,
+    Webauthn, WebauthnBuilder,
+};
 
 use crate::{
     domain::{self, CHALLENGE_TTL, Factor, FailureState, LockState, MAX_FAILURES, Refusal, TOKEN_TTL, TotpCheck},
@@ -115,6 +119,30 @@ pub struct StepUpTokenView {
     pub purpose: String,
     pub reference: Option<String>,
     pub expires_at: String,
+}
+
+/// A passkey registration in progress.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PasskeyRegistrationView {
+    pub id: Uuid,
+    /// The WebAuthn creation options to pass to `navigator.credentials.create`.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    pub expires_at: String,
+}
+
+/// The authenticator's answer to a registration.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyCredential {
+    /// The `PublicKeyCredential` as JSON, binary fields in base64url.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PasskeyView {
+    pub id: Uuid,
 }
 
 /// Set or change the transaction PIN.
@@ -250,18 +278,34 @@ pub struct StepUpService {
     clock: SharedClock,
     settings: Arc<StepUpSettings>,
     sender: Arc<dyn CodeSender>,
+    webauthn: Arc<Webauthn>,
 }
 
 impl StepUpService {
-    pub fn new(store: StepUpStore, identity: IdentityService, clock: SharedClock, settings: StepUpSettings) -> Self {
+    /// Fails when the WebAuthn relying party settings are not valid.
+    pub fn new(
+        store: StepUpStore,
+        identity: IdentityService,
+        clock: SharedClock,
+        settings: StepUpSettings,
+    ) -> Result<Self, String> {
+        let origin = Url::parse(&settings.rp_origin).map_err(|e| format!("step_up.rp_origin: {e}"))?;
+        let webauthn = WebauthnBuilder::new(&settings.rp_id, &origin)
+            .map_err(|e| format!("step_up.rp_id / rp_origin: {e}"))?
+            .rp_name(&settings.totp_issuer)
+            // On localhost (development, tests) any port is the same site.
+            .allow_any_port(settings.rp_id == "localhost")
+            .build()
+            .map_err(|e| format!("WebAuthn settings: {e}"))?;
         let sender = Arc::new(OutboxSender { store: store.clone() });
-        Self {
+        Ok(Self {
             store,
             identity,
             clock,
             settings: Arc::new(settings),
             sender,
-        }
+            webauthn: Arc::new(webauthn),
+        })
     }
 
     /// Replaces the built-in outbox sender (e.g. with the bank's SMS gateway).
@@ -357,7 +401,7 @@ impl StepUpService {
             Factor::Totp => self.store.totp(customer).await?.is_some_and(|t| t.confirmed),
             // Every customer has a phone number to send codes to.
             Factor::Sms => true,
-            Factor::Passkey => false,
+            Factor::Passkey => self.store.has_passkey(customer).await?,
         })
     }
 
@@ -385,6 +429,25 @@ impl StepUpService {
         let now = self.clock.now();
         let id = new_id();
         let code = (req.factor == Factor::Sms).then(|| format!("{:06}", rand::rng().random_range(0..1_000_000u32)));
+        let (passkey_options, passkey_state) = if req.factor == Factor::Passkey {
+            let passkeys: Vec<Passkey> = self
+                .store
+                .passkeys(customer)
+                .await?
+                .into_iter()
+                .filter_map(|(_, p)| serde_json::from_str(&p).ok())
+                .collect();
+            let (options, state) = self
+                .webauthn
+                .start_passkey_authentication(&passkeys)
+                .map_err(|e| ApiError::internal(format!("starting passkey authentication: {e}")))?;
+            (
+                Some(serde_json::to_value(options).map_err(ApiError::internal)?),
+                Some(serde_json::to_string(&state).map_err(ApiError::internal)?),
+            )
+        } else {
+            (None, None)
+        };
         let row = ChallengeRow {
             id,
             customer_id: customer,
@@ -392,7 +455,7 @@ impl StepUpService {
             reference: req.reference,
             factor: req.factor,
             code_digest: code.as_deref().map(|c| domain::code_digest(&id.to_string(), c)),
-            passkey_state: None,
+            passkey_state,
             created_at: now,
             expires_at: now.saturating_add(CHALLENGE_TTL).unwrap_or(now),
             verified_at: None,
@@ -412,7 +475,7 @@ impl StepUpService {
             reference: row.reference,
             factor: row.factor,
             expires_at: rfc3339(row.expires_at),
-            passkey_options: None,
+            passkey_options,
         })
     }
 
@@ -457,7 +520,12 @@ impl StepUpService {
                 }
             }
             Factor::Passkey => {
-                return Err(refused(Refusal::NotEnrolled(Factor::Passkey)));
+                let credential = proof
+                    .credential
+                    .ok_or_else(|| refused(Refusal::ProofMissing("credential")))?;
+                if !self.check_passkey(customer, &challenge, credential).await? {
+                    return Err(self.fail(customer, factor, "verify", Some(id)).await);
+                }
             }
         }
         let token = secrets::new_token("hbu");
@@ -612,6 +680,143 @@ impl StepUpService {
                 }
             }
         }
+    }
+
+    // ---- passkeys ----
+
+    /// Checks a WebAuthn assertion against the challenge's state and the customer's
+    /// passkeys; on success stores the passkey's new signature counter.
+    async fn check_passkey(
+        &self,
+        customer: Uuid,
+        challenge: &ChallengeRow,
+        credential: serde_json::Value,
+    ) -> Result<bool, ApiError> {
+        let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(credential) else {
+            return Ok(false);
+        };
+        let Some(state) = challenge
+            .passkey_state
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<PasskeyAuthentication>(s).ok())
+        else {
+            return Ok(false);
+        };
+        let result = match self.webauthn.finish_passkey_authentication(&credential, &state) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e, "passkey assertion refused");
+                return Ok(false);
+            }
+        };
+        for (id, stored) in self.store.passkeys(customer).await? {
+            let Ok(mut passkey) = serde_json::from_str::<Passkey>(&stored) else {
+                continue;
+            };
+            if passkey.cred_id() == result.cred_id() {
+                if passkey.update_credential(&result).is_some() {
+                    let json = serde_json::to_string(&passkey).map_err(ApiError::internal)?;
+                    self.store.touch_passkey(&id, &json, self.clock.now()).await?;
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Starts registering a passkey: creation options for the browser, valid five minutes.
+    pub async fn start_passkey_registration(&self, customer: Uuid) -> Result<PasskeyRegistrationView, ApiError> {
+        let profile = self.identity.profile(customer).await?;
+        let existing: Vec<_> = self
+            .store
+            .passkeys(customer)
+            .await?
+            .into_iter()
+            .filter_map(|(_, p)| serde_json::from_str::<Passkey>(&p).ok())
+            .map(|p| p.cred_id().clone())
+            .collect();
+        let (options, state) = self
+            .webauthn
+            .start_passkey_registration(customer, &mask_phone(&profile.phone), &profile.name, Some(existing))
+            .map_err(|e| ApiError::internal(format!("starting passkey registration: {e}")))?;
+        let now = self.clock.now();
+        let expires_at = now.saturating_add(CHALLENGE_TTL).unwrap_or(now);
+        let id = new_id();
+        let state = serde_json::to_string(&state).map_err(ApiError::internal)?;
+        self.store
+            .start_passkey_registration(id, customer, &state, now, expires_at)
+            .await?;
+        Ok(PasskeyRegistrationView {
+            id,
+            options: serde_json::to_value(options).map_err(ApiError::internal)?,
+            expires_at: rfc3339(expires_at),
+        })
+    }
+
+    /// Finishes a registration with the authenticator's attestation.
+    pub async fn finish_passkey_registration(
+        &self,
+        customer: Uuid,
+        id: Uuid,
+        credential: serde_json::Value,
+    ) -> Result<PasskeyView, ApiError> {
+        let Some((state, expires_at, finished)) = self.store.passkey_registration(id, customer).await? else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "registration-not-found",
+                "No such passkey registration",
+            ));
+        };
+        let now = self.clock.now();
+        if finished {
+            return Err(ApiError::conflict(
+                "registration-finished",
+                "The registration was already finished",
+            ));
+        }
+        if now >= expires_at {
+            return Err(refused(Refusal::ChallengeExpired));
+        }
+        let state: PasskeyRegistration = serde_json::from_str(&state).map_err(ApiError::internal)?;
+        let invalid = |detail: String| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "passkey-invalid",
+                "The passkey response is not valid",
+            )
+            .detail(detail)
+        };
+        let credential: RegisterPublicKeyCredential =
+            serde_json::from_value(credential).map_err(|e| invalid(format!("Unreadable credential: {e}")))?;
+        let passkey = match self.webauthn.finish_passkey_registration(&credential, &state) {
+            Ok(p) => p,
+            Err(e) => {
+                self.attempt(customer, "passkey", "passkey_register", None, "passkey-invalid")
+                    .await;
+                return Err(invalid(format!("The attestation was refused: {e}")));
+            }
+        };
+        let passkey_id = new_id();
+        let credential_id = domain::base32_encode(passkey.cred_id().as_ref());
+        let json = serde_json::to_string(&passkey).map_err(ApiError::internal)?;
+        let stored = self
+            .store
+            .finish_passkey_registration(id, customer, passkey_id, &credential_id, &json, now)
+            .await
+            .map_err(|e| match e {
+                huoban_kit::DbError::Conflict { .. } => {
+                    ApiError::conflict("passkey-exists", "This passkey is already registered")
+                }
+                other => other.into(),
+            })?;
+        if !stored {
+            return Err(ApiError::conflict(
+                "registration-finished",
+                "The registration was already finished",
+            ));
+        }
+        self.attempt(customer, "passkey", "passkey_register", None, "ok").await;
+        Ok(PasskeyView { id: passkey_id })
     }
 
     // ---- overview ----

@@ -1,5 +1,6 @@
 //! The SQL of step-up: `step_up_challenges`, `step_up_tokens`, `step_up_pins`,
-//! `step_up_totp`, `step_up_failures`, `step_up_attempts` and `step_up_outbox`. Every guard that makes something single-use is a conditional
+//! `step_up_totp`, `step_up_failures`, `step_up_attempts`, `step_up_outbox`, `step_up_passkeys` and
+//! `step_up_passkey_registrations`. Every guard that makes something single-use is a conditional
 //! `UPDATE` (`… WHERE verified_at IS NULL`, `… WHERE used_at IS NULL`): one statement on
 //! one row, so of two concurrent attempts exactly one changes it.
 
@@ -451,5 +452,113 @@ impl StepUpStore {
                 .await?,
             };
         Ok(rows)
+    }
+
+    // ---- passkeys ----
+
+    /// A customer's passkeys: (id, serialised passkey).
+    pub async fn passkeys(&self, customer: Uuid) -> Result<Vec<(String, String)>, DbError> {
+        Ok(
+            sqlx::query_as("SELECT id, passkey FROM step_up_passkeys WHERE customer_id = $1 ORDER BY id")
+                .bind(customer.to_string())
+                .fetch_all(self.db.reader())
+                .await?,
+        )
+    }
+
+    pub async fn has_passkey(&self, customer: Uuid) -> Result<bool, DbError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM step_up_passkeys WHERE customer_id = $1")
+            .bind(customer.to_string())
+            .fetch_one(self.db.reader())
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn start_passkey_registration(
+        &self,
+        id: Uuid,
+        customer: Uuid,
+        state: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO step_up_passkey_registrations (id, customer_id, state, created_at, expires_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(id.to_string())
+        .bind(customer.to_string())
+        .bind(state)
+        .bind(to_micros(now))
+        .bind(to_micros(expires_at))
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// A customer's registration in progress: (state, expires_at, finished).
+    pub async fn passkey_registration(
+        &self,
+        id: Uuid,
+        customer: Uuid,
+    ) -> Result<Option<(String, Timestamp, bool)>, DbError> {
+        let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT state, expires_at, finished_at FROM step_up_passkey_registrations WHERE id = $1 AND customer_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(customer.to_string())
+        .fetch_optional(self.db.reader())
+        .await?;
+        Ok(row.map(|(s, e, f)| (s, from_micros(e), f.is_some())))
+    }
+
+    /// Finishes a registration and stores its passkey in one transaction; false when the
+    /// registration was already finished.
+    pub async fn finish_passkey_registration(
+        &self,
+        registration: Uuid,
+        customer: Uuid,
+        passkey_id: Uuid,
+        credential_id: &str,
+        passkey: &str,
+        now: Timestamp,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.db.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE step_up_passkey_registrations SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
+        )
+        .bind(registration.to_string())
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO step_up_passkeys (id, customer_id, credential_id, passkey, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(passkey_id.to_string())
+        .bind(customer.to_string())
+        .bind(credential_id)
+        .bind(passkey)
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores a passkey's updated counter after a successful use.
+    pub async fn touch_passkey(&self, id: &str, passkey: &str, now: Timestamp) -> Result<(), DbError> {
+        sqlx::query("UPDATE step_up_passkeys SET passkey = $2, last_used_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(passkey)
+            .bind(to_micros(now))
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ on_both_backends!(
     a_sent_code_arrives_in_the_outbox_and_works_once_before_it_expires,
     a_token_redeems_once_for_its_customer_and_purpose_only,
     concurrent_redemptions_of_one_token_have_exactly_one_winner,
+    a_passkey_registered_in_chromium_proves_a_step_up_and_a_forged_assertion_does_not,
 );
 
 const PIN: &str = "271828";
@@ -510,4 +511,215 @@ async fn concurrent_redemptions_of_one_token_have_exactly_one_winner(app: TestAp
         }
         assert_eq!(won, 1);
     }
+}
+
+// ---- passkeys, in headless Chromium with a WebDriver virtual authenticator ----
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Decodes base64url in the browser, calls `navigator.credentials.create` or `.get` with
+/// the server's options, and answers the credential as JSON (binary fields base64url).
+const WEBAUTHN_JS: &str = r#"
+const [mode, options] = arguments; const done = arguments[arguments.length - 1];
+const dec = s => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - s.length % 4) % 4)), c => c.charCodeAt(0));
+const enc = b => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const pk = options.publicKey;
+pk.challenge = dec(pk.challenge);
+const ids = list => (list || []).map(c => ({ ...c, id: dec(c.id) }));
+(async () => {
+  if (mode === 'create') {
+    pk.user.id = dec(pk.user.id);
+    pk.excludeCredentials = ids(pk.excludeCredentials);
+    const c = await navigator.credentials.create({ publicKey: pk });
+    return { id: c.id, rawId: enc(c.rawId), type: c.type, extensions: {},
+      response: { attestationObject: enc(c.response.attestationObject), clientDataJSON: enc(c.response.clientDataJSON) } };
+  }
+  pk.allowCredentials = ids(pk.allowCredentials);
+  const c = await navigator.credentials.get({ publicKey: pk });
+  return { id: c.id, rawId: enc(c.rawId), type: c.type, extensions: {},
+    response: { authenticatorData: enc(c.response.authenticatorData), clientDataJSON: enc(c.response.clientDataJSON),
+      signature: enc(c.response.signature), userHandle: c.response.userHandle ? enc(c.response.userHandle) : null } };
+})().then(done, e => done({ error: String(e) }));
+"#;
+
+/// A headless Chromium driven over WebDriver, with a virtual platform authenticator
+/// that verifies the user (the "biometric" passkey).
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    async fn start(page: &str) -> Option<Browser> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+            eprintln!("skipping: {CHROMEDRIVER} or {CHROMIUM} is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] } } } });
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("session request")
+            .json()
+            .await
+            .expect("session json");
+        let session = format!(
+            "{base}/session/{}",
+            created["value"]["sessionId"].as_str().expect("session id")
+        );
+        let browser = Browser {
+            http,
+            session,
+            _driver: driver,
+        };
+        browser.command("url", json!({ "url": page })).await;
+        browser
+            .command(
+                "webauthn/authenticator",
+                json!({ "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                        "hasUserVerification": true, "isUserVerified": true }),
+            )
+            .await;
+        Some(browser)
+    }
+
+    async fn command(&self, path: &str, body: Value) -> Value {
+        let reply: Value = self
+            .http
+            .post(format!("{}/{path}", self.session))
+            .json(&body)
+            .send()
+            .await
+            .expect("webdriver command")
+            .json()
+            .await
+            .expect("webdriver json");
+        assert!(reply["value"]["error"].is_null(), "{path}: {reply}");
+        reply["value"].clone()
+    }
+
+    /// Runs the WebAuthn ceremony `mode` (`create` or `get`) with the server's options.
+    async fn ceremony(&self, mode: &str, options: &Value) -> Value {
+        let credential = self
+            .command(
+                "execute/async",
+                json!({ "script": WEBAUTHN_JS, "args": [mode, options] }),
+            )
+            .await;
+        assert!(credential["error"].is_null(), "{mode}: {credential}");
+        credential
+    }
+
+    async fn close(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+async fn a_passkey_registered_in_chromium_proves_a_step_up_and_a_forged_assertion_does_not(app: TestApp) {
+    let (token, me) = customer(&app, "+8613900000011").await;
+    app.post(
+        "/api/v1/step-up/challenges",
+        Some(&token),
+        json!({ "purpose": "transfer", "factor": "passkey" }),
+    )
+    .await
+    .assert_problem(409, "factor-not-enrolled");
+    // The relying party is `localhost` (the default); pages on any localhost port count.
+    let port = app.base.rsplit(':').next().expect("port");
+    let Some(browser) = Browser::start(&format!("http://localhost:{port}/")).await else {
+        return;
+    };
+
+    // Registration.
+    let r = app
+        .post("/api/v1/security/passkeys/registrations", Some(&token), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let registration = r.body["id"].as_str().expect("id").to_owned();
+    let attestation = browser.ceremony("create", &r.body["options"]).await;
+    let finish = format!("/api/v1/security/passkeys/registrations/{registration}/finish");
+    let r = app
+        .post(&finish, Some(&token), json!({ "credential": attestation }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    app.post(&finish, Some(&token), json!({ "credential": attestation }))
+        .await
+        .assert_problem(409, "registration-finished");
+    assert_eq!(factor(&app, &token, "passkey").await["enrolled"], true);
+
+    // A step-up with the passkey.
+    let r = app
+        .post(
+            "/api/v1/step-up/challenges",
+            Some(&token),
+            json!({ "purpose": "transfer", "factor": "passkey" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let assertion = browser.ceremony("get", &r.body["passkey_options"]).await;
+
+    // A forged assertion: the signature altered.
+    let mut forged = assertion.clone();
+    let signature = forged["response"]["signature"].as_str().expect("signature").to_owned();
+    let mut bytes = signature.into_bytes();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    forged["response"]["signature"] = Value::String(String::from_utf8(bytes).expect("ascii"));
+    let r = verify(&app, &token, &id, json!({ "credential": forged })).await;
+    r.assert_problem(403, "passkey-invalid");
+    assert_eq!(r.body["remaining_attempts"], 4);
+    // Garbage is just as invalid.
+    verify(&app, &token, &id, json!({ "credential": { "id": "x" } }))
+        .await
+        .assert_problem(403, "passkey-invalid");
+
+    let r = verify(&app, &token, &id, json!({ "credential": assertion })).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["factor"], "passkey");
+    let step_up = r.body["step_up_token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        app.app.stepup.consume(me, &step_up, "transfer").await.ok(),
+        Some(Factor::Passkey)
+    );
+    assert_eq!(factor(&app, &token, "passkey").await["remaining_attempts"], 5);
+
+    // The same assertion replayed for a new challenge is refused (its challenge differs).
+    let r = app
+        .post(
+            "/api/v1/step-up/challenges",
+            Some(&token),
+            json!({ "purpose": "transfer", "factor": "passkey" }),
+        )
+        .await;
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    verify(&app, &token, &id, json!({ "credential": assertion }))
+        .await
+        .assert_problem(403, "passkey-invalid");
+    browser.close().await;
 }
