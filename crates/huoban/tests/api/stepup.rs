@@ -554,6 +554,11 @@ struct Browser {
 impl Browser {
     async fn start(page: &str) -> Option<Browser> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+            // Like the PostgreSQL tests: skipped on a developer machine, a failure on CI.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{CHROMEDRIVER} and {CHROMIUM} are required under CI=true (Debian: chromium chromium-driver)"
+            );
             eprintln!("skipping: {CHROMEDRIVER} or {CHROMIUM} is not installed");
             return None;
         }
