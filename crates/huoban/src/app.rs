@@ -55,6 +55,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
     all.extend(huoban_engage::migrations());
     all.extend_from_slice(huoban_social::MIGRATIONS);
+    all.extend_from_slice(huoban_stepup::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -82,6 +83,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "social", description = "Invite programmes, share posters and team challenges"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "audit", description = "The hash-chained audit trail and its verification (auditors)"),
+        (name = "security", description = "Step-up factors: transaction PIN, one-time codes, passkeys, lockout"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -117,6 +119,7 @@ pub struct App {
     pub ledger: Ledger,
     pub inbox: InboxService,
     pub accounts: AccountsService,
+    pub stepup: huoban_stepup::StepUpService,
     pub metrics: Metrics,
 }
 
@@ -180,6 +183,13 @@ impl App {
             inbox.clone(),
             clock.clone(),
         );
+        let stepup = huoban_stepup::StepUpService::new(
+            huoban_stepup::store::StepUpStore::new(db.clone()),
+            identity.clone(),
+            clock.clone(),
+            config.step_up.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("step-up configuration: {e}"))?;
         Ok(App {
             config: Arc::new(config),
             db,
@@ -190,6 +200,7 @@ impl App {
             ledger,
             inbox,
             accounts,
+            stepup,
             metrics: Metrics::new(),
         })
     }
@@ -209,6 +220,7 @@ impl App {
             .merge(huoban_audit::routes::router(self.audit_state()))
             .merge(huoban_engage::router(self.engage_state()))
             .merge(huoban_social::router(self.social_state()))
+            .merge(huoban_stepup::routes::router(self.stepup.clone()))
     }
 
     /// Invites, share posters and team challenges (crates/social), on the engagement

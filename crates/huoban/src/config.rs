@@ -14,6 +14,7 @@ use figment::{
     providers::{Format, Serialized, Toml},
 };
 use huoban_identity::IdentitySettings;
+use huoban_stepup::StepUpSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -93,6 +94,8 @@ pub struct Config {
     pub rate_limits: huoban_identity::limits::RateLimitSettings,
     /// Master keys for personal data at rest and the phone blind-index key.
     pub keys: huoban_identity::vault::KeySettings,
+    /// Step-up factors: lockout cool-down, TOTP issuer, WebAuthn relying party.
+    pub step_up: StepUpSettings,
     pub demo: DemoSettings,
 }
 
@@ -110,6 +113,7 @@ impl Default for Config {
             audit: huoban_audit::AuditSettings::default(),
             rate_limits: Default::default(),
             keys: Default::default(),
+            step_up: StepUpSettings::default(),
             demo: DemoSettings::default(),
         }
     }
@@ -157,6 +161,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "rate_limits__claims__per_ip__per_minute",
     "rate_limits__claims__per_account__burst",
     "rate_limits__claims__per_account__per_minute",
+    "step_up__lockout_minutes",
+    "step_up__totp_issuer",
+    "step_up__rp_id",
+    "step_up__rp_origin",
     "demo__seed",
     "demo__customers",
     "demo__days_of_history",

@@ -24,3 +24,4 @@ mod rewards;
 mod social;
 mod staff;
 mod teams;
+mod stepup;

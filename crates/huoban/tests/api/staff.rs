@@ -66,6 +66,11 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ),
     ("GET", "/api/v1/staff/challenges", &[Role::Admin, Role::Operator]),
     ("POST", "/api/v1/staff/challenges", &[Role::Admin, Role::Operator]),
+    (
+        "GET",
+        "/api/v1/staff/step-up/outbox",
+        &[Role::Admin, Role::SupportAgent],
+    ),
 ];
 
 /// Staff routes that need no staff session.
