@@ -248,7 +248,8 @@ impl Table {
         }
         let head = table.head();
         for (name, raw) in page_sources {
-            let html = String::from_utf8_lossy(&raw).replace("<!--huoban:head-->", &head);
+            let preload = table.preloads(&format!("js/{name}.js"));
+            let html = String::from_utf8_lossy(&raw).replace("<!--huoban:head-->", &format!("{head}{preload}"));
             let html = table.link_assets(&html);
             let digest = Sha256::digest(html.as_bytes());
             let etag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -282,6 +283,28 @@ impl Table {
         )
     }
 
+    /// `modulepreload` links for a page's module and the modules it imports, so the
+    /// browser fetches the whole graph at once instead of one level per round trip.
+    fn preloads(&self, page_module: &str) -> String {
+        let mut seen = vec![page_module.to_owned()];
+        let mut i = 0;
+        while i < seen.len() {
+            if let Some(&a) = self.by_path.get(&seen[i]) {
+                let source = String::from_utf8_lossy(&self.assets[a].raw).into_owned();
+                for dep in imports(&seen[i], &source) {
+                    if !seen.contains(&dep) && self.by_path.contains_key(&dep) {
+                        seen.push(dep);
+                    }
+                }
+            }
+            i += 1;
+        }
+        seen.iter()
+            .filter(|p| self.by_path.contains_key(p.as_str()) && p.as_str() != "huoban.js")
+            .map(|p| format!("<link rel=\"modulepreload\" href=\"{}\">", self.hashed_url(p)))
+            .collect()
+    }
+
     fn hashed_url(&self, path: &str) -> String {
         match self.by_path.get(path) {
             Some(&i) => format!("/h5/assets/{}", self.assets[i].hashed),
@@ -306,6 +329,38 @@ impl Table {
         out.push_str(rest);
         out
     }
+}
+
+/// The modules `source` (at `path` under `assets/`) imports statically, as paths under
+/// `assets/`: `import … from "../x.js"` and `import "./y.js"`.
+fn imports(path: &str, source: &str) -> Vec<String> {
+    let mut dir: Vec<&str> = path.split('/').collect();
+    dir.pop();
+    let mut found = Vec::new();
+    for line in source.lines() {
+        let line = line.trim_start();
+        if !line.starts_with("import ") {
+            continue;
+        }
+        let Some(spec) = line.rsplit(['"', '\'']).nth(1) else {
+            continue;
+        };
+        if !(spec.starts_with("./") || spec.starts_with("../")) {
+            continue;
+        }
+        let mut parts = dir.clone();
+        for seg in spec.split('/') {
+            match seg {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                s => parts.push(s),
+            }
+        }
+        found.push(parts.join("/"));
+    }
+    found
 }
 
 async fn hub(State(web): State<Web>, headers: HeaderMap) -> Response {
@@ -450,8 +505,24 @@ mod tests {
             assert!(html.contains("<script type=\"importmap\">"), "{segment}");
             assert!(html.contains(&web.asset_url("huoban.css").expect("css")), "{segment}");
             assert!(!html.contains("{{asset:"), "{segment}");
+            if *segment == "goal" {
+                let component = web.asset_url("components/goal-progress.js").expect("component");
+                assert!(
+                    html.contains(&format!("<link rel=\"modulepreload\" href=\"{component}\">")),
+                    "{html}"
+                );
+            }
         }
         assert_eq!(get(&web, "/h5/nope", "br").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn static_imports_resolve_relative_to_the_module() {
+        let src = "import { t } from \"../huoban.js\";\nimport \"../components/quiz.js\";\nimport { a } from './chrome.js';\nconst x = 1;";
+        assert_eq!(
+            imports("js/quiz.js", src),
+            vec!["huoban.js", "components/quiz.js", "js/chrome.js"]
+        );
     }
 
     #[tokio::test]

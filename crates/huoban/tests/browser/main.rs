@@ -582,6 +582,36 @@ async fn goal_checkin_quiz_and_inbox(app: &TestApp, b: &Browser) -> anyhow::Resu
     )
     .await?;
     b.accessible("/h5/").await?;
+
+    // Behaviour events: every page view was queued, sent in batches and stored once, and
+    // the queue is empty afterwards.
+    b.js("return import('/h5/assets/huoban.js').then((m) => m.events.flush())")
+        .await?;
+    b.until(
+        "JSON.parse(localStorage.getItem('huoban.events') || '[]').length === 0",
+        "the event queue drained",
+    )
+    .await?;
+    let events = app.get("/api/v1/events?limit=100", Some(&c.token)).await;
+    let views: Vec<&Value> = events.body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|e| e["type"] == "page_view" && e["channel"] == "h5")
+                .collect()
+        })
+        .unwrap_or_default();
+    let pages: Vec<&str> = views.iter().filter_map(|e| e["properties"]["page"].as_str()).collect();
+    for page in ["/h5/signin", "/h5/goal", "/h5/checkin", "/h5/quiz", "/h5/inbox", "/h5/"] {
+        assert!(pages.contains(&page), "a page view of {page} stored: {pages:?}");
+    }
+    assert_eq!(pages.iter().filter(|p| **p == "/h5/quiz").count(), 2, "{pages:?}");
+    let mut ids: Vec<&str> = views.iter().filter_map(|e| e["id"].as_str()).collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "no duplicates");
     Ok(())
 }
 

@@ -1,11 +1,20 @@
-import { api, t, setTheme } from "../huoban.js";
+import { api, t, setTheme, setElderly, isElderly } from "../huoban.js";
 import { start } from "./chrome.js";
 import "../components/goal-progress.js";
 import "../components/nudge-banner.js";
 
 const theme = new URLSearchParams(location.search).get("theme");
 if (theme) setTheme(theme);
-await start();
+const me = await start();
+// Older customers are offered large print once (the choice is kept in their profile).
+if (me?.elderly_mode_suggested && !isElderly() && !localStorage.getItem("huoban.elderly-offered")) {
+  const offer = document.createElement("h-nudge");
+  offer.setAttribute("href", "#");
+  offer.data = { text: t("nudge.elderly"), action: t("nudge.elderly_go") };
+  offer.addEventListener("nudge-action", () => { localStorage.setItem("huoban.elderly-offered", "1"); setElderly(true); offer.hidden = true; offer.render(); });
+  offer.addEventListener("nudge-dismiss", () => localStorage.setItem("huoban.elderly-offered", "1"));
+  document.querySelector("main").prepend(offer);
+}
 const goalEl = document.querySelector("#goal"), nudge = document.querySelector("#nudge");
 api.get("/api/v1/goals").then((list) => {
   const g = list.items[0];
