@@ -87,6 +87,9 @@ async fn one_load(client: &Client, base: &str) -> anyhow::Result<(u64, u64, f64)
     client.issue_cmd(Cdp("Network.enable", json!({}))).await?;
     client.issue_cmd(Cdp("Network.clearBrowserCache", json!({}))).await?;
     client
+        .issue_cmd(Cdp("Network.setCacheDisabled", json!({ "cacheDisabled": true })))
+        .await?;
+    client
         .issue_cmd(Cdp(
             "Network.emulateNetworkConditions",
             json!({ "offline": false, "latency": 400, "downloadThroughput": 50_000, "uploadThroughput": 50_000 }),
@@ -112,6 +115,8 @@ async fn one_load(client: &Client, base: &str) -> anyhow::Result<(u64, u64, f64)
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Let the calls the page makes after it is interactive finish, so they are counted.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let figures = client
         .execute(
             "const nav = performance.getEntriesByType('navigation')[0];

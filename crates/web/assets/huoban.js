@@ -68,7 +68,9 @@ export async function request(method, path, body, opts = {}) {
   if (opts.action) headers["idempotency-key"] = idemKey(opts.action, body);
   let res;
   try {
-    res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    // The page's inline head script may have started this very request already.
+    const early = opts.early;
+    res = early ? await early : await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
     throw new ApiError(0, navigator.onLine === false ? "offline" : "network", {});
   }
@@ -133,9 +135,15 @@ function assetUrl(stable) {
 }
 
 /** Loads the strings of `loc` (default: the saved or the browser's language). */
+// Started by the page's inline head script, in parallel with the module downloads.
+const early = globalThis.__huobanEarly || {};
+globalThis.__huobanEarly = null;
+
 export async function loadLocale(loc = locale()) {
-  const res = await fetch(assetUrl(`/h5/assets/locales/${loc}.json`));
-  strings = await res.json();
+  const pending = early.locale === loc && early.strings;
+  early.strings = null;
+  strings = await (pending ? pending.catch(() => fetch(assetUrl(`/h5/assets/locales/${loc}.json`)).then((r) => r.json()))
+    : fetch(assetUrl(`/h5/assets/locales/${loc}.json`)).then((r) => r.json()));
   document.documentElement.lang = loc;
   return strings;
 }
@@ -169,7 +177,9 @@ export function setTheme(name) {
 
 /** The signed-in customer's profile (cached for the page). */
 export async function profile(refresh = false) {
-  if (!me || refresh) me = await api.get("/api/v1/me");
+  const first = !me && early.me && early.token === session.token ? early.me : null;
+  early.me = null;
+  if (!me || refresh) me = await request("GET", "/api/v1/me", undefined, first ? { early: first } : {});
   return me;
 }
 

@@ -50,6 +50,15 @@ pub const PAGES: &[(&str, &str)] = &[
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 
+/// Inline in every page's head, after the import map: starts the requests every page makes
+/// first (the customer's strings and profile) while the modules are still downloading; the
+/// SDK picks them up (`__huobanEarly`). One round trip less on a slow network.
+const EARLY: &str = "window.__huobanEarly=(function(){try{var s=localStorage,t=s.getItem('huoban.token'),\
+n=navigator.language||'zh-CN',l=s.getItem('huoban.locale')||(/^en/.test(n)?'en':/TW|HK|Hant/i.test(n)?'zh-TW':'zh-CN'),\
+m=JSON.parse(document.querySelector('script[type=importmap]').textContent).imports,\
+u=m['/h5/assets/locales/'+l+'.json'];return{locale:l,token:t,strings:u?fetch(u).then(function(r){return r.json()}):null,\
+me:t&&location.pathname!=='/h5/signin'&&location.pathname!=='/h5/gallery'?fetch('/api/v1/me',{headers:{accept:'application/json',authorization:'Bearer '+t}}):null}}catch(e){return null}})();";
+
 /// One file, ready to serve.
 #[derive(Debug)]
 struct Asset {
@@ -277,8 +286,8 @@ impl Table {
         let css = self.hashed_url("huoban.css");
         let sdk = self.hashed_url("huoban.js");
         format!(
-            "<link rel=\"stylesheet\" href=\"{css}\"><link rel=\"modulepreload\" href=\"{sdk}\">\
-<script type=\"importmap\">{{\"imports\":{{{}}}}}</script>",
+            "<script type=\"importmap\">{{\"imports\":{{{}}}}}</script><script>{EARLY}</script>\
+<link rel=\"stylesheet\" href=\"{css}\"><link rel=\"modulepreload\" href=\"{sdk}\">",
             imports.join(",")
         )
     }
