@@ -16,9 +16,10 @@ use serde_json::{Value, json};
 
 use crate::bench::{BenchReport, machine_description};
 
-/// A Chrome DevTools Protocol command sent through chromedriver.
+/// A Chrome DevTools Protocol command sent through chromedriver
+/// (`client.issue_cmd(Cdp("Network.enable", json!({})))`); the browser tests use it too.
 #[derive(Debug)]
-struct Cdp(&'static str, Value);
+pub struct Cdp(pub &'static str, pub Value);
 
 impl WebDriverCompatibleCommand for Cdp {
     fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {

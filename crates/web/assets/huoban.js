@@ -186,19 +186,23 @@ export async function profile(refresh = false) {
 /** Switches elderly mode and saves it to the profile. */
 export async function setElderly(on) {
   applyMode(on);
-  document.dispatchEvent(new CustomEvent("huoban:prefs"));
-  if (session.token) {
-    const p = await profile();
-    me = await api.patch("/api/v1/me", { preferences: { ...p.preferences, elderly_mode: on } });
-  }
+  try {
+    if (session.token) {
+      const p = await profile();
+      me = await api.patch("/api/v1/me", { preferences: { ...p.preferences, elderly_mode: on } });
+    }
+  } finally { document.dispatchEvent(new CustomEvent("huoban:prefs")); }
 }
 
 /** Switches the language, reloads the strings and saves it to the profile. */
 export async function setLocale(loc) {
   write(LOCALE, loc);
-  await loadLocale(loc);
-  document.dispatchEvent(new CustomEvent("huoban:prefs"));
-  if (session.token) me = await api.patch("/api/v1/me", { locale: loc });
+  // Saved before the page redraws, so the next page (which reads the profile) agrees.
+  const saving = session.token ? api.patch("/api/v1/me", { locale: loc }) : null;
+  try {
+    await loadLocale(loc);
+    if (saving) me = await saving;
+  } finally { document.dispatchEvent(new CustomEvent("huoban:prefs")); }
 }
 
 /**

@@ -18,6 +18,7 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 use anyhow::{Context, anyhow, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use helpers::TestApp;
+use huoban::bench_h5::Cdp;
 use huoban_identity::Role;
 use huoban_kit::{Backend, Clock};
 use huoban_ledger::{AccountId, Amount, IdempotencyKey, TransferMeta, TransferRequest};
@@ -488,6 +489,40 @@ async fn goal_checkin_quiz_and_inbox(app: &TestApp, b: &Browser) -> anyhow::Resu
         "input kept"
     );
 
+    // Offline: a localized message, the amount kept, the Idempotency-Key kept for the
+    // retry; back online the retry deposits once.
+    let goal_before = app.get(&format!("/api/v1/goals/{goal}"), Some(&c.token)).await.body["saved"].as_i64();
+    b.client.issue_cmd(Cdp("Network.enable", json!({}))).await?;
+    b.client
+        .issue_cmd(Cdp(
+            "Network.emulateNetworkConditions",
+            json!({ "offline": true, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
+        ))
+        .await?;
+    b.type_into("#deposit-form [name=amount]", "10").await?;
+    b.click("#deposit-form button[type=submit]").await?;
+    b.until("!document.querySelector('#page-error').hidden && /网络|服务器/.test(document.querySelector('#page-error').textContent)", "an offline message").await?;
+    assert_eq!(
+        b.js("return document.querySelector('#deposit-form [name=amount]').value")
+            .await?,
+        json!("10"),
+        "input kept offline"
+    );
+    let kept = b
+        .js(&format!("return localStorage.getItem('huoban.idem.deposit:{goal}')"))
+        .await?;
+    assert!(kept.is_string(), "the key is kept for the retry");
+    b.client
+        .issue_cmd(Cdp(
+            "Network.emulateNetworkConditions",
+            json!({ "offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
+        ))
+        .await?;
+    b.click("#deposit-form button[type=submit]").await?;
+    b.until(&format!("localStorage.getItem('huoban.idem.deposit:{goal}') === null && document.querySelector('#deposit-form [name=amount]').value === ''"), "the retry deposited").await?;
+    let goal_after = app.get(&format!("/api/v1/goals/{goal}"), Some(&c.token)).await.body["saved"].as_i64();
+    assert_eq!(goal_after, goal_before.map(|s| s + 1_000), "one deposit of 10");
+
     // Check in.
     b.open(base, "/h5/checkin").await?;
     b.until("document.querySelector('[data-checkin]')", "check-in button")
@@ -769,6 +804,13 @@ async fn rewards_preferences_and_errors(app: &TestApp, b: &Browser) -> anyhow::R
     b.until(
         "location.pathname === '/h5/accounts' && document.querySelector('[data-balance]')",
         "back on accounts",
+    )
+    .await?;
+    // Traditional Chinese too.
+    b.set("[data-lang]", "zh-TW").await?;
+    b.until(
+        "document.documentElement.lang === 'zh-TW' && document.querySelector('header h1').textContent === '我的帳戶'",
+        "Traditional Chinese",
     )
     .await?;
     let _ = (&c.points, &other.current);
