@@ -141,6 +141,8 @@ async fn one_load(client: &Client, base: &str) -> anyhow::Result<(u64, u64, f64)
 /// Runs the scenario against `base` with a signed-in customer's `token`.
 pub async fn run(base: &str, token: &str, loads: usize, backend: &str) -> anyhow::Result<BenchReport> {
     let http = crate::bench::client()?;
+    // An in-process server compresses its assets in the background; measure with them.
+    huoban_web::Web::embedded().wait_compressed();
     let target_date = jiff::Zoned::now().date().checked_add(jiff::Span::new().months(10))?;
     // A goal, so the hub draws its progress bar as a customer with a goal sees it.
     let goal = http

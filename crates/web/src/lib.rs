@@ -17,7 +17,7 @@ use std::{
     collections::BTreeMap,
     io::Write,
     path::{Path, PathBuf},
-    sync::{Arc, LazyLock},
+    sync::{Arc, LazyLock, Once, OnceLock},
 };
 
 use axum::{
@@ -90,29 +90,63 @@ pub struct Web {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Embedded(Arc<Table>),
+    Embedded,
     Dir(PathBuf),
 }
 
-static EMBEDDED: LazyLock<Arc<Table>> = LazyLock::new(|| {
-    let started = std::time::Instant::now();
-    let files = Embedded::iter()
+fn embedded_files() -> Vec<(String, Vec<u8>)> {
+    Embedded::iter()
         .filter_map(|name| Embedded::get(&name).map(|f| (name.to_string(), f.data.into_owned())))
-        .collect();
-    let table = Arc::new(Table::build(files, true));
-    tracing::debug!(
-        assets = table.assets.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "H5 assets compressed"
-    );
-    table
-});
+        .collect()
+}
+
+/// The embedded assets, hashed but not compressed: served until [`COMPRESSED`] is ready.
+static RAW: LazyLock<Arc<Table>> = LazyLock::new(|| Arc::new(Table::build(embedded_files(), false)));
+
+/// The same assets with their brotli and gzip bodies, built once per process on a
+/// background thread (brotli at its best quality takes a moment) so a starting server
+/// answers at once.
+static COMPRESSED: OnceLock<Arc<Table>> = OnceLock::new();
+static COMPRESSING: Once = Once::new();
+
+fn embedded_table() -> Arc<Table> {
+    COMPRESSED.get().cloned().unwrap_or_else(|| RAW.clone())
+}
+
+fn compress_in_background() {
+    COMPRESSING.call_once(|| {
+        let spawned = std::thread::Builder::new().name("h5-compress".into()).spawn(|| {
+            let started = std::time::Instant::now();
+            let table = Arc::new(Table::build(embedded_files(), true));
+            tracing::debug!(
+                assets = table.assets.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "H5 assets compressed"
+            );
+            let _ = COMPRESSED.set(table);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "H5 assets are served uncompressed");
+        }
+    });
+}
 
 impl Web {
-    /// The assets embedded in the binary, compressed once per process.
+    /// The assets embedded in the binary, compressed once per process (in the background;
+    /// until then they are served uncompressed).
     pub fn embedded() -> Web {
+        LazyLock::force(&RAW);
+        compress_in_background();
         Web {
-            source: Source::Embedded(EMBEDDED.clone()),
+            source: Source::Embedded,
+        }
+    }
+
+    /// Waits until the compressed copies are ready (tests, benchmarks).
+    pub fn wait_compressed(&self) {
+        compress_in_background();
+        while COMPRESSED.get().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
@@ -133,7 +167,7 @@ impl Web {
 
     fn table(&self) -> Arc<Table> {
         match &self.source {
-            Source::Embedded(t) => t.clone(),
+            Source::Embedded => embedded_table(),
             Source::Dir(dir) => {
                 let mut files = Vec::new();
                 read_dir(dir, dir, &mut files);
@@ -479,6 +513,7 @@ mod tests {
     #[tokio::test]
     async fn hashed_assets_are_immutable_and_precompressed() {
         let web = Web::embedded();
+        web.wait_compressed();
         let url = web.asset_url("huoban.js").expect("sdk embedded");
         assert!(
             url.starts_with("/h5/assets/huoban.") && url.ends_with(".js") && url.len() > 25,

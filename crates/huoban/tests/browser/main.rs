@@ -789,9 +789,13 @@ async fn rewards_preferences_and_errors(app: &TestApp, b: &Browser) -> anyhow::R
     assert!(msg.contains("enough points"), "English insufficient-points: {msg}");
     b.accessible("/h5/rewards (elderly, en)").await?;
 
-    // An expired session: to sign-in with a clear message, then back where we were.
+    // The session ends while the customer is typing: to sign-in with a clear message,
+    // then back where they were with what they typed.
+    b.open(base, "/h5/accounts").await?;
+    b.until("document.querySelector('[data-balance]')", "accounts").await?;
+    b.type_into("#alert-form [name=threshold]", "123").await?;
     b.js("localStorage.setItem('huoban.token', 'expired-token')").await?;
-    b.client.goto(&format!("{base}/h5/accounts")).await?;
+    b.click("#alert-form button[type=submit]").await?;
     b.until(
         "location.pathname === '/h5/signin' && decodeURIComponent(location.search).includes('/h5/accounts')",
         "sign-in with the target kept",
@@ -804,6 +808,11 @@ async fn rewards_preferences_and_errors(app: &TestApp, b: &Browser) -> anyhow::R
     b.until(
         "location.pathname === '/h5/accounts' && document.querySelector('[data-balance]')",
         "back on accounts",
+    )
+    .await?;
+    b.until(
+        "document.querySelector('#alert-form [name=threshold]').value === '123'",
+        "the typed amount back",
     )
     .await?;
     // Traditional Chinese too.
