@@ -172,6 +172,11 @@ impl Browser {
     }
 
     async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.js(&format!(
+            "document.querySelector({})?.scrollIntoView({{block: 'center'}})",
+            json!(css)
+        ))
+        .await?;
         self.client
             .find(Locator::Css(css))
             .await
