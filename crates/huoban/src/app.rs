@@ -290,6 +290,7 @@ impl App {
             .merge(api)
             .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
             .merge(ops)
+            .merge(huoban_web::Web::new(self.config.web.assets_dir.as_deref()).router())
             .fallback(|| async { StatusCode::NOT_FOUND })
             .layer(axum::extract::DefaultBodyLimit::max(self.config.http.body_limit_bytes))
             .layer(RequestBodyLimitLayer::new(self.config.http.body_limit_bytes))

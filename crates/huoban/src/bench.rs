@@ -18,6 +18,8 @@
 //!   gone, as in a real flash sale where most attempts are refused. Then, from the
 //!   database: units claimed and reserved, the oversell (claimed beyond the stock, must
 //!   be 0), the distinct winners and the ledger's invariants.
+//! - `h5`: the campaign hub's first load in headless Chromium on a slow phone (see
+//!   [`crate::bench_h5`]).
 
 use std::{
     path::PathBuf,
@@ -50,6 +52,9 @@ pub enum Scenario {
     /// A flash sale: many customers claiming one reward with little stock over HTTP; the
     /// stock must never be oversold.
     FlashClaim,
+    /// The H5 campaign hub's first load in headless Chromium with a 4× slower CPU and a
+    /// slow-3G-like network: bytes transferred and time until interactive.
+    H5,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +409,18 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
     let target = Target::start(args.url.as_deref(), config, database_given).await?;
     let client = client()?;
     let base = target.base_url.clone();
+    if let Scenario::H5 = args.scenario {
+        let token = signed_in_customer(&client, &base).await?;
+        let outcome = crate::bench_h5::run(&base, &token, 5, &target.backend).await;
+        target.stop().await;
+        let report = outcome?;
+        report.print();
+        if let Some(path) = args.json {
+            std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let accounts = args.accounts.unwrap_or(match args.scenario {
         Scenario::FlashClaim => 2000,
         _ => 10,
@@ -495,6 +512,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 }),
             )
         }
+        Scenario::H5 => bail!("the h5 scenario runs on its own"),
         Scenario::FlashClaim => {
             let app = target
                 .app

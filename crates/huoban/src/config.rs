@@ -57,6 +57,16 @@ impl Default for HttpSettings {
     }
 }
 
+/// The H5 pages and components (`/h5/`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    /// Development: serve the H5 assets from this folder (a checkout's
+    /// `crates/web/assets`), read on every request, instead of the copy inside the binary.
+    /// Also `HUOBAN_WEB_ASSETS_DIR`.
+    pub assets_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoSettings {
@@ -97,6 +107,7 @@ pub struct Config {
     /// Step-up factors: lockout cool-down, TOTP issuer, WebAuthn relying party.
     pub step_up: StepUpSettings,
     pub demo: DemoSettings,
+    pub web: WebSettings,
 }
 
 impl Default for Config {
@@ -115,6 +126,7 @@ impl Default for Config {
             keys: Default::default(),
             step_up: StepUpSettings::default(),
             demo: DemoSettings::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -168,10 +180,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "demo__seed",
     "demo__customers",
     "demo__days_of_history",
+    "web__assets_dir",
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.
-const OTHER_VARIABLES: &[&str] = &["config", "test_postgres_url"];
+const OTHER_VARIABLES: &[&str] = &["config", "test_postgres_url", "web_assets_dir"];
 
 /// Flags given on the command line; they win over everything else.
 #[derive(Debug, Clone, Default)]
@@ -221,7 +234,11 @@ impl Config {
         // The environment is read from the given pairs (not figment's own `Env`) so tests
         // can pass their own; values are parsed the way figment parses variables.
         for (key, value) in &env {
-            let name = key["HUOBAN_".len()..].to_ascii_lowercase();
+            let mut name = key["HUOBAN_".len()..].to_ascii_lowercase();
+            if name == "web_assets_dir" {
+                // The short spelling of `web__assets_dir`.
+                name = "web__assets_dir".into();
+            }
             if KNOWN_KEYS.contains(&name.as_str()) {
                 let parsed: figment::value::Value = value.parse().unwrap_or_else(|_| value.clone().into());
                 figment = figment.merge(Serialized::default(&name.replace("__", "."), parsed));

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_h5;
 pub mod cli;
 pub mod config;
 pub mod demo;

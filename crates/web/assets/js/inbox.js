@@ -1,0 +1,4 @@
+import { start } from "./chrome.js";
+import "../components/inbox-list.js";
+
+await start();

@@ -1,0 +1,16 @@
+import { api, t, fmt, esc } from "../huoban.js";
+import { start, showError } from "./chrome.js";
+import "../components/reward-shelf.js";
+
+await start();
+const shelf = document.querySelector("#shelf"), coupons = document.querySelector("#coupons");
+const loadCoupons = () => api.get("/api/v1/coupons").then((p) => {
+  coupons.innerHTML = p.items.length ? p.items.map((c) => `<li class="spread"><span>${esc(c.title)} <code>${esc(c.code)}</code></span><span class="muted">${esc(t("reward.valid", { date: fmt.date(c.valid_until) }))}</span></li>`).join("") : `<li class="muted">${esc(t("reward.no_coupons"))}</li>`;
+}, showError);
+Promise.all([api.get("/api/v1/rewards"), api.get("/api/v1/accounts")]).then(([rewards, accounts]) => {
+  const points = accounts.items.find((a) => a.type === "points");
+  if (points) shelf.setAttribute("points", String(points.balance.available));
+  shelf.data = rewards;
+}, (e) => { shelf.error = e; });
+shelf.addEventListener("reward-claimed", loadCoupons);
+loadCoupons();

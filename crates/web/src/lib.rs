@@ -1,0 +1,588 @@
+//! Huoban's H5 experience: the customer pages, the web components and the `huoban.js` SDK,
+//! all plain files under `assets/` (ES modules, CSS, JSON locales; no build step).
+//!
+//! In production the files are embedded in the binary ([`rust_embed`]), compressed once per
+//! process (brotli and gzip) and served under content-hashed names
+//! (`/h5/assets/huoban.3f9c0a1b2c.js`) with `Cache-Control: public, max-age=31536000,
+//! immutable`. Pages (`/h5/`, `/h5/goal`, …) are served `no-cache`; each carries an import
+//! map from every stable asset URL (`/h5/assets/huoban.js`) to its hashed URL, so modules
+//! import each other by stable relative names and the browser still fetches hashed files.
+//! The stable URLs also answer (`no-cache`, with an `ETag`), for a bank's own H5 that
+//! imports a component without the map.
+//!
+//! With [`Web::from_dir`] (config `web.assets_dir`) every request reads the files from disk,
+//! uncompressed, so an edit shows on the next reload.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, LazyLock, Once, OnceLock},
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Path as UrlPath, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use sha2::{Digest, Sha256};
+
+#[derive(rust_embed::Embed)]
+#[folder = "assets/"]
+struct Embedded;
+
+/// The pages, by the path segment they answer at under `/h5/` (`""` is the campaign hub).
+pub const PAGES: &[(&str, &str)] = &[
+    ("", "hub"),
+    ("signin", "signin"),
+    ("goal", "goal"),
+    ("checkin", "checkin"),
+    ("quiz", "quiz"),
+    ("rewards", "rewards"),
+    ("inbox", "inbox"),
+    ("accounts", "accounts"),
+    ("gallery", "gallery"),
+];
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const NO_CACHE: &str = "no-cache";
+
+/// Inline in every page's head, after the import map: starts the requests every page makes
+/// first (the customer's strings and profile) while the modules are still downloading; the
+/// SDK picks them up (`__huobanEarly`). One round trip less on a slow network.
+const EARLY: &str = "window.__huobanEarly=(function(){try{var s=localStorage,t=s.getItem('huoban.token'),\
+n=navigator.language||'zh-CN',l=s.getItem('huoban.locale')||(/^en/.test(n)?'en':/TW|HK|Hant/i.test(n)?'zh-TW':'zh-CN'),\
+m=JSON.parse(document.querySelector('script[type=importmap]').textContent).imports,\
+u=m['/h5/assets/locales/'+l+'.json'];return{locale:l,token:t,strings:u?fetch(u).then(function(r){return r.json()}):null,\
+me:t&&location.pathname!=='/h5/signin'&&location.pathname!=='/h5/gallery'?fetch('/api/v1/me',{headers:{accept:'application/json',authorization:'Bearer '+t}}):null}}catch(e){return null}})();";
+
+/// One file, ready to serve.
+#[derive(Debug)]
+struct Asset {
+    content_type: &'static str,
+    /// Stable path under `assets/`, e.g. `components/goal-progress.js`.
+    path: String,
+    /// `huoban.<10 hex>.js`-style path under `assets/`.
+    hashed: String,
+    etag: String,
+    raw: Vec<u8>,
+    br: Option<Vec<u8>>,
+    gzip: Option<Vec<u8>>,
+}
+
+/// Every asset, by stable and by hashed path, and the rendered pages.
+#[derive(Debug, Default)]
+struct Table {
+    assets: Vec<Asset>,
+    by_path: BTreeMap<String, usize>,
+    by_hashed: BTreeMap<String, usize>,
+    pages: BTreeMap<String, Asset>,
+}
+
+/// The H5 assets and pages; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Web {
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Embedded,
+    Dir(PathBuf),
+}
+
+fn embedded_files() -> Vec<(String, Vec<u8>)> {
+    Embedded::iter()
+        .filter_map(|name| Embedded::get(&name).map(|f| (name.to_string(), f.data.into_owned())))
+        .collect()
+}
+
+/// The embedded assets, hashed but not compressed: served until [`COMPRESSED`] is ready.
+static RAW: LazyLock<Arc<Table>> = LazyLock::new(|| Arc::new(Table::build(embedded_files(), false)));
+
+/// The same assets with their brotli and gzip bodies, built once per process on a
+/// background thread (brotli at its best quality takes a moment) so a starting server
+/// answers at once.
+static COMPRESSED: OnceLock<Arc<Table>> = OnceLock::new();
+static COMPRESSING: Once = Once::new();
+
+fn embedded_table() -> Arc<Table> {
+    COMPRESSED.get().cloned().unwrap_or_else(|| RAW.clone())
+}
+
+fn compress_in_background() {
+    COMPRESSING.call_once(|| {
+        let spawned = std::thread::Builder::new().name("h5-compress".into()).spawn(|| {
+            let started = std::time::Instant::now();
+            let table = Arc::new(Table::build(embedded_files(), true));
+            tracing::debug!(
+                assets = table.assets.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "H5 assets compressed"
+            );
+            let _ = COMPRESSED.set(table);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "H5 assets are served uncompressed");
+        }
+    });
+}
+
+impl Web {
+    /// The assets embedded in the binary, compressed once per process (in the background;
+    /// until then they are served uncompressed).
+    pub fn embedded() -> Web {
+        LazyLock::force(&RAW);
+        compress_in_background();
+        Web {
+            source: Source::Embedded,
+        }
+    }
+
+    /// Waits until the compressed copies are ready (tests, benchmarks).
+    pub fn wait_compressed(&self) {
+        compress_in_background();
+        while COMPRESSED.get().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Development: read `dir` (a copy of `crates/web/assets`) on every request.
+    pub fn from_dir(dir: impl Into<PathBuf>) -> Web {
+        Web {
+            source: Source::Dir(dir.into()),
+        }
+    }
+
+    /// `dir` when given, else the embedded assets.
+    pub fn new(dir: Option<&Path>) -> Web {
+        match dir {
+            Some(d) => Web::from_dir(d),
+            None => Web::embedded(),
+        }
+    }
+
+    fn table(&self) -> Arc<Table> {
+        match &self.source {
+            Source::Embedded => embedded_table(),
+            Source::Dir(dir) => {
+                let mut files = Vec::new();
+                read_dir(dir, dir, &mut files);
+                Arc::new(Table::build(files, false))
+            }
+        }
+    }
+
+    /// The hashed URL of a stable asset path (`huoban.js` → `/h5/assets/huoban.<hash>.js`).
+    pub fn asset_url(&self, path: &str) -> Option<String> {
+        let t = self.table();
+        t.by_path
+            .get(path)
+            .map(|&i| format!("/h5/assets/{}", t.assets[i].hashed))
+    }
+
+    /// Routes: the pages under `/h5/` and the assets under `/h5/assets/`.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/h5", get(|| async { Redirect::permanent("/h5/") }))
+            .route("/h5/", get(hub))
+            .route("/h5/{page}", get(page))
+            .route("/h5/assets/{*path}", get(asset))
+            .with_state(self)
+    }
+}
+
+fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            read_dir(root, &path, out);
+        } else if let (Ok(rel), Ok(bytes)) = (path.strip_prefix(root), std::fs::read(&path)) {
+            out.push((rel.to_string_lossy().replace('\\', "/"), bytes));
+        }
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "html" => "text/html; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "md" => "text/markdown; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn hashed_name(path: &str, hash: &str) -> String {
+    match path.rfind('.') {
+        Some(dot) if !path[dot..].contains('/') => format!("{}.{hash}{}", &path[..dot], &path[dot..]),
+        _ => format!("{path}.{hash}"),
+    }
+}
+
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/") || content_type.starts_with("application/json") || content_type.contains("svg")
+}
+
+fn brotli(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() / 3);
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        let _ = w.write_all(raw);
+    }
+    out
+}
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let _ = w.write_all(raw);
+    w.finish().unwrap_or_default()
+}
+
+impl Asset {
+    fn new(path: String, hashed: String, etag: String, raw: Vec<u8>, compress: bool) -> Asset {
+        let content_type = content_type(&path);
+        let (br, gzip) = if compress && compressible(content_type) && raw.len() > 256 {
+            let br = brotli(&raw);
+            let gz = gzip(&raw);
+            (
+                (br.len() < raw.len()).then_some(br),
+                (gz.len() < raw.len()).then_some(gz),
+            )
+        } else {
+            (None, None)
+        };
+        Asset {
+            content_type,
+            path,
+            hashed,
+            etag,
+            raw,
+            br,
+            gzip,
+        }
+    }
+}
+
+impl Table {
+    fn build(files: Vec<(String, Vec<u8>)>, compress: bool) -> Table {
+        let mut table = Table::default();
+        let mut page_sources = Vec::new();
+        for (path, raw) in files {
+            if let Some(name) = path.strip_prefix("pages/").and_then(|p| p.strip_suffix(".html")) {
+                page_sources.push((name.to_owned(), raw));
+                continue;
+            }
+            let digest = Sha256::digest(&raw);
+            let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+            let hashed = hashed_name(&path, &hash);
+            let asset = Asset::new(path.clone(), hashed.clone(), format!("\"{hash}\""), raw, compress);
+            let i = table.assets.len();
+            table.assets.push(asset);
+            table.by_path.insert(path, i);
+            table.by_hashed.insert(hashed, i);
+        }
+        let head = table.head();
+        for (name, raw) in page_sources {
+            let preload = table.preloads(&format!("js/{name}.js"));
+            let html = String::from_utf8_lossy(&raw).replace("<!--huoban:head-->", &format!("{head}{preload}"));
+            let html = table.link_assets(&html);
+            let digest = Sha256::digest(html.as_bytes());
+            let etag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            let page = Asset::new(
+                format!("{name}.html"),
+                String::new(),
+                format!("\"{etag}\""),
+                html.into_bytes(),
+                compress,
+            );
+            table.pages.insert(name, page);
+        }
+        table
+    }
+
+    /// The import map (every stable module URL → its hashed URL; locales too, which the
+    /// SDK looks up there) and the stylesheet, for every page's `<head>`.
+    fn head(&self) -> String {
+        let mut imports = Vec::new();
+        for a in &self.assets {
+            if a.path.ends_with(".js") || a.path.ends_with(".json") {
+                imports.push(format!("\"/h5/assets/{}\":\"/h5/assets/{}\"", a.path, a.hashed));
+            }
+        }
+        let css = self.hashed_url("huoban.css");
+        let sdk = self.hashed_url("huoban.js");
+        format!(
+            "<script type=\"importmap\">{{\"imports\":{{{}}}}}</script><script>{EARLY}</script>\
+<link rel=\"stylesheet\" href=\"{css}\"><link rel=\"modulepreload\" href=\"{sdk}\">",
+            imports.join(",")
+        )
+    }
+
+    /// `modulepreload` links for a page's module and the modules it imports, so the
+    /// browser fetches the whole graph at once instead of one level per round trip.
+    fn preloads(&self, page_module: &str) -> String {
+        let mut seen = vec![page_module.to_owned()];
+        let mut i = 0;
+        while i < seen.len() {
+            if let Some(&a) = self.by_path.get(&seen[i]) {
+                let source = String::from_utf8_lossy(&self.assets[a].raw).into_owned();
+                for dep in imports(&seen[i], &source) {
+                    if !seen.contains(&dep) && self.by_path.contains_key(&dep) {
+                        seen.push(dep);
+                    }
+                }
+            }
+            i += 1;
+        }
+        seen.iter()
+            .filter(|p| self.by_path.contains_key(p.as_str()) && p.as_str() != "huoban.js")
+            .map(|p| format!("<link rel=\"modulepreload\" href=\"{}\">", self.hashed_url(p)))
+            .collect()
+    }
+
+    fn hashed_url(&self, path: &str) -> String {
+        match self.by_path.get(path) {
+            Some(&i) => format!("/h5/assets/{}", self.assets[i].hashed),
+            None => format!("/h5/assets/{path}"),
+        }
+    }
+
+    /// `{{asset:path}}` in a page → the asset's hashed URL.
+    fn link_assets(&self, html: &str) -> String {
+        let mut out = String::with_capacity(html.len());
+        let mut rest = html;
+        while let Some(start) = rest.find("{{asset:") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 8..];
+            let Some(end) = after.find("}}") else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            out.push_str(&self.hashed_url(&after[..end]));
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The modules `source` (at `path` under `assets/`) imports statically, as paths under
+/// `assets/`: `import … from "../x.js"` and `import "./y.js"`.
+fn imports(path: &str, source: &str) -> Vec<String> {
+    let mut dir: Vec<&str> = path.split('/').collect();
+    dir.pop();
+    let mut found = Vec::new();
+    for line in source.lines() {
+        let line = line.trim_start();
+        if !line.starts_with("import ") {
+            continue;
+        }
+        let Some(spec) = line.rsplit(['"', '\'']).nth(1) else {
+            continue;
+        };
+        if !(spec.starts_with("./") || spec.starts_with("../")) {
+            continue;
+        }
+        let mut parts = dir.clone();
+        for seg in spec.split('/') {
+            match seg {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                s => parts.push(s),
+            }
+        }
+        found.push(parts.join("/"));
+    }
+    found
+}
+
+async fn hub(State(web): State<Web>, headers: HeaderMap) -> Response {
+    serve_page(&web, "", &headers)
+}
+
+async fn page(State(web): State<Web>, UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
+    serve_page(&web, &name, &headers)
+}
+
+fn serve_page(web: &Web, segment: &str, headers: &HeaderMap) -> Response {
+    let Some((_, name)) = PAGES.iter().find(|(s, _)| *s == segment) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let table = web.table();
+    match table.pages.get(*name) {
+        Some(page) => respond(page, headers, NO_CACHE),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn asset(State(web): State<Web>, UrlPath(path): UrlPath<String>, headers: HeaderMap) -> Response {
+    let table = web.table();
+    if let Some(&i) = table.by_hashed.get(&path) {
+        let cache = if matches!(web.source, Source::Dir(_)) {
+            NO_CACHE
+        } else {
+            IMMUTABLE
+        };
+        return respond(&table.assets[i], &headers, cache);
+    }
+    if let Some(&i) = table.by_path.get(&path) {
+        return respond(&table.assets[i], &headers, NO_CACHE);
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut it = part.split(';');
+            let name = it.next().unwrap_or("").trim();
+            let q_zero = it.any(|p| p.trim().replace(' ', "") == "q=0");
+            name.eq_ignore_ascii_case(coding) && !q_zero
+        })
+}
+
+fn respond(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag));
+    let mut builder = Response::builder()
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::VARY, "accept-encoding")
+        .header(header::ETAG, asset.etag.as_str())
+        .header("x-content-type-options", "nosniff");
+    if not_modified {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    let (body, coding) = match (&asset.br, &asset.gzip) {
+        (Some(br), _) if accepts(headers, "br") => (br, Some("br")),
+        (_, Some(gz)) if accepts(headers, "gzip") => (gz, Some("gzip")),
+        _ => (&asset.raw, None),
+    };
+    if let Some(c) = coding {
+        builder = builder.header(header::CONTENT_ENCODING, c);
+    }
+    builder.body(Body::from(body.clone())).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(web: &Web, uri: &str, enc: &str) -> Response {
+        web.clone()
+            .router()
+            .oneshot(
+                Request::get(uri)
+                    .header(header::ACCEPT_ENCODING, enc)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response")
+    }
+
+    fn header_of(r: &Response, name: header::HeaderName) -> String {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn hashed_assets_are_immutable_and_precompressed() {
+        let web = Web::embedded();
+        web.wait_compressed();
+        let url = web.asset_url("huoban.js").expect("sdk embedded");
+        assert!(
+            url.starts_with("/h5/assets/huoban.") && url.ends_with(".js") && url.len() > 25,
+            "{url}"
+        );
+        let r = get(&web, &url, "gzip, deflate, br").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header_of(&r, header::CONTENT_ENCODING), "br");
+        assert_eq!(header_of(&r, header::CACHE_CONTROL), IMMUTABLE);
+        assert!(header_of(&r, header::CONTENT_TYPE).starts_with("text/javascript"));
+        let r = get(&web, &url, "gzip").await;
+        assert_eq!(header_of(&r, header::CONTENT_ENCODING), "gzip");
+        let r = get(&web, &url, "identity").await;
+        assert_eq!(header_of(&r, header::CONTENT_ENCODING), "");
+        // The stable name answers too, but must be revalidated.
+        let r = get(&web, "/h5/assets/huoban.js", "br").await;
+        assert_eq!(header_of(&r, header::CACHE_CONTROL), NO_CACHE);
+        assert_eq!(
+            get(&web, "/h5/assets/nope.js", "br").await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn pages_are_no_cache_and_link_hashed_assets_through_an_import_map() {
+        let web = Web::embedded();
+        for (segment, _) in PAGES {
+            let r = get(&web, &format!("/h5/{segment}"), "identity").await;
+            assert_eq!(r.status(), StatusCode::OK, "page /h5/{segment}");
+            assert_eq!(header_of(&r, header::CACHE_CONTROL), NO_CACHE);
+            let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.expect("body");
+            let html = String::from_utf8_lossy(&body);
+            assert!(html.contains("<script type=\"importmap\">"), "{segment}");
+            assert!(html.contains(&web.asset_url("huoban.css").expect("css")), "{segment}");
+            assert!(!html.contains("{{asset:"), "{segment}");
+            if *segment == "goal" {
+                let component = web.asset_url("components/goal-progress.js").expect("component");
+                assert!(
+                    html.contains(&format!("<link rel=\"modulepreload\" href=\"{component}\">")),
+                    "{html}"
+                );
+            }
+        }
+        assert_eq!(get(&web, "/h5/nope", "br").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn static_imports_resolve_relative_to_the_module() {
+        let src = "import { t } from \"../huoban.js\";\nimport \"../components/quiz.js\";\nimport { a } from './chrome.js';\nconst x = 1;";
+        assert_eq!(
+            imports("js/quiz.js", src),
+            vec!["huoban.js", "components/quiz.js", "js/chrome.js"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_is_read_on_every_request() {
+        let dir = std::env::temp_dir().join(format!("huoban-web-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("pages")).expect("dir");
+        std::fs::write(dir.join("huoban.css"), "a{}").expect("css");
+        std::fs::write(dir.join("pages/hub.html"), "<!--huoban:head-->v1").expect("page");
+        let web = Web::from_dir(&dir);
+        let first = web.asset_url("huoban.css").expect("css");
+        std::fs::write(dir.join("huoban.css"), "b{}").expect("css");
+        let second = web.asset_url("huoban.css").expect("css");
+        assert_ne!(first, second, "an edit changes the hashed name");
+        let r = get(&web, &second, "br").await;
+        assert_eq!(header_of(&r, header::CACHE_CONTROL), NO_CACHE);
+        assert_eq!(header_of(&r, header::CONTENT_ENCODING), "");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
