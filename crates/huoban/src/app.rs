@@ -53,6 +53,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
     all.extend(huoban_engage::migrations());
+    all.extend_from_slice(huoban_risk::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -78,6 +79,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "inbox", description = "In-app messages and their live stream"),
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
+        (name = "security", description = "Adaptive security: devices, trust, delayed and held operations"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -111,6 +113,7 @@ pub struct App {
     pub ledger: Ledger,
     pub inbox: InboxService,
     pub accounts: AccountsService,
+    pub risk: huoban_risk::RiskService,
     pub metrics: Metrics,
 }
 
@@ -147,7 +150,20 @@ impl App {
             inbox.clone(),
             clock.clone(),
         );
+        // Adaptive security: transfers pass through the risk service (crates/risk).
+        let risk = huoban_risk::RiskService::new(
+            huoban_risk::store::RiskStore::new(db.clone()),
+            ledger.clone(),
+            identity.clone(),
+            inbox.clone(),
+            clock.clone(),
+            config.risk.trust_forwarded_for,
+        );
+        if config.risk.transfer_checks {
+            accounts.set_gate(Arc::new(risk.clone()));
+        }
         Ok(App {
+            risk,
             config: Arc::new(config),
             db,
             clock,
@@ -165,13 +181,19 @@ impl App {
 
     fn api_router(&self) -> OpenApiRouter {
         OpenApiRouter::with_openapi(ApiDoc::openapi())
-            .merge(huoban_identity::routes::router(self.identity.clone()))
+            .merge(
+                huoban_identity::routes::router(self.identity.clone()).layer(from_fn_with_state(
+                    self.risk.clone(),
+                    huoban_risk::routes::sign_in_observer,
+                )),
+            )
             .merge(huoban_inbox::routes::router(huoban_inbox::routes::InboxState {
                 inbox: self.inbox.clone(),
                 identity: self.identity.clone(),
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
             .merge(huoban_engage::router(self.engage_state()))
+            .merge(huoban_risk::routes::router(self.risk.clone()))
     }
 
     /// The services the engagement features use, all shared with the rest of the server
@@ -274,7 +296,19 @@ impl App {
                 }
             }
         });
+        // Adaptive security: delayed large transfers settle when due (timers in the database).
+        let risk = self.risk.clone();
+        let risk = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                if let Err(e) = risk.settle_due().await {
+                    tracing::warn!(error = %e, "settling delayed transfers failed");
+                }
+            }
+        });
         vec![
+            risk,
             sweeper,
             alerts,
             rewards,
@@ -340,6 +374,9 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static(idempotency::HEADER),
             HeaderName::from_static(REQUEST_ID),
+            HeaderName::from_static("x-device-id"),
+            HeaderName::from_static("x-geo"),
+            HeaderName::from_static("x-step-up-token"),
         ])
         .expose_headers([
             HeaderName::from_static(REQUEST_ID),

@@ -50,6 +50,26 @@ impl Default for HttpSettings {
     }
 }
 
+/// Adaptive security (crates/risk).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskSettings {
+    /// Risk-check every `POST /api/v1/transfers` (on by default; off only to measure
+    /// the cost of the checks).
+    pub transfer_checks: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RiskSettings {
+    fn default() -> Self {
+        Self {
+            transfer_checks: true,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoSettings {
@@ -84,6 +104,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub identity: IdentitySettings,
     pub demo: DemoSettings,
+    pub risk: RiskSettings,
 }
 
 impl Default for Config {
@@ -98,6 +119,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             identity: IdentitySettings::default(),
             demo: DemoSettings::default(),
+            risk: RiskSettings::default(),
         }
     }
 }
@@ -125,6 +147,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "demo__seed",
     "demo__customers",
     "demo__days_of_history",
+    "risk__transfer_checks",
+    "risk__trust_forwarded_for",
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.

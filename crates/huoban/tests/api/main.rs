@@ -17,4 +17,5 @@ mod idp;
 mod inbox;
 mod questionnaire;
 mod rewards;
+mod risk;
 mod staff;
