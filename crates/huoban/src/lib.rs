@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_risk;
 pub mod cli;
 pub mod config;
 pub mod demo;

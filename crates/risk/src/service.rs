@@ -1022,6 +1022,17 @@ impl RiskService {
             .collect())
     }
 
+    /// Registers a device for a customer, as a sign-in on it does (in-process tools: the
+    /// benchmark and the demo).
+    pub async fn register_device(&self, customer: Uuid, device: &str, trusted: bool) -> Result<(), ApiError> {
+        let device = domain::parse_device_id(device).map_err(|e| ApiError::invalid_field("device_id", e))?;
+        self.0
+            .store
+            .touch_device(customer, &device, &fingerprint(customer, &device), self.now(), trusted)
+            .await?;
+        Ok(())
+    }
+
     pub async fn untrust_device(&self, customer: Uuid, device: &str) -> Result<(), ApiError> {
         if self.0.store.untrust_device(customer, device).await? {
             Ok(())

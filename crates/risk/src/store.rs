@@ -197,7 +197,8 @@ impl RiskStore {
     // ---- facts ----
 
     /// The customer's profile, the device, hour habits, whether the payee is known, and
-    /// recent failures, operations and anomalies, in one pass over the read pool.
+    /// recent failures, operations and anomalies, on one connection of the read pool.
+    #[allow(clippy::too_many_arguments)]
     pub async fn facts(
         &self,
         customer: Uuid,
