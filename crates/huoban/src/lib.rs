@@ -9,6 +9,7 @@ pub mod bench_risk;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_risk;
 pub mod observability;
 
 pub use app::{App, MIGRATIONS};

@@ -456,26 +456,9 @@ impl RiskService {
                 Outcome::StepUp => challenge = Some(id),
             }
         }
-        let profile_frozen = self.0.store.profile(a.customer).await?.is_some_and(|p| p.is_frozen());
-        if profile_frozen {
-            return Err(account_frozen());
-        }
-        let step_up = match (&ctx.step_up_token, challenge) {
-            (Some(token), Some(challenge)) => {
-                let verifier = self.verifier();
-                match verifier.consume(a.customer, token, &challenge.to_string()).await {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        self.0.store.record_failure(a.customer, "step_up", self.now()).await?;
-                        return Err(e);
-                    }
-                }
-            }
-            _ => None,
-        };
         let (version, policy) = self.policy().await?;
         let payee = a.to_account.to_string();
-        let (inputs, _) = self
+        let (mut inputs, facts) = self
             .gather(
                 a.customer,
                 Operation::Transfer,
@@ -483,10 +466,23 @@ impl RiskService {
                 &a.channel,
                 &ctx,
                 Some(&payee),
-                step_up,
+                None,
                 &policy,
             )
             .await?;
+        if facts.profile.as_ref().is_some_and(|p| p.is_frozen()) {
+            return Err(account_frozen());
+        }
+        if let (Some(token), Some(challenge)) = (&ctx.step_up_token, challenge) {
+            let verifier = self.verifier();
+            match verifier.consume(a.customer, token, &challenge.to_string()).await {
+                Ok(f) => inputs.step_up = Some(f),
+                Err(e) => {
+                    self.0.store.record_failure(a.customer, "step_up", self.now()).await?;
+                    return Err(e);
+                }
+            }
+        }
         let decision = domain::decide(&inputs, &policy);
         let id = new_id();
         let settles_at = decision.delayed.then(|| inputs.at + policy.delay_minutes * 60_000_000);
