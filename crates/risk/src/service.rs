@@ -30,7 +30,7 @@ use crate::{
         self, Anomaly, DAY_MICROS, Decision, Factor, GeoPoint, HoldState, Inputs, Operation, Outcome, Policy,
         TrustFacts,
     },
-    store::{CaseRow, DecisionRow, Facts, HoldRow, Learned, NewDecision, NoteRow, RiskStore},
+    store::{self as rs, CaseRow, DecisionRow, Facts, HoldRow, Learned, NewDecision, NoteRow, RiskStore},
 };
 
 /// How long a settlement worker owns a due hold before another may retry it.
@@ -214,6 +214,7 @@ struct Inner {
     verifier: RwLock<Arc<dyn StepUpVerifier>>,
     policy: RwLock<(i64, Arc<Policy>, Instant)>,
     pending: Mutex<HashMap<Uuid, Pending>>,
+    recorder: tokio::sync::mpsc::UnboundedSender<Job>,
     trust_forwarded_for: bool,
 }
 
@@ -229,7 +230,7 @@ pub struct RiskService(Arc<Inner>);
 
 impl RiskService {
     /// `trust_forwarded_for`: take the client address from `X-Forwarded-For` (only behind
-    /// a proxy that sets it).
+    /// a proxy that sets it). Needs a Tokio runtime (it starts the decision recorder).
     pub fn new(
         store: RiskStore,
         ledger: Ledger,
@@ -239,6 +240,7 @@ impl RiskService {
         trust_forwarded_for: bool,
     ) -> Self {
         Self(Arc::new(Inner {
+            recorder: spawn_recorder(store.clone()),
             store,
             ledger,
             identity,
@@ -262,6 +264,18 @@ impl RiskService {
 
     fn verifier(&self) -> Arc<dyn StepUpVerifier> {
         self.0.verifier.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes an outcome through the group-commit recorder and waits until it is durable.
+    async fn record(&self, outcome: rs::Outcome) -> Result<(), ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .recorder
+            .send((outcome, tx))
+            .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?;
+        rx.await
+            .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?
+            .map_err(ApiError::internal)
     }
 
     fn now(&self) -> i64 {
@@ -583,8 +597,8 @@ impl RiskService {
                 amount: Some(a.amount),
                 hour: Some(policy.habit_hour(now) as i64),
                 geo: p.inputs.geo,
-                payee: Some(&payee),
-                device: p.inputs.device_id.as_deref().zip(fp.as_deref()),
+                payee: Some(payee),
+                device: p.inputs.device_id.clone().zip(fp),
                 step_up: p.inputs.step_up.is_some(),
             }
         };
@@ -617,10 +631,13 @@ impl RiskService {
                 updated_at: now,
             }),
         };
-        self.0
-            .store
-            .record_outcome(&d, &learned, !held && p.inputs.step_up.is_none(), hold.as_ref())
-            .await?;
+        self.record(rs::Outcome {
+            decision: d,
+            learned,
+            clean: !held && p.inputs.step_up.is_none(),
+            hold,
+        })
+        .await?;
         match verdict {
             Verdict::Hold { .. } => {
                 self.ask_was_this_you(a.customer, transfer, Some(a.amount), &p.record.decision)
@@ -918,7 +935,7 @@ impl RiskService {
             Learned {
                 hour: Some(policy.habit_hour(now) as i64),
                 geo: ctx.geo,
-                device: ctx.device_id.as_deref().zip(fp.as_deref()),
+                device: ctx.device_id.clone().zip(fp.clone()),
                 ..Learned::default()
             }
         } else {
@@ -937,10 +954,13 @@ impl RiskService {
             created_at: now,
             updated_at: now,
         });
-        self.0
-            .store
-            .record_outcome(&d, &learned, false, hold_row.as_ref())
-            .await?;
+        self.record(rs::Outcome {
+            decision: d,
+            learned,
+            clean: false,
+            hold: hold_row,
+        })
+        .await?;
         if ok && hold.is_some() {
             // A sign-in from an impossible place still registers the device, untrusted.
             if let (Some(dev), Some(fp)) = (ctx.device_id.as_deref(), fp.as_deref()) {
@@ -1285,19 +1305,19 @@ fn trust_facts(f: &Facts, now: i64) -> TrustFacts {
     }
 }
 
-fn new_decision<'a>(
+fn new_decision(
     customer: Uuid,
-    key: Option<&'a str>,
+    key: Option<&str>,
     id: Uuid,
     inputs: &Inputs,
     record: &DecisionRecord,
     version: i64,
-) -> Result<NewDecision<'a>, ApiError> {
+) -> Result<NewDecision, ApiError> {
     Ok(NewDecision {
         id,
         customer,
         operation: inputs.operation.as_str(),
-        op_key: key,
+        op_key: key.map(str::to_owned),
         outcome: record.decision.outcome.as_str(),
         factor: record.decision.factor.map(Factor::as_str),
         score: i64::from(record.decision.score),
@@ -1307,6 +1327,45 @@ fn new_decision<'a>(
         decision: serde_json::to_string(record).map_err(ApiError::internal)?,
         at: inputs.at,
     })
+}
+
+type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// The group-commit recorder: outcomes queued while a transaction commits are written
+/// together in the next one, so risk checks cost one commit per group of transfers, not
+/// one per transfer. Each caller still waits for its own outcome to be durable.
+fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut outcomes = vec![first.0];
+            let mut replies = vec![first.1];
+            while outcomes.len() < 256 {
+                match rx.try_recv() {
+                    Ok((o, r)) => {
+                        outcomes.push(o);
+                        replies.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if store.record_outcomes(&outcomes).await.is_ok() {
+                for r in replies {
+                    let _ = r.send(Ok(()));
+                }
+                continue;
+            }
+            // One bad outcome must not fail the others: write them one by one.
+            for (o, r) in outcomes.into_iter().zip(replies) {
+                let result = store
+                    .record_outcomes(std::slice::from_ref(&o))
+                    .await
+                    .map_err(|e| e.to_string());
+                let _ = r.send(result);
+            }
+        }
+    });
+    tx
 }
 
 fn hold_reason(d: &Decision) -> String {

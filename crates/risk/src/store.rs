@@ -122,15 +122,15 @@ pub struct Facts {
 
 /// A decision to insert.
 #[derive(Debug, Clone)]
-pub struct NewDecision<'a> {
+pub struct NewDecision {
     pub id: Uuid,
     pub customer: Uuid,
-    pub operation: &'a str,
-    pub op_key: Option<&'a str>,
-    pub outcome: &'a str,
-    pub factor: Option<&'a str>,
+    pub operation: &'static str,
+    pub op_key: Option<String>,
+    pub outcome: &'static str,
+    pub factor: Option<&'static str>,
     pub score: i64,
-    pub anomaly: Option<&'a str>,
+    pub anomaly: Option<&'static str>,
     pub policy_version: i64,
     pub inputs: String,
     pub decision: String,
@@ -139,13 +139,24 @@ pub struct NewDecision<'a> {
 
 /// What an allowed operation teaches the profile.
 #[derive(Debug, Clone, Default)]
-pub struct Learned<'a> {
+pub struct Learned {
     pub amount: Option<i64>,
     pub hour: Option<i64>,
     pub geo: Option<GeoPoint>,
-    pub payee: Option<&'a str>,
-    pub device: Option<(&'a str, &'a str)>,
+    pub payee: Option<String>,
+    /// Device id and fingerprint.
+    pub device: Option<(String, String)>,
     pub step_up: bool,
+}
+
+/// A decision with everything its operation changes, written together.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub decision: NewDecision,
+    pub learned: Learned,
+    /// Counts as a clean operation for trust.
+    pub clean: bool,
+    pub hold: Option<HoldRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -304,14 +315,14 @@ impl RiskStore {
 
     // ---- decisions ----
 
-    async fn insert_decision_in(tx: &mut Tx<'_>, d: &NewDecision<'_>) -> Result<(), DbError> {
+    async fn insert_decision_in(tx: &mut Tx<'_>, d: &NewDecision) -> Result<(), DbError> {
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO risk_decisions ({DECISION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         )))
         .bind(d.id.to_string())
         .bind(d.customer.to_string())
         .bind(d.operation)
-        .bind(d.op_key)
+        .bind(&d.op_key)
         .bind(d.outcome)
         .bind(d.factor)
         .bind(d.score)
@@ -326,10 +337,10 @@ impl RiskStore {
     }
 
     /// Stores a decision that changes nothing else (refusals, step-ups).
-    pub async fn insert_decision(&self, d: &NewDecision<'_>) -> Result<(), DbError> {
+    pub async fn insert_decision(&self, d: &NewDecision) -> Result<(), DbError> {
         let mut tx = self.db.writer().begin().await?;
         // A step-up asked again for the same key replaces the earlier one.
-        if let Some(key) = d.op_key {
+        if let Some(key) = &d.op_key {
             sqlx::query("DELETE FROM risk_decisions WHERE customer_id = $1 AND op_key = $2 AND outcome = 'step_up'")
                 .bind(d.customer.to_string())
                 .bind(key)
@@ -379,25 +390,28 @@ impl RiskStore {
             .await?)
     }
 
-    /// Stores an allowed (or delayed, or held) decision together with what it teaches
-    /// the profile, and the hold row when there is one, in one transaction.
-    pub async fn record_outcome(
-        &self,
-        d: &NewDecision<'_>,
-        learned: &Learned<'_>,
-        clean: bool,
-        hold: Option<&HoldRow>,
-    ) -> Result<(), DbError> {
-        let c = d.customer.to_string();
+    /// Stores decisions with what each teaches the profile and its hold row, all in one
+    /// transaction (one commit for a whole group of transfers).
+    pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), DbError> {
         let mut tx = self.db.writer().begin().await?;
-        if let Some(key) = d.op_key {
+        for o in outcomes {
+            Self::record_outcome_in(&mut tx, o).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_outcome_in(tx: &mut Tx<'_>, o: &Outcome) -> Result<(), DbError> {
+        let (d, learned) = (&o.decision, &o.learned);
+        let c = d.customer.to_string();
+        if let Some(key) = &d.op_key {
             sqlx::query("DELETE FROM risk_decisions WHERE customer_id = $1 AND op_key = $2 AND outcome = 'step_up'")
                 .bind(&c)
                 .bind(key)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        Self::insert_decision_in(&mut tx, d).await?;
+        Self::insert_decision_in(tx, d).await?;
         let amount = learned.amount.unwrap_or(0);
         let counted = i64::from(learned.amount.is_some());
         let (lat, lon) = match learned.geo {
@@ -428,9 +442,9 @@ impl RiskStore {
         .bind(counted)
         .bind(amount)
         .bind(amount)
-        .bind(i64::from(clean))
+        .bind(i64::from(o.clean))
         .bind(i64::from(learned.step_up))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if let Some(hour) = learned.hour {
             sqlx::query(
@@ -439,10 +453,10 @@ impl RiskStore {
             )
             .bind(&c)
             .bind(hour)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        if let Some(payee) = learned.payee {
+        if let Some(payee) = &learned.payee {
             sqlx::query(
                 "INSERT INTO risk_payees (customer_id, payee, first_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (customer_id, payee) DO NOTHING",
@@ -450,16 +464,15 @@ impl RiskStore {
             .bind(&c)
             .bind(payee)
             .bind(d.at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        if let Some((device, fingerprint)) = learned.device {
-            Self::touch_device_in(&mut tx, &c, device, fingerprint, d.at, learned.step_up).await?;
+        if let Some((device, fingerprint)) = &learned.device {
+            Self::touch_device_in(tx, &c, device, fingerprint, d.at, learned.step_up).await?;
         }
-        if let Some(h) = hold {
-            Self::insert_hold_in(&mut tx, h).await?;
+        if let Some(h) = &o.hold {
+            Self::insert_hold_in(tx, h).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

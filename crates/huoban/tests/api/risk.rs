@@ -376,9 +376,10 @@ async fn a_delayed_transfer_settles_once_and_survives_a_restart(app: TestApp) {
         .await
         .expect("restart");
     app.clock.advance(SignedDuration::from_mins(121));
+    // The first server's own background tick may win the race; either way it is once.
     let settled = restarted.risk.settle_due().await.expect("tick");
     let again = app.app.risk.settle_due().await.expect("tick") + restarted.risk.settle_due().await.expect("tick");
-    assert_eq!((settled, again), (1, 0), "settles exactly once");
+    assert!(settled + again <= 1, "settles exactly once ({settled}, {again})");
     assert_eq!(balance(&app, &c.current).await, before - 6_000_000);
     let holds = app.get("/api/v1/security/holds", Some(&c.token)).await;
     let hold = holds.body["items"]
