@@ -266,13 +266,21 @@ impl RiskService {
         self.0.verifier.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Writes an outcome through the group-commit recorder and waits until it is durable.
-    async fn record(&self, outcome: rs::Outcome) -> Result<(), ApiError> {
+    /// Writes an outcome through the group-commit recorder. With `wait`, returns once it
+    /// is durable — always for outcomes that create a hold (a delayed transfer's timer, an
+    /// anomaly waiting for its answer). Without, returns at once: a plain allowed
+    /// operation's record (and what it teaches the profile) is written with the next
+    /// group, so the request does not pay a second commit after the ledger's; a crash in
+    /// between loses that record, never money or a timer.
+    async fn record(&self, outcome: rs::Outcome, wait: bool) -> Result<(), ApiError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.0
             .recorder
             .send((outcome, tx))
             .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?;
+        if !wait {
+            return Ok(());
+        }
         rx.await
             .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?
             .map_err(ApiError::internal)
@@ -590,6 +598,7 @@ impl RiskService {
         let payee = a.to_account.to_string();
         let fp = p.inputs.device_id.as_deref().map(|dev| fingerprint(a.customer, dev));
         let held = p.record.decision.outcome == Outcome::Hold;
+        let wait = !matches!(verdict, Verdict::Allow { .. });
         let learned = if held {
             Learned::default()
         } else {
@@ -631,12 +640,15 @@ impl RiskService {
                 updated_at: now,
             }),
         };
-        self.record(rs::Outcome {
-            decision: d,
-            learned,
-            clean: !held && p.inputs.step_up.is_none(),
-            hold,
-        })
+        self.record(
+            rs::Outcome {
+                decision: d,
+                learned,
+                clean: !held && p.inputs.step_up.is_none(),
+                hold,
+            },
+            wait,
+        )
         .await?;
         match verdict {
             Verdict::Hold { .. } => {
@@ -954,12 +966,15 @@ impl RiskService {
             created_at: now,
             updated_at: now,
         });
-        self.record(rs::Outcome {
-            decision: d,
-            learned,
-            clean: false,
-            hold: hold_row,
-        })
+        self.record(
+            rs::Outcome {
+                decision: d,
+                learned,
+                clean: false,
+                hold: hold_row,
+            },
+            hold.is_some(),
+        )
         .await?;
         if ok && hold.is_some() {
             // A sign-in from an impossible place still registers the device, untrusted.
@@ -1361,6 +1376,9 @@ fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
                     .record_outcomes(std::slice::from_ref(&o))
                     .await
                     .map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::warn!(decision = %o.decision.id, error = %e, "risk decision not recorded");
+                }
                 let _ = r.send(result);
             }
         }
