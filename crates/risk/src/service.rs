@@ -215,6 +215,9 @@ struct Inner {
     policy: RwLock<(i64, Arc<Policy>, Instant)>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     recorder: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Transfers allowed here whose record may still be gathering in the recorder, by
+    /// (customer, idempotency key): a quick retry must get the same answer.
+    recent: Mutex<HashMap<(Uuid, String), (Uuid, Instant)>>,
     trust_forwarded_for: bool,
 }
 
@@ -241,6 +244,7 @@ impl RiskService {
     ) -> Self {
         Self(Arc::new(Inner {
             recorder: spawn_recorder(store.clone()),
+            recent: Mutex::new(HashMap::new()),
             store,
             ledger,
             identity,
@@ -276,7 +280,7 @@ impl RiskService {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.0
             .recorder
-            .send((outcome, tx))
+            .send((outcome, tx, wait))
             .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?;
         if !wait {
             return Ok(());
@@ -454,6 +458,16 @@ impl RiskService {
 
     async fn check_transfer(&self, a: &TransferAttempt) -> Result<Verdict, ApiError> {
         let ctx = self.context(&a.context)?;
+        let recent = self
+            .0
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(a.customer, a.idempotency_key.clone()))
+            .map(|r| r.0);
+        if let Some(decision) = recent {
+            return Ok(Verdict::Allow { decision });
+        }
         let existing = self.0.store.decision_by_key(a.customer, &a.idempotency_key).await?;
         let mut challenge = None;
         if let Some(row) = existing {
@@ -599,6 +613,13 @@ impl RiskService {
         let fp = p.inputs.device_id.as_deref().map(|dev| fingerprint(a.customer, dev));
         let held = p.record.decision.outcome == Outcome::Hold;
         let wait = !matches!(verdict, Verdict::Allow { .. });
+        if !wait {
+            let mut recent = self.0.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() > 10_000 {
+                recent.retain(|_, r| r.1.elapsed() < std::time::Duration::from_secs(10));
+            }
+            recent.insert((a.customer, a.idempotency_key.clone()), (decision_id, Instant::now()));
+        }
         let learned = if held {
             Learned::default()
         } else {
@@ -973,7 +994,8 @@ impl RiskService {
                 clean: false,
                 hold: hold_row,
             },
-            hold.is_some(),
+            // The device and place must be known to the very next request.
+            true,
         )
         .await?;
         if ok && hold.is_some() {
@@ -1344,7 +1366,11 @@ fn new_decision(
     })
 }
 
-type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>);
+/// An outcome, where to answer, and whether someone waits for it.
+type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>, bool);
+
+/// How long outcomes nobody waits for may gather before they are written.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The group-commit recorder: outcomes queued while a transaction commits are written
 /// together in the next one, so risk checks cost one commit per group of transfers, not
@@ -1353,16 +1379,22 @@ fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
+            let mut urgent = first.2;
             let mut outcomes = vec![first.0];
             let mut replies = vec![first.1];
+            // Take whatever is queued; when nobody waits yet, gather a little longer so
+            // the records of many transfers share one commit.
+            let deadline = tokio::time::Instant::now() + GATHER;
             while outcomes.len() < 256 {
-                match rx.try_recv() {
-                    Ok((o, r)) => {
-                        outcomes.push(o);
-                        replies.push(r);
-                    }
-                    Err(_) => break,
-                }
+                let next = match rx.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(_) if urgent => None,
+                    Err(_) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
+                };
+                let Some((o, r, wait)) = next else { break };
+                urgent |= wait;
+                outcomes.push(o);
+                replies.push(r);
             }
             if store.record_outcomes(&outcomes).await.is_ok() {
                 for r in replies {
