@@ -222,26 +222,42 @@ impl RiskStore {
     ) -> Result<Facts, DbError> {
         let c = customer.to_string();
         let mut conn = self.db.reader().acquire().await?;
-        let profile: Option<ProfileRow> = sqlx::query_as(
-            "SELECT customer_id, first_seen, last_lat, last_lon, last_geo_at, amount_count, amount_sum, amount_max, \
-             clean_ops, step_ups, frozen, frozen_at FROM risk_profiles WHERE customer_id = $1",
+        // One statement for the profile, the device, the payee and the recent counts.
+        let row = sqlx::query(
+            "SELECT p.customer_id, p.first_seen, p.last_lat, p.last_lon, p.last_geo_at, p.amount_count, \
+               p.amount_sum, p.amount_max, p.clean_ops, p.step_ups, p.frozen, p.frozen_at, \
+               (SELECT trusted FROM risk_devices WHERE customer_id = $1 AND device_id = $2), \
+               (SELECT COUNT(*) FROM risk_payees WHERE customer_id = $1 AND payee = $3), \
+               (SELECT COUNT(*) FROM risk_failures WHERE customer_id = $1 AND at >= $4), \
+               (SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND operation = $5 AND created_at >= $6), \
+               (SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND created_at >= $7 AND anomaly IS NOT NULL) \
+             FROM (SELECT 1 AS one) AS x LEFT JOIN risk_profiles p ON p.customer_id = $1",
         )
         .bind(&c)
-        .fetch_optional(&mut *conn)
+        .bind(device.unwrap_or(""))
+        .bind(payee.unwrap_or(""))
+        .bind(failures_since)
+        .bind(operation)
+        .bind(operations_since)
+        .bind(anomalies_since)
+        .fetch_one(&mut *conn)
         .await?;
-        let device = match device {
-            Some(d) => {
-                sqlx::query_as(
-                    "SELECT customer_id, device_id, fingerprint, first_seen, last_seen, trusted \
-                     FROM risk_devices WHERE customer_id = $1 AND device_id = $2",
-                )
-                .bind(&c)
-                .bind(d)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
-            None => None,
-        };
+        let profile = row.get::<Option<String>, _>(0).map(|customer_id| ProfileRow {
+            customer_id,
+            first_seen: row.get::<Option<i64>, _>(1).unwrap_or(0),
+            last_lat: row.get(2),
+            last_lon: row.get(3),
+            last_geo_at: row.get(4),
+            amount_count: row.get::<Option<i64>, _>(5).unwrap_or(0),
+            amount_sum: row.get::<Option<i64>, _>(6).unwrap_or(0),
+            amount_max: row.get::<Option<i64>, _>(7).unwrap_or(0),
+            clean_ops: row.get::<Option<i64>, _>(8).unwrap_or(0),
+            step_ups: row.get::<Option<i64>, _>(9).unwrap_or(0),
+            frozen: row.get::<Option<i64>, _>(10).unwrap_or(0),
+            frozen_at: row.get(11),
+        });
+        let device_trusted: Option<i64> = row.get(12);
+        let n = |i: usize| u32::try_from(row.get::<i64, _>(i)).unwrap_or(u32::MAX);
         let mut hour_counts = vec![0u32; 24];
         if profile.is_some() {
             let rows = sqlx::query("SELECT hour, n FROM risk_hours WHERE customer_id = $1")
@@ -250,45 +266,27 @@ impl RiskStore {
                 .await?;
             for r in rows {
                 let h: i64 = r.get(0);
-                let n: i64 = r.get(1);
+                let count: i64 = r.get(1);
                 if let Some(slot) = hour_counts.get_mut(h as usize) {
-                    *slot = u32::try_from(n).unwrap_or(u32::MAX);
+                    *slot = u32::try_from(count).unwrap_or(u32::MAX);
                 }
             }
         }
-        let payee_known = match payee {
-            Some(p) => Some(
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM risk_payees WHERE customer_id = $1 AND payee = $2")
-                    .bind(&c)
-                    .bind(p)
-                    .fetch_one(&mut *conn)
-                    .await?
-                    > 0,
-            ),
-            None => None,
-        };
-        let counts = sqlx::query(
-            "SELECT \
-               (SELECT COUNT(*) FROM risk_failures WHERE customer_id = $1 AND at >= $2), \
-               (SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND operation = $3 AND created_at >= $4), \
-               (SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND created_at >= $5 AND anomaly IS NOT NULL)",
-        )
-        .bind(&c)
-        .bind(failures_since)
-        .bind(operation)
-        .bind(operations_since)
-        .bind(anomalies_since)
-        .fetch_one(&mut *conn)
-        .await?;
-        let n = |i: usize| u32::try_from(counts.get::<i64, _>(i)).unwrap_or(u32::MAX);
         Ok(Facts {
+            device: device.zip(device_trusted).map(|(d, trusted)| DeviceRow {
+                customer_id: c.clone(),
+                device_id: d.to_owned(),
+                fingerprint: String::new(),
+                first_seen: 0,
+                last_seen: 0,
+                trusted,
+            }),
             profile,
-            device,
             hour_counts,
-            payee_known,
-            recent_failures: n(0),
-            recent_operations: n(1),
-            recent_anomalies: n(2),
+            payee_known: payee.map(|_| n(13) > 0),
+            recent_failures: n(14),
+            recent_operations: n(15),
+            recent_anomalies: n(16),
         })
     }
 
