@@ -1,7 +1,7 @@
-//! Adaptive security in the demo bank: demo customer 3 has a large transfer from a new
-//! phone held, waiting for their "was this you?" answer in the inbox; demo customer 4
-//! answered "no" to one, so their transfers are frozen and an open case waits for the
-//! `risk` officer.
+//! Adaptive security in the demo bank: the last-but-one demo customer has a large transfer
+//! from a new phone held, waiting for their "was this you?" answer in the inbox; the last
+//! one answered "no" to one, so their transfers are frozen and an open case waits for the
+//! `risk` officer. (The first demo customers stay free for the tour and the tests.)
 
 use anyhow::Context;
 use huoban_accounts::{gate::RawContext, service::NewTransfer};
@@ -48,16 +48,17 @@ async fn held_transfer(app: &App, customer: Uuid, n: u32) -> anyhow::Result<Uuid
     Ok(view.id)
 }
 
-/// Leaves one held transfer (customer 3) and one open case (customer 4).
+/// Leaves one held transfer (the last-but-one customer) and one open case (the last).
 pub async fn seed(app: &App, customers: &[huoban_identity::store::CustomerRow]) -> anyhow::Result<()> {
-    if !app.config.risk.transfer_checks || customers.len() < 4 {
+    let n = customers.len();
+    if !app.config.risk.transfer_checks || n < 8 {
         return Ok(());
     }
     let id = |i: usize| Uuid::parse_str(&customers[i].id).context("demo customer id");
-    held_transfer(app, id(2)?, 3).await?;
-    let denied = held_transfer(app, id(3)?, 4).await?;
+    held_transfer(app, id(n - 2)?, 1).await?;
+    let denied = held_transfer(app, id(n - 1)?, 2).await?;
     app.risk
-        .deny(id(3)?, denied)
+        .deny(id(n - 1)?, denied)
         .await
         .map_err(|e| anyhow::anyhow!("demo denied hold: {e}"))?;
     Ok(())

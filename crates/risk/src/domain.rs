@@ -254,6 +254,8 @@ pub struct Policy {
     pub velocity_per_hour: u32,
     /// An amount this many times the customer's mean (with 3+ earlier ones) is unusual.
     pub amount_multiple: i64,
+    /// Amounts below this (minor units) are never unusual, however small the usual ones.
+    pub amount_floor: i64,
     /// The zone habits are counted in, minutes east of UTC (480 = China).
     pub habit_utc_offset_minutes: i32,
 }
@@ -287,6 +289,7 @@ impl Default for Policy {
             failure_window_minutes: 15,
             velocity_per_hour: 30,
             amount_multiple: 5,
+            amount_floor: 50_000,
             habit_utc_offset_minutes: 480,
         }
     }
@@ -383,6 +386,9 @@ impl Policy {
         }
         if self.amount_multiple < 2 {
             bad("amount_multiple", "must be at least 2".to_owned());
+        }
+        if self.amount_floor < 0 {
+            bad("amount_floor", "must not be negative".to_owned());
         }
         if !(-14 * 60..=14 * 60).contains(&self.habit_utc_offset_minutes) {
             bad("habit_utc_offset_minutes", "must be -840 to 840".to_owned());
@@ -555,7 +561,11 @@ pub fn decide(i: &Inputs, p: &Policy) -> Decision {
 
     // Amount against history.
     if i.operation != Operation::SignIn && amount > 0 {
-        if i.amount_count >= 3 && amount > i.amount_mean.saturating_mul(p.amount_multiple) && amount > i.amount_max {
+        if i.amount_count >= 3
+            && amount >= p.amount_floor
+            && amount > i.amount_mean.saturating_mul(p.amount_multiple)
+            && amount > i.amount_max
+        {
             reasons.push(reason(
                 "unusual_amount",
                 w.unusual_amount,
@@ -911,6 +921,10 @@ mod tests {
         i.amount_count = 10;
         i.amount_max = 20_000;
         assert!(decide(&i, &p).reasons.iter().any(|r| r.code == "unusual_amount"));
+        // Small amounts are never unusual, however small the usual ones.
+        let mut tiny = i.clone();
+        (tiny.amount, tiny.amount_mean, tiny.amount_max) = (Some(6), 1, 2);
+        assert!(!decide(&tiny, &p).reasons.iter().any(|r| r.code == "unusual_amount"));
         // All history at 20:00 China time; noon is unusual.
         i.hour_counts[20] = 20;
         assert!(decide(&i, &p).reasons.iter().any(|r| r.code == "unusual_hour"));

@@ -141,9 +141,10 @@ async fn the_demo_bank_has_history_segments_staff_and_alerts(backend: Backend) {
         assert_eq!(session.status, StatusCode::CREATED, "{username}");
     }
 
-    // Adaptive security: a held transfer waits for customer 3, an open case for the officer.
-    let third = app.sign_in_demo("13800000003").await;
-    let holds = app.get("/api/v1/security/holds", Some(&third)).await.body;
+    // Adaptive security: a held transfer waits for the last-but-one customer (of 40), an
+    // open case for the officer.
+    let held = app.sign_in_demo("13800000039").await;
+    let holds = app.get("/api/v1/security/holds", Some(&held)).await.body;
     assert_eq!(holds["items"][0]["state"], "held", "{holds}");
     let risk = app
         .post(
