@@ -21,6 +21,22 @@
 //! ledger posts a hold at most once, so it settles exactly once and survives restarts.
 //! Cancelling moves the row from `waiting` to `cancelled` (unless a live lease is
 //! settling it) and voids the hold.
+//!
+//! ## Recording
+//! Refusals and step-up challenges are stored before the answer. The outcome of a transfer
+//! the ledger took is written by a group-commit recorder together with what it teaches the
+//! customer's profile (amount history, hour habits, payee, device) and, for delayed and
+//! held transfers, the hold row: held and delayed ones (and sign-ins) wait until durable;
+//! a plain allowed one is gathered for up to 50 ms and written after the answer, so a
+//! checked transfer does not pay a second commit (a crash in that window loses the record,
+//! never money or a timer).
+//!
+//! ## Step-up
+//! A `step_up` decision answers 403 `step-up-required` with the factor and a `challenge`
+//! (the decision id). The client proves the factor with the step-up service, which gives a
+//! token for that challenge, and repeats the same request (same `Idempotency-Key`) with
+//! `X-Step-Up-Token`; [`StepUpVerifier::consume`] is called with the challenge as
+//! `purpose`. Until the real factors are wired, [`RejectAllStepUps`] refuses every token.
 
 pub mod domain;
 pub mod routes;
