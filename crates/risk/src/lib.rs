@@ -27,7 +27,7 @@
 //! the ledger took is written by a group-commit recorder together with what it teaches the
 //! customer's profile (amount history, hour habits, payee, device) and, for delayed and
 //! held transfers, the hold row: held and delayed ones (and sign-ins) wait until durable;
-//! a plain allowed one is gathered for up to 50 ms and written after the answer, so a
+//! a plain allowed one is gathered for up to 500 ms and written after the answer, so a
 //! checked transfer does not pay a second commit (a crash in that window loses the record,
 //! never money or a timer).
 //!

@@ -421,6 +421,7 @@ impl RiskService {
                 now - policy.failure_window_minutes * 60_000_000,
                 now - 3_600_000_000,
                 now - ANOMALY_MEMORY_DAYS * DAY_MICROS,
+                policy.velocity_per_hour,
             )
             .await?;
         let trust = domain::trust_level(&trust_facts(&facts, now));
@@ -1369,8 +1370,9 @@ fn new_decision(
 /// An outcome, where to answer, and whether someone waits for it.
 type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>, bool);
 
-/// How long outcomes nobody waits for may gather before they are written.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long outcomes nobody waits for may gather before they are written (a quick retry
+/// of the same transfer is answered from `recent` meanwhile).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The group-commit recorder: outcomes queued while a transaction commits are written
 /// together in the next one, so risk checks cost one commit per group of transfers, not

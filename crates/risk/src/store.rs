@@ -208,7 +208,9 @@ impl RiskStore {
     // ---- facts ----
 
     /// The customer's profile, the device, hour habits, whether the payee is known, and
-    /// recent failures, operations and anomalies, on one connection of the read pool.
+    /// recent failures, operations (counted up to `operations_cap`: enough to compare with
+    /// the velocity threshold without counting a busy customer's whole hour) and anomalies,
+    /// on one connection of the read pool.
     #[allow(clippy::too_many_arguments)]
     pub async fn facts(
         &self,
@@ -219,6 +221,7 @@ impl RiskStore {
         failures_since: i64,
         operations_since: i64,
         anomalies_since: i64,
+        operations_cap: u32,
     ) -> Result<Facts, DbError> {
         let c = customer.to_string();
         let mut conn = self.db.reader().acquire().await?;
@@ -229,8 +232,10 @@ impl RiskStore {
                (SELECT trusted FROM risk_devices WHERE customer_id = $1 AND device_id = $2), \
                (SELECT COUNT(*) FROM risk_payees WHERE customer_id = $1 AND payee = $3), \
                (SELECT COUNT(*) FROM risk_failures WHERE customer_id = $1 AND at >= $4), \
-               (SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND operation = $5 AND created_at >= $6), \
-               (SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND created_at >= $7 AND anomaly IS NOT NULL) \
+               (SELECT COUNT(*) FROM (SELECT 1 FROM risk_decisions WHERE customer_id = $1 AND operation = $5 \
+                  AND created_at >= $6 LIMIT $8) AS v), \
+               (SELECT COUNT(*) FROM (SELECT 1 FROM risk_decisions WHERE customer_id = $1 AND created_at >= $7 \
+                  AND anomaly IS NOT NULL LIMIT 100) AS a) \
              FROM (SELECT 1 AS one) AS x LEFT JOIN risk_profiles p ON p.customer_id = $1",
         )
         .bind(&c)
@@ -240,6 +245,7 @@ impl RiskStore {
         .bind(operation)
         .bind(operations_since)
         .bind(anomalies_since)
+        .bind(i64::from(operations_cap))
         .fetch_one(&mut *conn)
         .await?;
         let profile = row.get::<Option<String>, _>(0).map(|customer_id| ProfileRow {

@@ -24,6 +24,8 @@ CREATE TABLE risk_decisions (
     CONSTRAINT risk_decisions_key UNIQUE (customer_id, op_key)
 );
 CREATE INDEX risk_decisions_recent ON risk_decisions (customer_id, operation, created_at);
+-- Recent anomalies lower trust: counted from this partial index, not the whole history.
+CREATE INDEX risk_decisions_anomalies ON risk_decisions (customer_id, created_at) WHERE anomaly IS NOT NULL;
 CREATE TABLE risk_devices (
     customer_id TEXT NOT NULL,
     device_id TEXT NOT NULL,
