@@ -16,6 +16,7 @@
 //! history and statements are the ledger's reads.
 
 pub mod domain;
+pub mod gate;
 pub mod listener;
 pub mod routes;
 pub mod service;

@@ -110,10 +110,13 @@ async fn account_statement(
 /// (`to_phone`). `Idempotency-Key` is required: a retry with the same key and body answers
 /// the first transfer again (`Idempotent-Replayed: true`) and moves nothing.
 #[utoipa::path(post, path = "/api/v1/transfers", tag = TAG, security(("bearer" = [])), request_body = NewTransfer,
-    params(("Idempotency-Key" = String, Header, description = "Required; unique per transfer")),
-    responses((status = 201, body = TransferView),
+    params(("Idempotency-Key" = String, Header, description = "Required; unique per transfer"),
+           ("X-Device-Id" = Option<String>, Header, description = "The device's id, for adaptive security"),
+           ("X-Geo" = Option<String>, Header, description = "Coarse location \"lat,lon\""),
+           ("X-Step-Up-Token" = Option<String>, Header, description = "A step-up token answering a step-up-required challenge")),
+    responses((status = 201, description = "Posted, or `pending` with `risk` when delayed or held", body = TransferView),
               (status = 400, description = "idempotency-key-required, invalid-idempotency-key, malformed-json", body = Problem),
-              (status = 403, description = "not-your-account", body = Problem),
+              (status = 403, description = "not-your-account, step-up-required, step-up-invalid, risk-denied, account-frozen", body = Problem),
               (status = 404, description = "unknown-account, unknown-payee", body = Problem),
               (status = 409, description = "insufficient-funds", body = Problem),
               (status = 422, description = "invalid-amount, unit-mismatch, same-account, idempotency-key-mismatch, validation, invalid-body", body = Problem)))]
@@ -122,9 +125,19 @@ async fn create_transfer(
     State(s): State<AccountsService>,
     auth: CustomerAuth,
     RequiredKey(key): RequiredKey,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<NewTransfer>,
 ) -> Result<Response, ApiError> {
-    let (transfer, replayed) = s.transfer(auth.customer_id, auth.channel.as_str(), &key, body).await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let context = crate::gate::RawContext {
+        device_id: header("x-device-id"),
+        geo: header("x-geo"),
+        forwarded_for: header("x-forwarded-for"),
+        step_up_token: header("x-step-up-token"),
+    };
+    let (transfer, replayed) = s
+        .transfer(auth.customer_id, auth.channel.as_str(), &key, body, context)
+        .await?;
     let mut response = (StatusCode::CREATED, ApiJson(transfer)).into_response();
     if replayed {
         idempotency::mark_replayed(&mut response);

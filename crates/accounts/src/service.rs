@@ -141,6 +141,9 @@ pub struct TransferView {
     pub description: Option<String>,
     pub category: Option<String>,
     pub created_at: String,
+    /// Set when adaptive security delayed or held the transfer (status `pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<crate::gate::TransferRisk>,
 }
 
 /// History filters. Dates are RFC 3339 instants or `YYYY-MM-DD` in the customer's time
@@ -308,6 +311,7 @@ fn transfer_view(t: &Transfer) -> Result<TransferView, ApiError> {
         // Stored instants keep microseconds; a fresh transfer still has nanoseconds, and a
         // replay must answer byte for byte what the first attempt answered.
         created_at: from_micros(to_micros(t.created_at)).to_string(),
+        risk: None,
     })
 }
 
@@ -321,6 +325,8 @@ struct Inner {
     /// Clearing accounts never change once opened, so their ids are remembered instead
     /// of asking the database on every funding.
     clearing: Mutex<HashMap<Unit, AccountId>>,
+    /// The checks transfers pass through (adaptive security), installed once at start.
+    gate: std::sync::OnceLock<Arc<dyn crate::gate::TransferGate>>,
 }
 
 /// The accounts capability's handle; cheap to clone.
@@ -336,7 +342,13 @@ impl AccountsService {
             clock,
             alerts: AlertStore::new(db),
             clearing: Mutex::new(HashMap::new()),
+            gate: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Installs the transfer gate; only the first call counts.
+    pub fn set_gate(&self, gate: Arc<dyn crate::gate::TransferGate>) {
+        let _ = self.0.gate.set(gate);
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -574,6 +586,7 @@ impl AccountsService {
         channel: &str,
         idempotency_key: &str,
         order: NewTransfer,
+        context: crate::gate::RawContext,
     ) -> Result<(TransferView, bool), ApiError> {
         let key = IdempotencyKey::new(format!("customer:{}", customer.hyphenated()), idempotency_key)?;
         let amount = domain::parse_amount(order.amount)?;
@@ -619,8 +632,30 @@ impl AccountsService {
                 channel: Some(channel.to_owned()),
                 ..TransferMeta::default()
             });
-        let outcome = self.0.ledger.transfer(request).await?;
-        Ok((transfer_view(&outcome.transfer)?, outcome.replayed))
+        let Some(gate) = self.0.gate.get() else {
+            let outcome = self.0.ledger.transfer(request).await?;
+            return Ok((transfer_view(&outcome.transfer)?, outcome.replayed));
+        };
+        let attempt = crate::gate::TransferAttempt {
+            customer,
+            channel: channel.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+            amount,
+            currency: unit.as_str().to_owned(),
+            from_account: from.id.as_uuid(),
+            to_account: to.id.as_uuid(),
+            context,
+        };
+        let verdict = gate.check(&attempt).await?;
+        let outcome = match verdict {
+            crate::gate::Verdict::Allow { .. } => self.0.ledger.transfer(request).await?,
+            _ => self.0.ledger.create_pending(request, None).await?,
+        };
+        gate.done(&attempt, &verdict, outcome.transfer.id.as_uuid(), outcome.replayed)
+            .await?;
+        let mut view = transfer_view(&outcome.transfer)?;
+        view.risk = verdict.view();
+        Ok((view, outcome.replayed))
     }
 
     pub async fn alerts(&self, customer: Uuid) -> Result<Vec<AlertView>, ApiError> {

@@ -56,6 +56,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend(huoban_engage::migrations());
     all.extend_from_slice(huoban_social::MIGRATIONS);
     all.extend_from_slice(huoban_stepup::MIGRATIONS);
+    all.extend_from_slice(huoban_risk::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -83,7 +84,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "social", description = "Invite programmes, share posters and team challenges"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "audit", description = "The hash-chained audit trail and its verification (auditors)"),
-        (name = "security", description = "Step-up factors: transaction PIN, one-time codes, passkeys, lockout"),
+        (name = "security", description = "Adaptive security: step-up factors (transaction PIN, one-time codes, passkeys, lockout), devices, trust, delayed and held operations, cases"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -120,6 +121,7 @@ pub struct App {
     pub inbox: InboxService,
     pub accounts: AccountsService,
     pub stepup: huoban_stepup::StepUpService,
+    pub risk: huoban_risk::RiskService,
     pub metrics: Metrics,
 }
 
@@ -190,7 +192,22 @@ impl App {
             config.step_up.clone(),
         )
         .map_err(|e| anyhow::anyhow!("step-up configuration: {e}"))?;
+        // Adaptive security: transfers pass through the risk service (crates/risk).
+        let risk = huoban_risk::RiskService::new(
+            huoban_risk::store::RiskStore::new(db.clone()),
+            ledger.clone(),
+            identity.clone(),
+            inbox.clone(),
+            clock.clone(),
+            config.risk.trust_forwarded_for,
+        );
+        if config.risk.transfer_checks {
+            accounts.set_gate(Arc::new(risk.clone()));
+        }
+        // A step-up the risk engine asks for is proved with the customer's factors (crates/stepup).
+        risk.set_step_up_verifier(Arc::new(StepUpForRisk(stepup.clone())));
         Ok(App {
+            risk,
             config: Arc::new(config),
             db,
             clock,
@@ -211,7 +228,12 @@ impl App {
 
     fn api_router(&self) -> OpenApiRouter {
         OpenApiRouter::with_openapi(ApiDoc::openapi())
-            .merge(huoban_identity::routes::router(self.identity.clone()))
+            .merge(
+                huoban_identity::routes::router(self.identity.clone()).layer(from_fn_with_state(
+                    self.risk.clone(),
+                    huoban_risk::routes::sign_in_observer,
+                )),
+            )
             .merge(huoban_inbox::routes::router(huoban_inbox::routes::InboxState {
                 inbox: self.inbox.clone(),
                 identity: self.identity.clone(),
@@ -221,6 +243,7 @@ impl App {
             .merge(huoban_engage::router(self.engage_state()))
             .merge(huoban_social::router(self.social_state()))
             .merge(huoban_stepup::routes::router(self.stepup.clone()))
+            .merge(huoban_risk::routes::router(self.risk.clone()))
     }
 
     /// Invites, share posters and team challenges (crates/social), on the engagement
@@ -373,7 +396,19 @@ impl App {
                 }
             }
         });
+        // Adaptive security: delayed large transfers settle when due (timers in the database).
+        let risk = self.risk.clone();
+        let risk = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                if let Err(e) = risk.settle_due().await {
+                    tracing::warn!(error = %e, "settling delayed transfers failed");
+                }
+            }
+        });
         vec![
+            risk,
             sweeper,
             checkpoints,
             alerts,
@@ -437,6 +472,29 @@ impl App {
     }
 }
 
+/// The step-up factors answering the risk engine: a token proved for the purpose
+/// `risk-{challenge}` is consumed once, and the factor it used is reported.
+#[derive(Debug)]
+struct StepUpForRisk(huoban_stepup::StepUpService);
+
+impl huoban_risk::StepUpVerifier for StepUpForRisk {
+    fn consume<'a>(
+        &'a self,
+        customer: uuid::Uuid,
+        token: &'a str,
+        purpose: &'a str,
+    ) -> huoban_accounts::gate::BoxFuture<'a, Result<huoban_risk::Factor, ApiError>> {
+        Box::pin(async move {
+            let purpose = huoban_risk::service::step_up_purpose(purpose);
+            Ok(match self.0.consume(customer, token, &purpose).await? {
+                huoban_stepup::Factor::Pin => huoban_risk::Factor::Pin,
+                huoban_stepup::Factor::Totp | huoban_stepup::Factor::Sms => huoban_risk::Factor::Otp,
+                huoban_stepup::Factor::Passkey => huoban_risk::Factor::Passkey,
+            })
+        })
+    }
+}
+
 fn cors(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
@@ -445,6 +503,9 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static(idempotency::HEADER),
             HeaderName::from_static(REQUEST_ID),
+            HeaderName::from_static("x-device-id"),
+            HeaderName::from_static("x-geo"),
+            HeaderName::from_static("x-step-up-token"),
         ])
         .expose_headers([
             HeaderName::from_static(REQUEST_ID),

@@ -55,6 +55,9 @@ pub enum Scenario {
     /// The H5 campaign hub's first load in headless Chromium with a 4× slower CPU and a
     /// slow-3G-like network: bytes transferred and time until interactive.
     H5,
+    /// Risk decisions per second and p99 in process, then the `ledger` scenario without
+    /// and with risk checks on transfers.
+    Risk,
 }
 
 #[derive(Debug, Args)]
@@ -406,6 +409,9 @@ pub async fn signed_in_customer(client: &reqwest::Client, base: &str) -> anyhow:
 }
 
 pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyhow::Result<()> {
+    if let Scenario::Risk = args.scenario {
+        return crate::bench_risk::run(args, config, database_given).await;
+    }
     let target = Target::start(args.url.as_deref(), config, database_given).await?;
     let client = client()?;
     let base = target.base_url.clone();
@@ -478,41 +484,10 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 .app
                 .clone()
                 .context("the ledger scenario seeds its own customers; run it without --url")?;
-            let customers = Arc::new(seed_transfer_customers(&app, accounts.max(2)).await?);
-            let url = format!("{base}/api/v1/transfers");
-            let client = client.clone();
-            let run = rand::random::<u32>();
-            (
-                "ledger",
-                Arc::new(move |n| {
-                    let count = customers.len() as u64;
-                    let from = &customers[(n.wrapping_mul(2_654_435_761) % count) as usize];
-                    let to = &customers[((n.wrapping_mul(2_654_435_761) + 1 + n % (count - 1)) % count) as usize];
-                    let request = client
-                        .post(&url)
-                        .bearer_auth(&from.token)
-                        .header("idempotency-key", format!("bench-{run}-{n}"))
-                        .json(&serde_json::json!({
-                            "from_account": from.current,
-                            "to_phone": to.phone,
-                            "amount": 1 + (n % 100) as i64,
-                            "currency": "CNY",
-                            "category": "transfer",
-                        }));
-                    Box::pin(async move {
-                        let response = request.send().await.map_err(|e| e.to_string())?;
-                        let status = response.status();
-                        let body = response.bytes().await.map_err(|e| e.to_string())?;
-                        if status.as_u16() == 201 {
-                            Ok(())
-                        } else {
-                            Err(format!("status {status}: {}", String::from_utf8_lossy(&body)))
-                        }
-                    })
-                }),
-            )
+            ("ledger", ledger_op(&app, &client, &base, accounts).await?)
         }
         Scenario::H5 => bail!("the h5 scenario runs on its own"),
+        Scenario::Risk => bail!("the risk scenario runs on its own"),
         Scenario::FlashClaim => {
             let app = target
                 .app
@@ -728,6 +703,51 @@ pub struct TransferCustomer {
     pub token: String,
     pub current: uuid::Uuid,
     pub phone: String,
+}
+
+/// One `ledger` operation: a transfer through `POST /api/v1/transfers` between two of
+/// `accounts` seeded customers, each with its own `Idempotency-Key` and device.
+pub async fn ledger_op(app: &App, client: &reqwest::Client, base: &str, accounts: usize) -> anyhow::Result<Operation> {
+    let customers = Arc::new(seed_transfer_customers(app, accounts.max(2)).await?);
+    // Each customer uses one device, known to adaptive security as if they signed in on it.
+    for (i, c) in customers.iter().enumerate() {
+        if let Some(id) = app.risk.customer_by_phone(&c.phone).await {
+            app.risk
+                .register_device(id, &format!("bench-device-{i}"), false)
+                .await?;
+        }
+    }
+    let url = format!("{base}/api/v1/transfers");
+    let client = client.clone();
+    let run = rand::random::<u32>();
+    Ok(Arc::new(move |n| {
+        let count = customers.len() as u64;
+        let i = (n.wrapping_mul(2_654_435_761) % count) as usize;
+        let from = &customers[i];
+        let to = &customers[((n.wrapping_mul(2_654_435_761) + 1 + n % (count - 1)) % count) as usize];
+        let request = client
+            .post(&url)
+            .bearer_auth(&from.token)
+            .header("idempotency-key", format!("bench-{run}-{n}"))
+            .header("x-device-id", format!("bench-device-{i}"))
+            .json(&serde_json::json!({
+                "from_account": from.current,
+                "to_phone": to.phone,
+                "amount": 1 + (n % 100) as i64,
+                "currency": "CNY",
+                "category": "transfer",
+            }));
+        Box::pin(async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            if status.as_u16() == 201 {
+                Ok(())
+            } else {
+                Err(format!("status {status}: {}", String::from_utf8_lossy(&body)))
+            }
+        })
+    }))
 }
 
 /// Creates `n` customers with funded current accounts and open sessions, in-process and

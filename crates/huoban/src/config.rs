@@ -67,6 +67,26 @@ pub struct WebSettings {
     pub assets_dir: Option<PathBuf>,
 }
 
+/// Adaptive security (crates/risk).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskSettings {
+    /// Risk-check every `POST /api/v1/transfers` (on by default; off only to measure
+    /// the cost of the checks).
+    pub transfer_checks: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RiskSettings {
+    fn default() -> Self {
+        Self {
+            transfer_checks: true,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoSettings {
@@ -108,6 +128,7 @@ pub struct Config {
     pub step_up: StepUpSettings,
     pub demo: DemoSettings,
     pub web: WebSettings,
+    pub risk: RiskSettings,
 }
 
 impl Default for Config {
@@ -127,6 +148,7 @@ impl Default for Config {
             step_up: StepUpSettings::default(),
             demo: DemoSettings::default(),
             web: WebSettings::default(),
+            risk: RiskSettings::default(),
         }
     }
 }
@@ -181,6 +203,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "demo__customers",
     "demo__days_of_history",
     "web__assets_dir",
+    "risk__transfer_checks",
+    "risk__trust_forwarded_for",
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.

@@ -6,9 +6,11 @@
 pub mod app;
 pub mod bench;
 pub mod bench_h5;
+pub mod bench_risk;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_risk;
 pub mod demo_social;
 pub mod observability;
 

@@ -244,7 +244,7 @@ pub fn refusal(r: Refusal) -> ApiError {
             .with("field", "pin"),
         InvalidPurpose => ApiError::invalid_field(
             "purpose",
-            "A purpose is 1-40 characters a-z, 0-9, - or _, starting with a letter.",
+            "A purpose is 1-64 characters a-z, 0-9, - or _, starting with a letter.",
         ),
         InvalidReference => ApiError::invalid_field("reference", "A reference is 1-128 printable characters."),
         TotpAlreadyEnrolled => ApiError::conflict("totp-already-enrolled", "An authenticator app is already set up"),

@@ -80,6 +80,9 @@ struct Table {
     by_path: BTreeMap<String, usize>,
     by_hashed: BTreeMap<String, usize>,
     pages: BTreeMap<String, Asset>,
+    /// The pages' Content-Security-Policy: scripts from this origin plus the two inline
+    /// ones every page carries (the import map and the early fetch), by their SHA-256.
+    csp: String,
 }
 
 /// The H5 assets and pages; cheap to clone.
@@ -310,7 +313,7 @@ impl Table {
 
     /// The import map (every stable module URL → its hashed URL; locales too, which the
     /// SDK looks up there) and the stylesheet, for every page's `<head>`.
-    fn head(&self) -> String {
+    fn head(&mut self) -> String {
         let mut imports = Vec::new();
         for a in &self.assets {
             if a.path.ends_with(".js") || a.path.ends_with(".json") {
@@ -319,10 +322,11 @@ impl Table {
         }
         let css = self.hashed_url("huoban.css");
         let sdk = self.hashed_url("huoban.js");
+        let map = format!("{{\"imports\":{{{}}}}}", imports.join(","));
+        self.csp = page_csp(&[&map, EARLY]);
         format!(
-            "<script type=\"importmap\">{{\"imports\":{{{}}}}}</script><script>{EARLY}</script>\
-<link rel=\"stylesheet\" href=\"{css}\"><link rel=\"modulepreload\" href=\"{sdk}\">",
-            imports.join(",")
+            "<script type=\"importmap\">{map}</script><script>{EARLY}</script>\
+<link rel=\"stylesheet\" href=\"{css}\"><link rel=\"modulepreload\" href=\"{sdk}\">"
         )
     }
 
@@ -420,9 +424,33 @@ fn serve_page(web: &Web, segment: &str, headers: &HeaderMap) -> Response {
     };
     let table = web.table();
     match table.pages.get(*name) {
-        Some(page) => respond(page, headers, NO_CACHE),
+        Some(page) => {
+            let mut response = respond(page, headers, NO_CACHE);
+            if let Ok(csp) = HeaderValue::from_str(&table.csp) {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
+            response
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The page policy: like the server's default, with the inline scripts allowed by hash
+/// (no `'unsafe-inline'`).
+fn page_csp(inline_scripts: &[&str]) -> String {
+    use base64::Engine as _;
+    let hashes: Vec<String> = inline_scripts
+        .iter()
+        .map(|script| {
+            let digest = Sha256::digest(script.as_bytes());
+            format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+        })
+        .collect();
+    format!(
+        "default-src 'self'; script-src 'self' {}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        hashes.join(" ")
+    )
 }
 
 async fn asset(State(web): State<Web>, UrlPath(path): UrlPath<String>, headers: HeaderMap) -> Response {

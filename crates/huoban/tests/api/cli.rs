@@ -260,3 +260,31 @@ async fn bench_can_target_a_running_server_by_url() {
     let _ = server.start_kill();
     let _ = server.wait().await;
 }
+
+#[test]
+fn bench_risk_times_decisions_and_transfers_without_and_with_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "bench",
+        "risk",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "4",
+        "--json",
+        "report.json",
+    ];
+    let out = huoban(&args, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("json file")).expect("json");
+    assert!(report["decisions"]["p99_us"].as_f64().expect("p99") > 0.0, "{report}");
+    for run in ["ledger_without_checks", "ledger_with_checks"] {
+        assert!(report[run]["operations"].as_u64().expect("ops") > 0, "{report}");
+        assert_eq!(report[run]["errors"], 0, "{stderr}");
+    }
+    assert_eq!(report["ledger_with_checks"]["extra"]["risk_checks"], true);
+}

@@ -153,4 +153,23 @@ async fn the_demo_bank_has_history_segments_staff_and_alerts(backend: Backend) {
             .await;
         assert_eq!(session.status, StatusCode::CREATED, "{username}");
     }
+
+    // Adaptive security: a held transfer waits for the last-but-one customer (of 40), an
+    // open case for the officer.
+    let held = app.sign_in_demo("13800000039").await;
+    let holds = app.get("/api/v1/security/holds", Some(&held)).await.body;
+    assert_eq!(holds["items"][0]["state"], "held", "{holds}");
+    let risk = app
+        .post(
+            "/api/v1/staff/sessions",
+            None,
+            json!({ "username": "risk", "password": huoban::demo::STAFF_PASSWORD }),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let cases = app.get("/api/v1/staff/risk/cases?state=open", Some(&risk)).await.body;
+    assert_eq!(cases["items"].as_array().map(Vec::len), Some(1), "{cases}");
 }

@@ -71,6 +71,45 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
         "/api/v1/staff/step-up/outbox",
         &[Role::Admin, Role::SupportAgent],
     ),
+    ("GET", "/api/v1/staff/risk/policy", &[Role::Admin, Role::RiskOfficer]),
+    ("PUT", "/api/v1/staff/risk/policy", &[Role::Admin, Role::RiskOfficer]),
+    ("GET", "/api/v1/staff/risk/decisions", &[Role::Admin, Role::RiskOfficer]),
+    (
+        "GET",
+        "/api/v1/staff/risk/decisions/{decision_id}",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/risk/decisions/{decision_id}/replay",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
+    ("GET", "/api/v1/staff/risk/cases", &[Role::Admin, Role::RiskOfficer]),
+    (
+        "GET",
+        "/api/v1/staff/risk/cases/{case_id}",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/risk/cases/{case_id}/assign",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/risk/cases/{case_id}/notes",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/risk/cases/{case_id}/resolve",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/risk/customers/{id}/trust",
+        &[Role::Admin, Role::RiskOfficer],
+    ),
 ];
 
 /// Staff routes that need no staff session.
@@ -80,6 +119,11 @@ const PUBLIC_STAFF_ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/staff/sessions"
 fn request_body(path: &str) -> serde_json::Value {
     match path {
         "/api/v1/staff/questionnaires" => crate::questionnaire::quiz(10),
+        "/api/v1/staff/risk/policy" => serde_json::to_value(huoban_risk::Policy::default()).expect("policy"),
+        p if p.ends_with("/replay") => json!({ "policy": "current" }),
+        p if p.ends_with("/assign") => json!({}),
+        p if p.ends_with("/notes") => json!({ "body": "Looked at it." }),
+        p if p.ends_with("/resolve") => json!({ "resolution": "Customer confirmed by phone." }),
         "/api/v1/staff/rewards" => json!({
             "titles": { "zh-CN": "矩阵测试券" },
             "points_price": 10,
@@ -130,11 +174,43 @@ async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
         .current
         .to_string();
     let customer_token = app.customer("13700000002").await;
+    let decision = app
+        .app
+        .risk
+        .assess(
+            customer.parse().expect("customer id"),
+            huoban_risk::Operation::WealthPurchase,
+            Some(100),
+            "h5",
+            &Default::default(),
+        )
+        .await
+        .expect("a decision")
+        .id
+        .to_string();
     for role in Role::ALL {
         let token = app.staff(role).await;
         for (method, path, allowed) in MATRIX {
-            let path = path.replace("{id}", &customer).replace("{account_id}", &account);
-            let body = (*method == "POST").then(|| request_body(&path));
+            let mut path = path
+                .replace("{id}", &customer)
+                .replace("{account_id}", &account)
+                .replace("{decision_id}", &decision);
+            if path.contains("{case_id}") {
+                // A fresh open case for each request, since resolving one is final.
+                let case = app
+                    .app
+                    .risk
+                    .open_case(
+                        customer.parse().expect("customer id"),
+                        None,
+                        "matrix",
+                        "A case for the matrix.",
+                    )
+                    .await
+                    .expect("case opened");
+                path = path.replace("{case_id}", &case.id.to_string());
+            }
+            let body = (*method == "POST" || *method == "PUT").then(|| request_body(&path));
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             let staff_before = app.count("staff_users").await;
             let reply = app.send(method.clone(), &path, Some(&token), body.clone(), &[]).await;

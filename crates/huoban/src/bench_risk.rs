@@ -1,0 +1,162 @@
+//! `huoban bench risk`: what adaptive security costs.
+//!
+//! 1. **Decisions in process**: the pure engine ([`huoban_risk::domain::decide`]) over a
+//!    varied set of inputs (known and new devices, travel, history, failures, step-ups),
+//!    on one thread, timing each decision: decisions per second and p99 (target: p99
+//!    under 1 ms).
+//! 2. **Transfers without and with risk checks**: the `ledger` scenario (transfers through
+//!    `POST /api/v1/transfers`) on a fresh server with `risk.transfer_checks = false`,
+//!    then on another with checks on (facts read, decision stored with its inputs, the
+//!    customer's profile updated) — the cost is the drop in transfers per second (target:
+//!    under 10%).
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use huoban_risk::domain::{Factor, GeoPoint, Inputs, Operation, Policy, decide};
+
+use crate::{
+    bench::{BenchArgs, Target, client, ledger_op, report, run_load},
+    config::Config,
+};
+
+/// A varied, deterministic set of inputs.
+pub fn sample_inputs(n: usize) -> Vec<Inputs> {
+    (0..n)
+        .map(|i| {
+            let mut x = Inputs::blank(
+                Operation::Transfer,
+                Some(((i as i64 * 7_919) % 8_000_000) + 1),
+                1_800_000_000_000_000 + i as i64 * 61_000_000,
+            );
+            x.device_id = (i % 7 != 0).then(|| format!("device-{}", i % 13));
+            x.device_known = i % 5 != 0;
+            x.payee_known = Some(i % 3 != 0);
+            x.geo = (i % 2 == 0).then_some(GeoPoint {
+                lat: 30.0 + (i % 10) as f64,
+                lon: 110.0 + (i % 9) as f64,
+            });
+            x.last_geo = Some(GeoPoint { lat: 39.9, lon: 116.4 });
+            x.last_geo_at = Some(x.at - ((i % 300) as i64 + 1) * 60_000_000);
+            x.hour_counts = (0..24).map(|h| ((h * 3 + i) % 11) as u32).collect();
+            x.amount_count = (i % 40) as u32;
+            x.amount_mean = 50_000;
+            x.amount_max = 400_000;
+            x.recent_failures = (i % 9) as u32;
+            x.recent_operations = (i % 45) as u32;
+            x.trust_level = (i % 5) as u8;
+            x.step_up = match i % 4 {
+                0 => Some(Factor::Pin),
+                1 => Some(Factor::Otp),
+                _ => None,
+            };
+            x
+        })
+        .collect()
+}
+
+/// Decides `rounds` times over the sample; returns (decisions per second, p50 µs, p99 µs,
+/// max µs, outcome counts).
+pub fn decision_figures(rounds: usize) -> anyhow::Result<(f64, f64, f64, f64, [u64; 4])> {
+    let policy = Policy::default();
+    let inputs = sample_inputs(1024);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
+    let mut outcomes = [0u64; 4];
+    let started = Instant::now();
+    for r in 0..rounds {
+        let i = &inputs[r % inputs.len()];
+        let t = Instant::now();
+        let d = std::hint::black_box(decide(std::hint::black_box(i), &policy));
+        let nanos = t.elapsed().as_nanos() as u64;
+        let _ = hist.record(nanos.max(1));
+        outcomes[d.outcome as usize] += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    Ok((
+        rounds as f64 / elapsed,
+        us(0.5),
+        us(0.99),
+        hist.max() as f64 / 1000.0,
+        outcomes,
+    ))
+}
+
+pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.url.is_none(),
+        "the risk scenario runs in-process; run it without --url"
+    );
+    let rounds = 1_000_000;
+    eprintln!("risk: {rounds} decisions in process…");
+    let (per_sec, p50, p99, max, outcomes) = decision_figures(rounds)?;
+    println!("decisions    {rounds} in process, {per_sec:.0} /s");
+    println!("decision     p50 {p50:.2} µs   p99 {p99:.2} µs   max {max:.2} µs");
+    println!(
+        "outcomes     allow {} step_up {} hold {} deny {}",
+        outcomes[0], outcomes[1], outcomes[2], outcomes[3]
+    );
+
+    let accounts = args.accounts.unwrap_or(10);
+    let mut throughput = Vec::new();
+    for checks in [false, true] {
+        let mut config = config.clone();
+        config.risk.transfer_checks = checks;
+        let target = Target::start(None, config, database_given).await?;
+        let app = target
+            .app
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no in-process server"))?;
+        let op = ledger_op(&app, &client()?, &target.base_url, accounts).await?;
+        let load = run_load(
+            op,
+            args.concurrency,
+            Duration::from_secs(args.warmup),
+            Duration::from_secs(args.duration),
+        )
+        .await?;
+        let mut r = report(
+            if checks { "ledger+risk" } else { "ledger" },
+            &target.backend,
+            args.concurrency,
+            &load,
+        );
+        r.extra.insert("risk_checks".into(), checks.into());
+        r.extra.insert("accounts".into(), accounts.into());
+        target.stop().await;
+        r.print();
+        if let Some(err) = &load.first_error {
+            eprintln!("first error: {err}");
+        }
+        throughput.push(r);
+    }
+    let (without, with) = (&throughput[0], &throughput[1]);
+    let cost = 100.0 * (1.0 - with.throughput_per_sec / without.throughput_per_sec.max(0.001));
+    println!(
+        "risk cost    {:.0} → {:.0} transfers/s ({cost:.1}% fewer)",
+        without.throughput_per_sec, with.throughput_per_sec
+    );
+    if let Some(path) = args.json {
+        let json = serde_json::json!({
+            "scenario": "risk",
+            "decisions": { "count": rounds, "per_sec": per_sec, "p50_us": p50, "p99_us": p99, "max_us": max },
+            "ledger_without_checks": without,
+            "ledger_with_checks": with,
+            "cost_percent": cost,
+        });
+        std::fs::write(&path, serde_json::to_vec_pretty(&json)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decisions_are_fast_enough_to_measure() {
+        let (per_sec, _, p99, _, outcomes) = super::decision_figures(10_000).expect("figures");
+        assert!(per_sec > 0.0 && p99 > 0.0);
+        // The sample exercises every outcome but deny.
+        assert!(outcomes[0] > 0 && outcomes[1] > 0 && outcomes[2] > 0, "{outcomes:?}");
+    }
+}

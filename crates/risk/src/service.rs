@@ -1,0 +1,1539 @@
+//! [`RiskService`]: gathers an operation's facts, asks the pure engine
+//! ([`crate::domain::decide`]), stores the decision with its inputs and policy version,
+//! and carries out what it decided — step-up challenges, delayed settlement of large
+//! transfers through ledger holds and durable timers, anomaly holds with a "was this
+//! you?" inbox message, freezes and cases.
+
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    sync::{Arc, Mutex, RwLock},
+    time::Instant,
+};
+
+use axum::http::StatusCode;
+use huoban_accounts::gate::{BoxFuture, RawContext, TransferAttempt, TransferGate, Verdict};
+use huoban_identity::{IdentityService, domain::Phone};
+use huoban_inbox::{InboxService, NewMessage};
+use huoban_kit::{
+    ApiError, DbError, SharedClock,
+    clock::{from_micros, to_micros},
+    ids::new_id,
+};
+use huoban_ledger::{Ledger, LedgerError, TransferId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        self, Anomaly, DAY_MICROS, Decision, Factor, GeoPoint, HoldState, Inputs, Operation, Outcome, Policy,
+        TrustFacts,
+    },
+    store::{self as rs, CaseRow, DecisionRow, Facts, HoldRow, Learned, NewDecision, NoteRow, RiskStore},
+};
+
+/// How long a settlement worker owns a due hold before another may retry it.
+const LEASE_MICROS: i64 = 60_000_000;
+/// How long a node trusts its cached policy before reading the newest from the database.
+const POLICY_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Anomalies this recent lower the trust level.
+const ANOMALY_MEMORY_DAYS: i64 = 90;
+
+/// Verifies a step-up token issued by the step-up factors (PIN, one-time code, passkey)
+/// and consumes it, so it works once. `purpose` is the challenge reference the risk
+/// engine handed out with `step-up-required`.
+pub trait StepUpVerifier: Send + Sync + Debug {
+    fn consume<'a>(
+        &'a self,
+        customer: Uuid,
+        token: &'a str,
+        purpose: &'a str,
+    ) -> BoxFuture<'a, Result<Factor, ApiError>>;
+}
+
+/// The verifier in place until the step-up factors are wired: every token is refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RejectAllStepUps;
+
+impl StepUpVerifier for RejectAllStepUps {
+    fn consume<'a>(&'a self, _: Uuid, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Factor, ApiError>> {
+        Box::pin(async { Err(step_up_invalid("No step-up factor is configured on this server.")) })
+    }
+}
+
+fn step_up_invalid(detail: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "step-up-invalid", "The step-up was not accepted").detail(detail)
+}
+
+/// What is kept with a decision beside the engine's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// For delayed transfers: when they settle (micros).
+    #[serde(default)]
+    pub settles_at: Option<i64>,
+}
+
+/// A decision as staff and customers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DecisionView {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub operation: String,
+    pub outcome: String,
+    pub factor: Option<String>,
+    pub score: i64,
+    pub anomaly: Option<String>,
+    pub policy_version: i64,
+    pub decision: Decision,
+    pub inputs: Inputs,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    /// 0 is the built-in default.
+    pub version: i64,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplayView {
+    pub decision_id: Uuid,
+    /// The policy version replayed against.
+    pub policy_version: i64,
+    pub original: Decision,
+    pub replayed: Decision,
+    /// The replay decided the same outcome and factor.
+    pub same_outcome: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    pub device_id: String,
+    pub fingerprint: String,
+    pub trusted: bool,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HoldView {
+    /// For transfers, the ledger transfer's id.
+    pub id: Uuid,
+    /// `delay`, `anomaly` or `sign_in`.
+    pub kind: String,
+    pub state: HoldState,
+    pub amount: Option<i64>,
+    pub anomaly: Option<String>,
+    pub decision_id: Uuid,
+    pub settles_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrustView {
+    /// 0 (new or recently anomalous) to 4.
+    pub level: u8,
+    /// Transfers up to this (minor units) need no step-up.
+    pub frictionless_limit: i64,
+    pub facts: TrustFacts,
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NoteView {
+    pub id: Uuid,
+    pub staff_id: Uuid,
+    pub body: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CaseView {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub hold_id: Option<Uuid>,
+    pub kind: String,
+    /// `open` or `resolved`.
+    pub state: String,
+    pub assignee: Option<Uuid>,
+    pub summary: String,
+    pub resolution: Option<String>,
+    pub notes: Vec<NoteView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn iso(micros: i64) -> String {
+    from_micros(micros).to_string()
+}
+
+fn uuid(s: &str) -> Uuid {
+    Uuid::parse_str(s).unwrap_or_default()
+}
+
+fn fingerprint(customer: Uuid, device: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(customer.as_bytes());
+    h.update(device.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn yuan(fen: i64) -> String {
+    format!("¥{}.{:02}", fen / 100, (fen % 100).abs())
+}
+
+/// A request's context, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub device_id: Option<String>,
+    pub geo: Option<GeoPoint>,
+    pub ip: Option<String>,
+    pub step_up_token: Option<String>,
+}
+
+/// A decision computed but not yet stored: kept from the gate's check until the ledger
+/// took the transfer.
+#[derive(Debug)]
+struct Pending {
+    inputs: Inputs,
+    record: DecisionRecord,
+    policy_version: i64,
+    created: Instant,
+}
+
+struct Inner {
+    store: RiskStore,
+    ledger: Ledger,
+    identity: IdentityService,
+    inbox: InboxService,
+    clock: SharedClock,
+    verifier: RwLock<Arc<dyn StepUpVerifier>>,
+    policy: RwLock<(i64, Arc<Policy>, Instant)>,
+    pending: Mutex<HashMap<Uuid, Pending>>,
+    recorder: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Transfers allowed here whose record may still be gathering in the recorder, by
+    /// (customer, idempotency key): a quick retry must get the same answer.
+    recent: Mutex<HashMap<(Uuid, String), (Uuid, Instant)>>,
+    trust_forwarded_for: bool,
+}
+
+impl Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RiskService").finish_non_exhaustive()
+    }
+}
+
+/// The risk capability's handle; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RiskService(Arc<Inner>);
+
+impl RiskService {
+    /// `trust_forwarded_for`: take the client address from `X-Forwarded-For` (only behind
+    /// a proxy that sets it). Needs a Tokio runtime (it starts the decision recorder).
+    pub fn new(
+        store: RiskStore,
+        ledger: Ledger,
+        identity: IdentityService,
+        inbox: InboxService,
+        clock: SharedClock,
+        trust_forwarded_for: bool,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            recorder: spawn_recorder(store.clone()),
+            recent: Mutex::new(HashMap::new()),
+            store,
+            ledger,
+            identity,
+            inbox,
+            clock,
+            verifier: RwLock::new(Arc::new(RejectAllStepUps)),
+            policy: RwLock::new((-1, Arc::new(Policy::default()), Instant::now())),
+            pending: Mutex::new(HashMap::new()),
+            trust_forwarded_for,
+        }))
+    }
+
+    pub fn identity(&self) -> &IdentityService {
+        &self.0.identity
+    }
+
+    /// Replaces the step-up verifier (the step-up factors, or a test double).
+    pub fn set_step_up_verifier(&self, verifier: Arc<dyn StepUpVerifier>) {
+        *self.0.verifier.write().unwrap_or_else(|e| e.into_inner()) = verifier;
+    }
+
+    fn verifier(&self) -> Arc<dyn StepUpVerifier> {
+        self.0.verifier.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes an outcome through the group-commit recorder. With `wait`, returns once it
+    /// is durable — always for outcomes that create a hold (a delayed transfer's timer, an
+    /// anomaly waiting for its answer). Without, returns at once: a plain allowed
+    /// operation's record (and what it teaches the profile) is written with the next
+    /// group, so the request does not pay a second commit after the ledger's; a crash in
+    /// between loses that record, never money or a timer.
+    async fn record(&self, outcome: rs::Outcome, wait: bool) -> Result<(), ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .recorder
+            .send((outcome, tx, wait))
+            .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?;
+        if !wait {
+            return Ok(());
+        }
+        rx.await
+            .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?
+            .map_err(ApiError::internal)
+    }
+
+    fn now(&self) -> i64 {
+        to_micros(self.0.clock.now())
+    }
+
+    // ---- policy ----
+
+    /// The policy in force and its version (0 = built-in default).
+    pub async fn policy(&self) -> Result<(i64, Arc<Policy>), ApiError> {
+        {
+            let cached = self.0.policy.read().unwrap_or_else(|e| e.into_inner());
+            if cached.0 >= 0 && cached.2.elapsed() < POLICY_TTL {
+                return Ok((cached.0, cached.1.clone()));
+            }
+        }
+        let (version, policy) = match self.0.store.current_policy().await? {
+            Some((v, body)) => (v, Arc::new(serde_json::from_str(&body).map_err(ApiError::internal)?)),
+            None => (0, Arc::new(Policy::default())),
+        };
+        *self.0.policy.write().unwrap_or_else(|e| e.into_inner()) = (version, policy.clone(), Instant::now());
+        Ok((version, policy))
+    }
+
+    async fn policy_version(&self, version: i64) -> Result<Policy, ApiError> {
+        if version == 0 {
+            return Ok(Policy::default());
+        }
+        let body = self
+            .0
+            .store
+            .policy(version)
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("policy version {version} missing")))?;
+        serde_json::from_str(&body).map_err(ApiError::internal)
+    }
+
+    /// Validates and stores a new policy version.
+    pub async fn update_policy(&self, staff: Uuid, policy: Policy) -> Result<PolicyView, ApiError> {
+        let problems = policy.validate();
+        if !problems.is_empty() {
+            let detail = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-policy",
+                "The policy is not valid",
+            )
+            .detail(detail)
+            .with("errors", serde_json::to_value(&problems).map_err(ApiError::internal)?));
+        }
+        let current = self.0.store.current_policy().await?.map(|(v, _)| v).unwrap_or(0);
+        let version = current + 1;
+        let body = serde_json::to_string(&policy).map_err(ApiError::internal)?;
+        self.0
+            .store
+            .insert_policy(version, &body, staff, self.now())
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict { .. } => ApiError::conflict("policy-changed", "The policy changed meanwhile")
+                    .detail("Another officer saved a policy at the same moment; read it and try again."),
+                other => other.into(),
+            })?;
+        let policy = Arc::new(policy);
+        *self.0.policy.write().unwrap_or_else(|e| e.into_inner()) = (version, policy.clone(), Instant::now());
+        Ok(PolicyView {
+            version,
+            policy: (*policy).clone(),
+        })
+    }
+
+    // ---- context and facts ----
+
+    /// Parses the raw context headers; a malformed one is refused (422 `invalid-context`).
+    pub fn context(&self, raw: &RawContext) -> Result<Context, ApiError> {
+        let invalid = |field: &str, detail: String| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-context",
+                "The request context is not valid",
+            )
+            .detail(detail)
+            .with("field", field)
+        };
+        Ok(Context {
+            device_id: raw
+                .device_id
+                .as_deref()
+                .map(domain::parse_device_id)
+                .transpose()
+                .map_err(|e| invalid("X-Device-Id", e))?,
+            geo: raw
+                .geo
+                .as_deref()
+                .map(GeoPoint::parse)
+                .transpose()
+                .map_err(|e| invalid("X-Geo", e))?,
+            ip: if self.0.trust_forwarded_for {
+                raw.forwarded_for.as_deref().and_then(domain::forwarded_ip)
+            } else {
+                None
+            },
+            step_up_token: raw.step_up_token.clone().filter(|t| !t.is_empty()),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn gather(
+        &self,
+        customer: Uuid,
+        op: Operation,
+        amount: Option<i64>,
+        channel: &str,
+        ctx: &Context,
+        payee: Option<&str>,
+        step_up: Option<Factor>,
+        policy: &Policy,
+    ) -> Result<(Inputs, Facts), ApiError> {
+        let now = self.now();
+        let facts = self
+            .0
+            .store
+            .facts(
+                customer,
+                ctx.device_id.as_deref(),
+                payee,
+                op.as_str(),
+                now - policy.failure_window_minutes * 60_000_000,
+                now - 3_600_000_000,
+                now - ANOMALY_MEMORY_DAYS * DAY_MICROS,
+                policy.velocity_per_hour,
+            )
+            .await?;
+        let trust = domain::trust_level(&trust_facts(&facts, now));
+        let p = facts.profile.clone().unwrap_or_default();
+        let inputs = Inputs {
+            operation: op,
+            amount,
+            at: now,
+            channel: channel.to_owned(),
+            device_id: ctx.device_id.clone(),
+            device_known: facts.device.is_some(),
+            device_trusted: facts.device.as_ref().is_some_and(|d| d.trusted != 0),
+            ip: ctx.ip.clone(),
+            geo: ctx.geo,
+            last_geo: p.last_geo(),
+            last_geo_at: p.last_geo_at,
+            hour_counts: facts.hour_counts.clone(),
+            amount_count: u32::try_from(p.amount_count).unwrap_or(u32::MAX),
+            amount_mean: if p.amount_count > 0 {
+                p.amount_sum / p.amount_count
+            } else {
+                0
+            },
+            amount_max: p.amount_max,
+            payee_known: facts.payee_known,
+            recent_failures: facts.recent_failures,
+            recent_operations: facts.recent_operations,
+            trust_level: trust,
+            step_up,
+        };
+        Ok((inputs, facts))
+    }
+
+    // ---- transfers ----
+
+    async fn check_transfer(&self, a: &TransferAttempt) -> Result<Verdict, ApiError> {
+        let ctx = self.context(&a.context)?;
+        let recent = self
+            .0
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(a.customer, a.idempotency_key.clone()))
+            .map(|r| r.0);
+        if let Some(decision) = recent {
+            return Ok(Verdict::Allow { decision });
+        }
+        let existing = self.0.store.decision_by_key(a.customer, &a.idempotency_key).await?;
+        let mut challenge = None;
+        if let Some(row) = existing {
+            let record: DecisionRecord = serde_json::from_str(&row.decision).map_err(ApiError::internal)?;
+            let id = uuid(&row.id);
+            match record.decision.outcome {
+                // A retry of an operation already decided gets the same answer.
+                Outcome::Allow if record.decision.delayed => {
+                    return Ok(Verdict::Delay {
+                        decision: id,
+                        settles_at: from_micros(record.settles_at.unwrap_or(row.created_at)),
+                    });
+                }
+                Outcome::Allow => return Ok(Verdict::Allow { decision: id }),
+                Outcome::Hold => {
+                    return Ok(Verdict::Hold {
+                        decision: id,
+                        reason: hold_reason(&record.decision),
+                    });
+                }
+                Outcome::Deny => return Err(denied(id, &record.decision)),
+                Outcome::StepUp => challenge = Some(id),
+            }
+        }
+        let (version, policy) = self.policy().await?;
+        let payee = a.to_account.to_string();
+        let (mut inputs, facts) = self
+            .gather(
+                a.customer,
+                Operation::Transfer,
+                Some(a.amount),
+                &a.channel,
+                &ctx,
+                Some(&payee),
+                None,
+                &policy,
+            )
+            .await?;
+        if facts.profile.as_ref().is_some_and(|p| p.is_frozen()) {
+            return Err(account_frozen());
+        }
+        if let (Some(token), Some(challenge)) = (&ctx.step_up_token, challenge) {
+            let verifier = self.verifier();
+            match verifier.consume(a.customer, token, &challenge.to_string()).await {
+                Ok(f) => inputs.step_up = Some(f),
+                Err(e) => {
+                    self.0.store.record_failure(a.customer, "step_up", self.now()).await?;
+                    return Err(e);
+                }
+            }
+        }
+        let decision = domain::decide(&inputs, &policy);
+        let id = new_id();
+        let settles_at = decision.delayed.then(|| inputs.at + policy.delay_minutes * 60_000_000);
+        let record = DecisionRecord { decision, settles_at };
+        match record.decision.outcome {
+            Outcome::Deny | Outcome::StepUp => {
+                self.store_decision(a.customer, Some(&a.idempotency_key), id, &inputs, &record, version)
+                    .await?;
+                if record.decision.outcome == Outcome::Deny {
+                    Err(denied(id, &record.decision))
+                } else {
+                    Err(step_up_required(id, &record.decision))
+                }
+            }
+            outcome => {
+                let verdict = match outcome {
+                    Outcome::Hold => Verdict::Hold {
+                        decision: id,
+                        reason: hold_reason(&record.decision),
+                    },
+                    _ if record.decision.delayed => Verdict::Delay {
+                        decision: id,
+                        settles_at: from_micros(settles_at.unwrap_or(inputs.at)),
+                    },
+                    _ => Verdict::Allow { decision: id },
+                };
+                let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if pending.len() > 10_000 {
+                    pending.retain(|_, p| p.created.elapsed() < std::time::Duration::from_secs(300));
+                }
+                pending.insert(
+                    id,
+                    Pending {
+                        inputs,
+                        record,
+                        policy_version: version,
+                        created: Instant::now(),
+                    },
+                );
+                Ok(verdict)
+            }
+        }
+    }
+
+    async fn store_decision(
+        &self,
+        customer: Uuid,
+        key: Option<&str>,
+        id: Uuid,
+        inputs: &Inputs,
+        record: &DecisionRecord,
+        version: i64,
+    ) -> Result<(), ApiError> {
+        let d = new_decision(customer, key, id, inputs, record, version)?;
+        self.0.store.insert_decision(&d).await?;
+        Ok(())
+    }
+
+    async fn transfer_done(
+        &self,
+        a: &TransferAttempt,
+        verdict: &Verdict,
+        transfer: Uuid,
+        replayed: bool,
+    ) -> Result<(), ApiError> {
+        let decision_id = match verdict {
+            Verdict::Allow { decision } | Verdict::Delay { decision, .. } | Verdict::Hold { decision, .. } => *decision,
+        };
+        let Some(p) = self
+            .0
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&decision_id)
+        else {
+            return Ok(());
+        };
+        if replayed {
+            return Ok(());
+        }
+        let policy = self.policy().await?.1;
+        let d = new_decision(
+            a.customer,
+            Some(&a.idempotency_key),
+            decision_id,
+            &p.inputs,
+            &p.record,
+            p.policy_version,
+        )?;
+        let now = p.inputs.at;
+        let payee = a.to_account.to_string();
+        let fp = p.inputs.device_id.as_deref().map(|dev| fingerprint(a.customer, dev));
+        let held = p.record.decision.outcome == Outcome::Hold;
+        let wait = !matches!(verdict, Verdict::Allow { .. });
+        if !wait {
+            let mut recent = self.0.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() > 10_000 {
+                recent.retain(|_, r| r.1.elapsed() < std::time::Duration::from_secs(10));
+            }
+            recent.insert((a.customer, a.idempotency_key.clone()), (decision_id, Instant::now()));
+        }
+        let learned = if held {
+            Learned::default()
+        } else {
+            Learned {
+                amount: Some(a.amount),
+                hour: Some(policy.habit_hour(now) as i64),
+                geo: p.inputs.geo,
+                payee: Some(payee),
+                device: p.inputs.device_id.clone().zip(fp),
+                step_up: p.inputs.step_up.is_some(),
+            }
+        };
+        let hold = match verdict {
+            Verdict::Allow { .. } => None,
+            Verdict::Delay { settles_at, .. } => Some(HoldRow {
+                id: transfer.to_string(),
+                customer_id: a.customer.to_string(),
+                decision_id: decision_id.to_string(),
+                kind: "delay".into(),
+                state: HoldState::Waiting.as_str().into(),
+                amount: Some(a.amount),
+                anomaly: None,
+                due_at: Some(to_micros(*settles_at)),
+                lease_until: None,
+                created_at: now,
+                updated_at: now,
+            }),
+            Verdict::Hold { .. } => Some(HoldRow {
+                id: transfer.to_string(),
+                customer_id: a.customer.to_string(),
+                decision_id: decision_id.to_string(),
+                kind: "anomaly".into(),
+                state: HoldState::Held.as_str().into(),
+                amount: Some(a.amount),
+                anomaly: p.record.decision.anomaly.map(|x| x.as_str().to_owned()),
+                due_at: None,
+                lease_until: None,
+                created_at: now,
+                updated_at: now,
+            }),
+        };
+        self.record(
+            rs::Outcome {
+                decision: d,
+                learned,
+                clean: !held && p.inputs.step_up.is_none(),
+                hold,
+            },
+            wait,
+        )
+        .await?;
+        match verdict {
+            Verdict::Hold { .. } => {
+                self.ask_was_this_you(a.customer, transfer, Some(a.amount), &p.record.decision)
+                    .await?;
+            }
+            Verdict::Delay { settles_at, .. } => {
+                self.deliver(NewMessage {
+                    customer_id: a.customer,
+                    kind: "security".into(),
+                    title: "Large transfer scheduled".into(),
+                    body: format!(
+                        "Your transfer of {} settles at {settles_at}. You can cancel it until then.",
+                        yuan(a.amount)
+                    ),
+                    link: Some(format!("/security/holds/{transfer}")),
+                    data: serde_json::json!({ "hold_id": transfer, "cancel": format!("/api/v1/transfers/{transfer}/cancel") }),
+                    dedupe_key: Some(format!("risk-delay:{transfer}")),
+                })
+                .await;
+            }
+            Verdict::Allow { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, message: NewMessage) {
+        if let Err(e) = self.0.inbox.deliver(message).await {
+            tracing::warn!(error = %e, "risk inbox message not delivered");
+        }
+    }
+
+    async fn ask_was_this_you(
+        &self,
+        customer: Uuid,
+        hold: Uuid,
+        amount: Option<i64>,
+        d: &Decision,
+    ) -> Result<(), ApiError> {
+        let what = match amount {
+            Some(a) => format!("a transfer of {}", yuan(a)),
+            None => "a sign-in".to_owned(),
+        };
+        let reasons: Vec<&str> = d
+            .reasons
+            .iter()
+            .filter(|r| r.points > 0)
+            .map(|r| r.text.as_str())
+            .collect();
+        self.deliver(NewMessage {
+            customer_id: customer,
+            kind: "security".into(),
+            title: "Was this you?".into(),
+            body: format!(
+                "We paused {what} because it looked unusual: {} Confirm it if it was you; if not, tell us and we will freeze transfers and call you.",
+                reasons.join(" ")
+            ),
+            link: Some(format!("/security/holds/{hold}")),
+            data: serde_json::json!({
+                "hold_id": hold,
+                "anomaly": d.anomaly.map(Anomaly::as_str),
+                "confirm": format!("/api/v1/security/holds/{hold}/confirm"),
+                "deny": format!("/api/v1/security/holds/{hold}/deny"),
+            }),
+            dedupe_key: Some(format!("risk-hold:{hold}")),
+        })
+        .await;
+        Ok(())
+    }
+
+    // ---- settlement, cancel, confirm, deny ----
+
+    /// Settles every delayed transfer that is due: each is claimed with a lease by a
+    /// conditional update (so several nodes may tick), posted in the ledger (which posts
+    /// a hold at most once), then marked settled. Returns how many settled.
+    pub async fn settle_due(&self) -> Result<u32, ApiError> {
+        let now = self.now();
+        let mut settled = 0;
+        for id in self.0.store.due_holds(now, 200).await? {
+            if !self.0.store.claim_hold(&id, now, now + LEASE_MICROS).await? {
+                continue;
+            }
+            let tid = TransferId::from(uuid(&id));
+            match self.0.ledger.post_pending(tid).await {
+                Ok(_) | Err(LedgerError::PendingAlreadyPosted(_)) => {
+                    if self.0.store.move_hold(&id, &["waiting"], "settled", now).await? {
+                        settled += 1;
+                    }
+                }
+                Err(LedgerError::PendingAlreadyVoided(_) | LedgerError::PendingExpired(_)) => {
+                    self.0.store.move_hold(&id, &["waiting"], "cancelled", now).await?;
+                }
+                Err(e) => tracing::warn!(hold = %id, error = %e, "settling a delayed transfer failed; retried later"),
+            }
+        }
+        Ok(settled)
+    }
+
+    async fn own_hold(&self, customer: Uuid, id: Uuid) -> Result<HoldRow, ApiError> {
+        match self.0.store.hold(&id.to_string()).await? {
+            Some(h) if h.customer_id == customer.to_string() => Ok(h),
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown-hold",
+                "No such delayed or held operation",
+            )
+            .detail(format!("You have no delayed or held operation {id}."))),
+        }
+    }
+
+    /// Cancels a delayed transfer before it settles; its hold is voided.
+    pub async fn cancel(&self, customer: Uuid, id: Uuid) -> Result<HoldView, ApiError> {
+        let hold = self.own_hold(customer, id).await?;
+        let state_error = |state: &str| match state {
+            "cancelled" => ApiError::conflict("transfer-already-cancelled", "The transfer was already cancelled"),
+            "settled" => ApiError::conflict("transfer-already-settled", "The transfer has already settled")
+                .detail("It can no longer be cancelled."),
+            _ => ApiError::conflict("transfer-not-delayed", "The transfer is not a delayed transfer")
+                .detail("Answer a held transfer with confirm or deny."),
+        };
+        if hold.kind != "delay" {
+            return Err(state_error(""));
+        }
+        if hold.state != "waiting" {
+            return Err(state_error(&hold.state));
+        }
+        let now = self.now();
+        if !self.0.store.cancel_hold(&hold.id, now).await? {
+            let again = self.own_hold(customer, id).await?;
+            if again.state == "waiting" {
+                return Err(
+                    ApiError::conflict("transfer-settling", "The transfer is settling right now")
+                        .detail("Look at it again in a minute."),
+                );
+            }
+            return Err(state_error(&again.state));
+        }
+        match self.0.ledger.void_pending(TransferId::from(id)).await {
+            Ok(_) | Err(LedgerError::PendingAlreadyVoided(_) | LedgerError::PendingExpired(_)) => {}
+            Err(LedgerError::PendingAlreadyPosted(_)) => {
+                self.0.store.move_hold(&hold.id, &["cancelled"], "settled", now).await?;
+                return Err(state_error("settled"));
+            }
+            Err(e) => {
+                // The void did not happen: let the timer own it again.
+                self.0.store.move_hold(&hold.id, &["cancelled"], "waiting", now).await?;
+                return Err(e.into());
+            }
+        }
+        Ok(hold_view(&self.own_hold(customer, id).await?))
+    }
+
+    /// "Yes, it was me": a held transfer is posted, a held sign-in cleared, and the
+    /// device trusted.
+    pub async fn confirm(&self, customer: Uuid, id: Uuid) -> Result<HoldView, ApiError> {
+        let hold = self.held(customer, id).await?;
+        let now = self.now();
+        if !self.0.store.move_hold(&hold.id, &["held"], "released", now).await? {
+            return Err(already_answered());
+        }
+        if hold.kind == "anomaly" {
+            match self.0.ledger.post_pending(TransferId::from(id)).await {
+                Ok(_) | Err(LedgerError::PendingAlreadyPosted(_)) => {}
+                Err(e) => {
+                    self.0.store.move_hold(&hold.id, &["released"], "held", now).await?;
+                    return Err(e.into());
+                }
+            }
+        } else {
+            self.0.store.clear_failures(customer).await?;
+        }
+        if let Some(row) = self.0.store.decision(uuid(&hold.decision_id)).await?
+            && let Ok(inputs) = serde_json::from_str::<Inputs>(&row.inputs)
+            && let Some(device) = inputs.device_id
+        {
+            self.0
+                .store
+                .touch_device(customer, &device, &fingerprint(customer, &device), now, true)
+                .await?;
+        }
+        Ok(hold_view(&self.own_hold(customer, id).await?))
+    }
+
+    /// "No, it was not me": a held transfer is voided, the customer's transfers are
+    /// frozen and a case is opened for risk officers.
+    pub async fn deny(&self, customer: Uuid, id: Uuid) -> Result<HoldView, ApiError> {
+        let hold = self.held(customer, id).await?;
+        let now = self.now();
+        if !self.0.store.move_hold(&hold.id, &["held"], "voided", now).await? {
+            return Err(already_answered());
+        }
+        if hold.kind == "anomaly" {
+            match self.0.ledger.void_pending(TransferId::from(id)).await {
+                Ok(_) | Err(LedgerError::PendingAlreadyVoided(_) | LedgerError::PendingExpired(_)) => {}
+                Err(e) => {
+                    self.0.store.move_hold(&hold.id, &["voided"], "held", now).await?;
+                    return Err(e.into());
+                }
+            }
+        }
+        let what = match hold.amount {
+            Some(a) => format!("transfer of {}", yuan(a)),
+            None => "sign-in activity".to_owned(),
+        };
+        let case = self
+            .open_case(
+                customer,
+                Some(&hold.id),
+                &hold.anomaly.clone().unwrap_or_else(|| hold.kind.clone()),
+                &format!("Customer denied a held {what}; transfers frozen."),
+            )
+            .await?;
+        self.deliver(NewMessage {
+            customer_id: customer,
+            kind: "security".into(),
+            title: "We froze transfers to protect you".into(),
+            body: format!(
+                "Thank you for telling us. We stopped the {what} and froze transfers; a risk officer will contact you."
+            ),
+            link: None,
+            data: serde_json::json!({ "case_id": case.id }),
+            dedupe_key: Some(format!("risk-freeze:{}", hold.id)),
+        })
+        .await;
+        Ok(hold_view(&self.own_hold(customer, id).await?))
+    }
+
+    async fn held(&self, customer: Uuid, id: Uuid) -> Result<HoldRow, ApiError> {
+        let hold = self.own_hold(customer, id).await?;
+        if hold.kind == "delay" {
+            return Err(
+                ApiError::conflict("hold-not-answerable", "This operation is delayed, not held")
+                    .detail("Cancel a delayed transfer with POST /api/v1/transfers/{id}/cancel."),
+            );
+        }
+        if hold.state != "held" {
+            return Err(already_answered());
+        }
+        Ok(hold)
+    }
+
+    pub async fn holds(&self, customer: Uuid) -> Result<Vec<HoldView>, ApiError> {
+        Ok(self.0.store.holds_of(customer).await?.iter().map(hold_view).collect())
+    }
+
+    // ---- sign-in ----
+
+    /// Looks up a customer by the phone they sign in with.
+    pub async fn customer_by_phone(&self, phone: &str) -> Option<Uuid> {
+        let phone = Phone::parse(phone).ok()?;
+        let row = self.0.identity.store().customer_by_phone(phone.as_str()).await.ok()??;
+        Uuid::parse_str(&row.id).ok()
+    }
+
+    /// After a sign-in attempt: a failure is counted and a burst raises a "was this
+    /// you?" hold; a success registers the device and place. Both are decided and stored.
+    pub async fn after_sign_in(
+        &self,
+        customer: Uuid,
+        ok: bool,
+        channel: &str,
+        raw: &RawContext,
+    ) -> Result<(), ApiError> {
+        let ctx = self.context(raw).unwrap_or_default();
+        let now = self.now();
+        if !ok {
+            self.0.store.record_failure(customer, "sign_in", now).await?;
+        }
+        let (version, policy) = self.policy().await?;
+        let (inputs, _) = self
+            .gather(customer, Operation::SignIn, None, channel, &ctx, None, None, &policy)
+            .await?;
+        let decision = domain::decide(&inputs, &policy);
+        // One burst, one hold: failures after it do not raise more.
+        let burst = decision.anomaly == Some(Anomaly::FailedSignInBurst);
+        let already = burst
+            && self
+                .0
+                .store
+                .holds_of(customer)
+                .await?
+                .iter()
+                .any(|h| h.kind == "sign_in" && h.state == "held");
+        let hold = (decision.anomaly.is_some() && !already && (ok || burst)).then(new_id);
+        if !ok && hold.is_none() {
+            return Ok(());
+        }
+        let id = new_id();
+        let record = DecisionRecord {
+            decision,
+            settles_at: None,
+        };
+        let d = new_decision(customer, None, id, &inputs, &record, version)?;
+        let fp = ctx.device_id.as_deref().map(|dev| fingerprint(customer, dev));
+        let learned = if ok && hold.is_none() {
+            Learned {
+                hour: Some(policy.habit_hour(now) as i64),
+                geo: ctx.geo,
+                device: ctx.device_id.clone().zip(fp.clone()),
+                ..Learned::default()
+            }
+        } else {
+            Learned::default()
+        };
+        let hold_row = hold.map(|h| HoldRow {
+            id: h.to_string(),
+            customer_id: customer.to_string(),
+            decision_id: id.to_string(),
+            kind: "sign_in".into(),
+            state: "held".into(),
+            amount: None,
+            anomaly: record.decision.anomaly.map(|a| a.as_str().to_owned()),
+            due_at: None,
+            lease_until: None,
+            created_at: now,
+            updated_at: now,
+        });
+        self.record(
+            rs::Outcome {
+                decision: d,
+                learned,
+                clean: false,
+                hold: hold_row,
+            },
+            // The device and place must be known to the very next request.
+            true,
+        )
+        .await?;
+        if ok && hold.is_some() {
+            // A sign-in from an impossible place still registers the device, untrusted.
+            if let (Some(dev), Some(fp)) = (ctx.device_id.as_deref(), fp.as_deref()) {
+                self.0.store.touch_device(customer, dev, fp, now, false).await?;
+            }
+        }
+        if let Some(h) = hold {
+            self.ask_was_this_you(customer, h, None, &record.decision).await?;
+        }
+        Ok(())
+    }
+
+    // ---- other operations ----
+
+    /// Assesses a non-transfer operation (a wealth purchase, reporting a card lost) and
+    /// stores the decision; the caller acts on it.
+    pub async fn assess(
+        &self,
+        customer: Uuid,
+        operation: Operation,
+        amount: Option<i64>,
+        channel: &str,
+        raw: &RawContext,
+    ) -> Result<DecisionView, ApiError> {
+        if operation == Operation::SignIn || operation == Operation::Transfer {
+            return Err(ApiError::invalid_field(
+                "operation",
+                "sign-ins and transfers are assessed on their own endpoints",
+            ));
+        }
+        if amount.is_some_and(|a| a <= 0) {
+            return Err(ApiError::invalid_field(
+                "amount",
+                "must be a positive number of minor units",
+            ));
+        }
+        let ctx = self.context(raw)?;
+        let (version, policy) = self.policy().await?;
+        let (inputs, _) = self
+            .gather(customer, operation, amount, channel, &ctx, None, None, &policy)
+            .await?;
+        let decision = domain::decide(&inputs, &policy);
+        let id = new_id();
+        let record = DecisionRecord {
+            decision,
+            settles_at: None,
+        };
+        self.store_decision(customer, None, id, &inputs, &record, version)
+            .await?;
+        let row = self
+            .0
+            .store
+            .decision(id)
+            .await?
+            .ok_or_else(|| ApiError::internal("decision lost"))?;
+        decision_view(&row)
+    }
+
+    // ---- devices and trust ----
+
+    pub async fn devices(&self, customer: Uuid) -> Result<Vec<DeviceView>, ApiError> {
+        Ok(self
+            .0
+            .store
+            .devices(customer)
+            .await?
+            .into_iter()
+            .map(|d| DeviceView {
+                device_id: d.device_id,
+                fingerprint: d.fingerprint,
+                trusted: d.trusted != 0,
+                first_seen: iso(d.first_seen),
+                last_seen: iso(d.last_seen),
+            })
+            .collect())
+    }
+
+    /// Registers a device for a customer, as a sign-in on it does (in-process tools: the
+    /// benchmark and the demo).
+    pub async fn register_device(&self, customer: Uuid, device: &str, trusted: bool) -> Result<(), ApiError> {
+        let device = domain::parse_device_id(device).map_err(|e| ApiError::invalid_field("device_id", e))?;
+        self.0
+            .store
+            .touch_device(customer, &device, &fingerprint(customer, &device), self.now(), trusted)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn untrust_device(&self, customer: Uuid, device: &str) -> Result<(), ApiError> {
+        if self.0.store.untrust_device(customer, device).await? {
+            Ok(())
+        } else {
+            Err(unknown_device(device))
+        }
+    }
+
+    pub async fn remove_device(&self, customer: Uuid, device: &str) -> Result<(), ApiError> {
+        if self.0.store.remove_device(customer, device).await? {
+            Ok(())
+        } else {
+            Err(unknown_device(device))
+        }
+    }
+
+    pub async fn trust(&self, customer: Uuid) -> Result<TrustView, ApiError> {
+        let now = self.now();
+        let profile = self.0.store.profile(customer).await?;
+        let anomalies = self
+            .0
+            .store
+            .recent_anomalies(customer, now - ANOMALY_MEMORY_DAYS * DAY_MICROS)
+            .await?;
+        let facts = trust_facts(
+            &Facts {
+                profile,
+                recent_anomalies: anomalies,
+                ..Facts::default()
+            },
+            now,
+        );
+        let level = domain::trust_level(&facts);
+        let policy = self.policy().await?.1;
+        let explanation = if facts.frozen {
+            "Transfers are frozen while a risk officer looks into a case.".to_owned()
+        } else {
+            format!(
+                "Level {level} of 4: {} days with us, {} smooth operations, {} confirmations passed, {} unusual events in 90 days.",
+                facts.tenure_days, facts.clean_operations, facts.step_ups, facts.recent_anomalies
+            )
+        };
+        Ok(TrustView {
+            level,
+            frictionless_limit: policy.frictionless_at(level),
+            facts,
+            explanation,
+        })
+    }
+
+    // ---- decisions ----
+
+    pub async fn decision(&self, id: Uuid) -> Result<DecisionView, ApiError> {
+        decision_view(&self.decision_row(id).await?)
+    }
+
+    async fn decision_row(&self, id: Uuid) -> Result<DecisionRow, ApiError> {
+        self.0.store.decision(id).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown-decision", "No such decision")
+                .detail(format!("There is no risk decision {id}."))
+        })
+    }
+
+    pub async fn decisions(
+        &self,
+        customer: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<DecisionView>, Option<String>), ApiError> {
+        let limit = page_limit(limit)?;
+        if let Some(c) = cursor
+            && Uuid::parse_str(c).is_err()
+        {
+            return Err(ApiError::invalid_field("cursor", "not a cursor from this list"));
+        }
+        let rows = self.0.store.decisions(customer, cursor, limit).await?;
+        let next = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|r| r.id.clone()))
+            .flatten();
+        Ok((rows.iter().map(decision_view).collect::<Result<_, _>>()?, next))
+    }
+
+    /// Runs a stored decision's inputs through the current policy or the one it was made
+    /// under.
+    pub async fn replay(&self, id: Uuid, against: &str) -> Result<ReplayView, ApiError> {
+        let row = self.decision_row(id).await?;
+        let (version, policy) = match against {
+            "stored" => (row.policy_version, self.policy_version(row.policy_version).await?),
+            "current" => {
+                let (v, p) = self.policy().await?;
+                (v, (*p).clone())
+            }
+            other => {
+                return Err(ApiError::invalid_field(
+                    "policy",
+                    format!("must be \"stored\" or \"current\", got {other:?}"),
+                ));
+            }
+        };
+        let inputs: Inputs = serde_json::from_str(&row.inputs).map_err(ApiError::internal)?;
+        let original: DecisionRecord = serde_json::from_str(&row.decision).map_err(ApiError::internal)?;
+        let replayed = domain::decide(&inputs, &policy);
+        Ok(ReplayView {
+            decision_id: id,
+            policy_version: version,
+            same_outcome: replayed.outcome == original.decision.outcome && replayed.factor == original.decision.factor,
+            original: original.decision,
+            replayed,
+        })
+    }
+
+    // ---- cases ----
+
+    /// Freezes the customer's transfers and opens a case for risk officers.
+    pub async fn open_case(
+        &self,
+        customer: Uuid,
+        hold: Option<&str>,
+        kind: &str,
+        summary: &str,
+    ) -> Result<CaseView, ApiError> {
+        let now = self.now();
+        let case = CaseRow {
+            id: new_id().to_string(),
+            customer_id: customer.to_string(),
+            hold_id: hold.map(str::to_owned),
+            kind: kind.to_owned(),
+            state: "open".into(),
+            assignee: None,
+            summary: summary.to_owned(),
+            resolution: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.0.store.freeze_and_open_case(&case).await?;
+        Ok(case_view(&case, Vec::new()))
+    }
+
+    pub async fn cases(
+        &self,
+        state: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<CaseView>, Option<String>), ApiError> {
+        let limit = page_limit(limit)?;
+        if let Some(s) = state
+            && !domain::CASE_STATES.contains(&s)
+        {
+            return Err(ApiError::invalid_field("state", "must be open or resolved"));
+        }
+        let rows = self.0.store.cases(state, cursor, limit).await?;
+        let next = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|r| r.id.clone()))
+            .flatten();
+        Ok((rows.iter().map(|r| case_view(r, Vec::new())).collect(), next))
+    }
+
+    pub async fn case(&self, id: Uuid) -> Result<CaseView, ApiError> {
+        let row = self.0.store.case(id).await?.ok_or_else(|| unknown_case(id))?;
+        let notes = self.0.store.notes(id).await?;
+        Ok(case_view(&row, notes))
+    }
+
+    pub async fn assign_case(&self, id: Uuid, assignee: Uuid) -> Result<CaseView, ApiError> {
+        let row = self.0.store.case(id).await?.ok_or_else(|| unknown_case(id))?;
+        if row.state != "open" {
+            return Err(case_resolved());
+        }
+        self.0.identity.staff_user(assignee).await.map_err(|_| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-staff", "No such staff user")
+                .detail(format!("There is no staff user {assignee}."))
+                .with("field", "assignee")
+        })?;
+        if !self.0.store.assign_case(id, assignee, self.now()).await? {
+            return Err(case_resolved());
+        }
+        self.case(id).await
+    }
+
+    pub async fn note_case(&self, id: Uuid, staff: Uuid, body: &str) -> Result<CaseView, ApiError> {
+        let body = domain::parse_note("body", body).map_err(|(f, m)| ApiError::invalid_field(&f, m))?;
+        self.0.store.case(id).await?.ok_or_else(|| unknown_case(id))?;
+        self.0.store.add_note(id, staff, &body, self.now()).await?;
+        self.case(id).await
+    }
+
+    /// Resolves a case with a resolution text; `unfreeze` lifts the customer's freeze.
+    pub async fn resolve_case(
+        &self,
+        id: Uuid,
+        staff: Uuid,
+        resolution: &str,
+        unfreeze: bool,
+    ) -> Result<CaseView, ApiError> {
+        let resolution =
+            domain::parse_note("resolution", resolution).map_err(|(f, m)| ApiError::invalid_field(&f, m))?;
+        let row = self.0.store.case(id).await?.ok_or_else(|| unknown_case(id))?;
+        let now = self.now();
+        if !self.0.store.resolve_case(id, &resolution, now).await? {
+            return Err(case_resolved());
+        }
+        self.0
+            .store
+            .add_note(id, staff, &format!("Resolved: {resolution}"), now)
+            .await?;
+        if unfreeze {
+            self.0.store.unfreeze(&row.customer_id).await?;
+        }
+        self.case(id).await
+    }
+
+    /// Decision counts per outcome, for the benchmark and the demo.
+    pub fn decide_in_memory(inputs: &Inputs, policy: &Policy) -> Decision {
+        domain::decide(inputs, policy)
+    }
+}
+
+impl TransferGate for RiskService {
+    fn check<'a>(&'a self, attempt: &'a TransferAttempt) -> BoxFuture<'a, Result<Verdict, ApiError>> {
+        Box::pin(self.check_transfer(attempt))
+    }
+
+    fn done<'a>(
+        &'a self,
+        attempt: &'a TransferAttempt,
+        verdict: &'a Verdict,
+        transfer: Uuid,
+        replayed: bool,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(self.transfer_done(attempt, verdict, transfer, replayed))
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(l) if (1..=200).contains(&l) => Ok(l),
+        Some(_) => Err(ApiError::invalid_field("limit", "must be 1 to 200")),
+    }
+}
+
+fn trust_facts(f: &Facts, now: i64) -> TrustFacts {
+    let p = f.profile.clone().unwrap_or_default();
+    TrustFacts {
+        tenure_days: if f.profile.is_some() {
+            (now - p.first_seen).max(0) / DAY_MICROS
+        } else {
+            0
+        },
+        clean_operations: u32::try_from(p.clean_ops).unwrap_or(u32::MAX),
+        step_ups: u32::try_from(p.step_ups).unwrap_or(u32::MAX),
+        recent_anomalies: f.recent_anomalies,
+        frozen: p.is_frozen(),
+    }
+}
+
+fn new_decision(
+    customer: Uuid,
+    key: Option<&str>,
+    id: Uuid,
+    inputs: &Inputs,
+    record: &DecisionRecord,
+    version: i64,
+) -> Result<NewDecision, ApiError> {
+    Ok(NewDecision {
+        id,
+        customer,
+        operation: inputs.operation.as_str(),
+        op_key: key.map(str::to_owned),
+        outcome: record.decision.outcome.as_str(),
+        factor: record.decision.factor.map(Factor::as_str),
+        score: i64::from(record.decision.score),
+        anomaly: record.decision.anomaly.map(Anomaly::as_str),
+        policy_version: version,
+        inputs: serde_json::to_string(inputs).map_err(ApiError::internal)?,
+        decision: serde_json::to_string(record).map_err(ApiError::internal)?,
+        at: inputs.at,
+    })
+}
+
+/// An outcome, where to answer, and whether someone waits for it.
+type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>, bool);
+
+/// How long outcomes nobody waits for may gather before they are written (a quick retry
+/// of the same transfer is answered from `recent` meanwhile).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The group-commit recorder: outcomes queued while a transaction commits are written
+/// together in the next one, so risk checks cost one commit per group of transfers, not
+/// one per transfer. Each caller still waits for its own outcome to be durable.
+fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut urgent = first.2;
+            let mut outcomes = vec![first.0];
+            let mut replies = vec![first.1];
+            // Take whatever is queued; when nobody waits yet, gather a little longer so
+            // the records of many transfers share one commit.
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while outcomes.len() < 256 {
+                let next = match rx.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(_) if urgent => None,
+                    Err(_) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
+                };
+                let Some((o, r, wait)) = next else { break };
+                urgent |= wait;
+                outcomes.push(o);
+                replies.push(r);
+            }
+            if store.record_outcomes(&outcomes).await.is_ok() {
+                for r in replies {
+                    let _ = r.send(Ok(()));
+                }
+                continue;
+            }
+            // One bad outcome must not fail the others: write them one by one.
+            for (o, r) in outcomes.into_iter().zip(replies) {
+                let result = store
+                    .record_outcomes(std::slice::from_ref(&o))
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::warn!(decision = %o.decision.id, error = %e, "risk decision not recorded");
+                }
+                let _ = r.send(result);
+            }
+        }
+    });
+    tx
+}
+
+fn hold_reason(d: &Decision) -> String {
+    d.reasons
+        .iter()
+        .filter(|r| r.points > 0)
+        .map(|r| r.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn reasons_json(d: &Decision) -> serde_json::Value {
+    serde_json::to_value(&d.reasons).unwrap_or(serde_json::Value::Null)
+}
+
+/// The step-up purpose a customer proves for a challenge (`POST /api/v1/step-up/challenges`
+/// with this `purpose`); the token is then good for this one decision only.
+pub fn step_up_purpose(challenge: &str) -> String {
+    format!("risk-{challenge}")
+}
+
+fn step_up_required(challenge: Uuid, d: &Decision) -> ApiError {
+    let factor = d.factor.map(Factor::as_str).unwrap_or("pin");
+    ApiError::new(StatusCode::FORBIDDEN, "step-up-required", "Confirm it is you")
+        .detail(format!(
+            "Confirm with your {factor} and send the same request again with the X-Step-Up-Token header."
+        ))
+        .with("factor", factor)
+        .with("challenge", challenge.to_string())
+        .with("purpose", step_up_purpose(&challenge.to_string()))
+        .with("reasons", reasons_json(d))
+}
+
+fn denied(id: Uuid, d: &Decision) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "risk-denied",
+        "The operation was refused for your safety",
+    )
+    .detail(hold_reason(d))
+    .with("decision", id.to_string())
+    .with("reasons", reasons_json(d))
+}
+
+fn account_frozen() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "account-frozen", "Transfers are frozen")
+        .detail("Transfers are frozen while a risk officer looks into a case; they will contact you.")
+}
+
+fn already_answered() -> ApiError {
+    ApiError::conflict("hold-already-answered", "This hold was already answered")
+}
+
+fn unknown_device(device: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown-device", "No such device")
+        .detail(format!("You have no device {device:?}."))
+}
+
+fn unknown_case(id: Uuid) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown-case", "No such case").detail(format!("There is no case {id}."))
+}
+
+fn case_resolved() -> ApiError {
+    ApiError::conflict("case-resolved", "The case is already resolved")
+}
+
+fn hold_view(h: &HoldRow) -> HoldView {
+    HoldView {
+        id: uuid(&h.id),
+        kind: h.kind.clone(),
+        state: HoldState::parse(&h.state).unwrap_or(HoldState::Held),
+        amount: h.amount,
+        anomaly: h.anomaly.clone(),
+        decision_id: uuid(&h.decision_id),
+        settles_at: h.due_at.map(iso),
+        created_at: iso(h.created_at),
+    }
+}
+
+fn decision_view(r: &DecisionRow) -> Result<DecisionView, ApiError> {
+    let record: DecisionRecord = serde_json::from_str(&r.decision).map_err(ApiError::internal)?;
+    Ok(DecisionView {
+        id: uuid(&r.id),
+        customer_id: uuid(&r.customer_id),
+        operation: r.operation.clone(),
+        outcome: r.outcome.clone(),
+        factor: r.factor.clone(),
+        score: r.score,
+        anomaly: r.anomaly.clone(),
+        policy_version: r.policy_version,
+        decision: record.decision,
+        inputs: serde_json::from_str(&r.inputs).map_err(ApiError::internal)?,
+        created_at: iso(r.created_at),
+    })
+}
+
+fn case_view(r: &CaseRow, notes: Vec<NoteRow>) -> CaseView {
+    CaseView {
+        id: uuid(&r.id),
+        customer_id: uuid(&r.customer_id),
+        hold_id: r.hold_id.as_deref().map(uuid),
+        kind: r.kind.clone(),
+        state: r.state.clone(),
+        assignee: r.assignee.as_deref().map(uuid),
+        summary: r.summary.clone(),
+        resolution: r.resolution.clone(),
+        notes: notes
+            .into_iter()
+            .map(|n| NoteView {
+                id: uuid(&n.id),
+                staff_id: uuid(&n.staff_id),
+                body: n.body,
+                created_at: iso(n.created_at),
+            })
+            .collect(),
+        created_at: iso(r.created_at),
+        updated_at: iso(r.updated_at),
+    }
+}

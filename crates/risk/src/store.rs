@@ -1,0 +1,806 @@
+//! The SQL of the risk capability: policies, decisions, devices, profiles (habits and
+//! history), payees, failed attempts, holds (delayed and held operations) and cases.
+
+use huoban_kit::{Db, DbError, db::flag, ids::new_id};
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use crate::domain::GeoPoint;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DecisionRow {
+    pub id: String,
+    pub customer_id: String,
+    pub operation: String,
+    pub op_key: Option<String>,
+    pub outcome: String,
+    pub factor: Option<String>,
+    pub score: i64,
+    pub anomaly: Option<String>,
+    pub policy_version: i64,
+    pub inputs: String,
+    pub decision: String,
+    pub created_at: i64,
+}
+
+const DECISION_COLUMNS: &str =
+    "id, customer_id, operation, op_key, outcome, factor, score, anomaly, policy_version, inputs, decision, created_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub customer_id: String,
+    pub device_id: String,
+    pub fingerprint: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub trusted: i64,
+}
+
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub customer_id: String,
+    pub first_seen: i64,
+    pub last_lat: Option<i64>,
+    pub last_lon: Option<i64>,
+    pub last_geo_at: Option<i64>,
+    pub amount_count: i64,
+    pub amount_sum: i64,
+    pub amount_max: i64,
+    pub clean_ops: i64,
+    pub step_ups: i64,
+    pub frozen: i64,
+    pub frozen_at: Option<i64>,
+}
+
+impl ProfileRow {
+    pub fn last_geo(&self) -> Option<GeoPoint> {
+        Some(GeoPoint {
+            lat: self.last_lat? as f64 / 1e6,
+            lon: self.last_lon? as f64 / 1e6,
+        })
+    }
+    pub fn is_frozen(&self) -> bool {
+        flag(self.frozen)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: String,
+    pub customer_id: String,
+    pub decision_id: String,
+    pub kind: String,
+    pub state: String,
+    pub amount: Option<i64>,
+    pub anomaly: Option<String>,
+    pub due_at: Option<i64>,
+    pub lease_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const HOLD_COLUMNS: &str =
+    "id, customer_id, decision_id, kind, state, amount, anomaly, due_at, lease_until, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: String,
+    pub customer_id: String,
+    pub hold_id: Option<String>,
+    pub kind: String,
+    pub state: String,
+    pub assignee: Option<String>,
+    pub summary: String,
+    pub resolution: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const CASE_COLUMNS: &str =
+    "id, customer_id, hold_id, kind, state, assignee, summary, resolution, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NoteRow {
+    pub id: String,
+    pub case_id: String,
+    pub staff_id: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// What the engine needs from the database about a customer, read together.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub profile: Option<ProfileRow>,
+    pub device: Option<DeviceRow>,
+    pub hour_counts: Vec<u32>,
+    pub payee_known: Option<bool>,
+    pub recent_failures: u32,
+    pub recent_operations: u32,
+    pub recent_anomalies: u32,
+}
+
+/// A decision to insert.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub id: Uuid,
+    pub customer: Uuid,
+    pub operation: &'static str,
+    pub op_key: Option<String>,
+    pub outcome: &'static str,
+    pub factor: Option<&'static str>,
+    pub score: i64,
+    pub anomaly: Option<&'static str>,
+    pub policy_version: i64,
+    pub inputs: String,
+    pub decision: String,
+    pub at: i64,
+}
+
+/// What an allowed operation teaches the profile.
+#[derive(Debug, Clone, Default)]
+pub struct Learned {
+    pub amount: Option<i64>,
+    pub hour: Option<i64>,
+    pub geo: Option<GeoPoint>,
+    pub payee: Option<String>,
+    /// Device id and fingerprint.
+    pub device: Option<(String, String)>,
+    pub step_up: bool,
+}
+
+/// A decision with everything its operation changes, written together.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub decision: NewDecision,
+    pub learned: Learned,
+    /// Counts as a clean operation for trust.
+    pub clean: bool,
+    pub hold: Option<HoldRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RiskStore {
+    db: Db,
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+impl RiskStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    // ---- policies ----
+
+    /// The newest stored policy `(version, json)`, if any.
+    pub async fn current_policy(&self) -> Result<Option<(i64, String)>, DbError> {
+        let row = sqlx::query("SELECT version, body FROM risk_policies ORDER BY version DESC LIMIT 1")
+            .fetch_optional(self.db.reader())
+            .await?;
+        Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))))
+    }
+
+    pub async fn policy(&self, version: i64) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT body FROM risk_policies WHERE version = $1")
+            .bind(version)
+            .fetch_optional(self.db.reader())
+            .await?)
+    }
+
+    /// Stores a policy as the version after `previous`; a concurrent update that took the
+    /// same version is refused by the primary key (`DbError::Conflict`).
+    pub async fn insert_policy(&self, version: i64, body: &str, by: Uuid, at: i64) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO risk_policies (version, body, created_by, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(version)
+            .bind(body)
+            .bind(by.to_string())
+            .bind(at)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    // ---- facts ----
+
+    /// The customer's profile, the device, hour habits, whether the payee is known, and
+    /// recent failures, operations (counted up to `operations_cap`: enough to compare with
+    /// the velocity threshold without counting a busy customer's whole hour) and anomalies,
+    /// on one connection of the read pool.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn facts(
+        &self,
+        customer: Uuid,
+        device: Option<&str>,
+        payee: Option<&str>,
+        operation: &str,
+        failures_since: i64,
+        operations_since: i64,
+        anomalies_since: i64,
+        operations_cap: u32,
+    ) -> Result<Facts, DbError> {
+        let c = customer.to_string();
+        let mut conn = self.db.reader().acquire().await?;
+        // One statement for the profile, the device, the payee and the recent counts.
+        let row = sqlx::query(
+            "SELECT p.customer_id, p.first_seen, p.last_lat, p.last_lon, p.last_geo_at, p.amount_count, \
+               p.amount_sum, p.amount_max, p.clean_ops, p.step_ups, p.frozen, p.frozen_at, \
+               (SELECT trusted FROM risk_devices WHERE customer_id = $1 AND device_id = $2), \
+               (SELECT COUNT(*) FROM risk_payees WHERE customer_id = $1 AND payee = $3), \
+               (SELECT COUNT(*) FROM risk_failures WHERE customer_id = $1 AND at >= $4), \
+               (SELECT COUNT(*) FROM (SELECT 1 FROM risk_decisions WHERE customer_id = $1 AND operation = $5 \
+                  AND created_at >= $6 LIMIT $8) AS v), \
+               (SELECT COUNT(*) FROM (SELECT 1 FROM risk_decisions WHERE customer_id = $1 AND created_at >= $7 \
+                  AND anomaly IS NOT NULL LIMIT 100) AS a) \
+             FROM (SELECT 1 AS one) AS x LEFT JOIN risk_profiles p ON p.customer_id = $1",
+        )
+        .bind(&c)
+        .bind(device.unwrap_or(""))
+        .bind(payee.unwrap_or(""))
+        .bind(failures_since)
+        .bind(operation)
+        .bind(operations_since)
+        .bind(anomalies_since)
+        .bind(i64::from(operations_cap))
+        .fetch_one(&mut *conn)
+        .await?;
+        let profile = row.get::<Option<String>, _>(0).map(|customer_id| ProfileRow {
+            customer_id,
+            first_seen: row.get::<Option<i64>, _>(1).unwrap_or(0),
+            last_lat: row.get(2),
+            last_lon: row.get(3),
+            last_geo_at: row.get(4),
+            amount_count: row.get::<Option<i64>, _>(5).unwrap_or(0),
+            amount_sum: row.get::<Option<i64>, _>(6).unwrap_or(0),
+            amount_max: row.get::<Option<i64>, _>(7).unwrap_or(0),
+            clean_ops: row.get::<Option<i64>, _>(8).unwrap_or(0),
+            step_ups: row.get::<Option<i64>, _>(9).unwrap_or(0),
+            frozen: row.get::<Option<i64>, _>(10).unwrap_or(0),
+            frozen_at: row.get(11),
+        });
+        let device_trusted: Option<i64> = row.get(12);
+        let n = |i: usize| u32::try_from(row.get::<i64, _>(i)).unwrap_or(u32::MAX);
+        let mut hour_counts = vec![0u32; 24];
+        if profile.is_some() {
+            let rows = sqlx::query("SELECT hour, n FROM risk_hours WHERE customer_id = $1")
+                .bind(&c)
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in rows {
+                let h: i64 = r.get(0);
+                let count: i64 = r.get(1);
+                if let Some(slot) = hour_counts.get_mut(h as usize) {
+                    *slot = u32::try_from(count).unwrap_or(u32::MAX);
+                }
+            }
+        }
+        Ok(Facts {
+            device: device.zip(device_trusted).map(|(d, trusted)| DeviceRow {
+                customer_id: c.clone(),
+                device_id: d.to_owned(),
+                fingerprint: String::new(),
+                first_seen: 0,
+                last_seen: 0,
+                trusted,
+            }),
+            profile,
+            hour_counts,
+            payee_known: payee.map(|_| n(13) > 0),
+            recent_failures: n(14),
+            recent_operations: n(15),
+            recent_anomalies: n(16),
+        })
+    }
+
+    pub async fn profile(&self, customer: Uuid) -> Result<Option<ProfileRow>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT customer_id, first_seen, last_lat, last_lon, last_geo_at, amount_count, amount_sum, amount_max, \
+             clean_ops, step_ups, frozen, frozen_at FROM risk_profiles WHERE customer_id = $1",
+        )
+        .bind(customer.to_string())
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    pub async fn recent_anomalies(&self, customer: Uuid, since: i64) -> Result<u32, DbError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM risk_decisions WHERE customer_id = $1 AND created_at >= $2 AND anomaly IS NOT NULL",
+        )
+        .bind(customer.to_string())
+        .bind(since)
+        .fetch_one(self.db.reader())
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    // ---- decisions ----
+
+    async fn insert_decision_in(tx: &mut Tx<'_>, d: &NewDecision) -> Result<(), DbError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO risk_decisions ({DECISION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        )))
+        .bind(d.id.to_string())
+        .bind(d.customer.to_string())
+        .bind(d.operation)
+        .bind(&d.op_key)
+        .bind(d.outcome)
+        .bind(d.factor)
+        .bind(d.score)
+        .bind(d.anomaly)
+        .bind(d.policy_version)
+        .bind(&d.inputs)
+        .bind(&d.decision)
+        .bind(d.at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a decision that changes nothing else (refusals, step-ups).
+    pub async fn insert_decision(&self, d: &NewDecision) -> Result<(), DbError> {
+        let mut tx = self.db.writer().begin().await?;
+        // A step-up asked again for the same key replaces the earlier one.
+        if let Some(key) = &d.op_key {
+            sqlx::query("DELETE FROM risk_decisions WHERE customer_id = $1 AND op_key = $2 AND outcome = 'step_up'")
+                .bind(d.customer.to_string())
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::insert_decision_in(&mut tx, d).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn decision(&self, id: Uuid) -> Result<Option<DecisionRow>, DbError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    pub async fn decision_by_key(&self, customer: Uuid, key: &str) -> Result<Option<DecisionRow>, DbError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE customer_id = $1 AND op_key = $2"
+        )))
+        .bind(customer.to_string())
+        .bind(key)
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    /// Decisions newest first, optionally of one customer; `before` is an id cursor.
+    pub async fn decisions(
+        &self,
+        customer: Option<Uuid>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DecisionRow>, DbError> {
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE ($1 = '' OR customer_id = $1) \
+             AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT {}",
+            limit
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(customer.map(|c| c.to_string()).unwrap_or_default())
+            .bind(before.unwrap_or(""))
+            .fetch_all(self.db.reader())
+            .await?)
+    }
+
+    /// Stores decisions with what each teaches the profile and its hold row, all in one
+    /// transaction (one commit for a whole group of transfers).
+    pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), DbError> {
+        let mut tx = self.db.writer().begin().await?;
+        for o in outcomes {
+            Self::record_outcome_in(&mut tx, o).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_outcome_in(tx: &mut Tx<'_>, o: &Outcome) -> Result<(), DbError> {
+        let (d, learned) = (&o.decision, &o.learned);
+        let c = d.customer.to_string();
+        if let Some(key) = &d.op_key {
+            sqlx::query("DELETE FROM risk_decisions WHERE customer_id = $1 AND op_key = $2 AND outcome = 'step_up'")
+                .bind(&c)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Self::insert_decision_in(tx, d).await?;
+        let amount = learned.amount.unwrap_or(0);
+        let counted = i64::from(learned.amount.is_some());
+        let (lat, lon) = match learned.geo {
+            Some(g) => (Some((g.lat * 1e6) as i64), Some((g.lon * 1e6) as i64)),
+            None => (None, None),
+        };
+        let geo_at = learned.geo.map(|_| d.at);
+        sqlx::query(
+            "INSERT INTO risk_profiles (customer_id, first_seen, last_lat, last_lon, last_geo_at, amount_count, \
+               amount_sum, amount_max, clean_ops, step_ups) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (customer_id) DO UPDATE SET \
+               last_lat = COALESCE(excluded.last_lat, risk_profiles.last_lat), \
+               last_lon = COALESCE(excluded.last_lon, risk_profiles.last_lon), \
+               last_geo_at = COALESCE(excluded.last_geo_at, risk_profiles.last_geo_at), \
+               amount_count = risk_profiles.amount_count + excluded.amount_count, \
+               amount_sum = risk_profiles.amount_sum + excluded.amount_sum, \
+               amount_max = CASE WHEN excluded.amount_max > risk_profiles.amount_max \
+                 THEN excluded.amount_max ELSE risk_profiles.amount_max END, \
+               clean_ops = risk_profiles.clean_ops + excluded.clean_ops, \
+               step_ups = risk_profiles.step_ups + excluded.step_ups",
+        )
+        .bind(&c)
+        .bind(d.at)
+        .bind(lat)
+        .bind(lon)
+        .bind(geo_at)
+        .bind(counted)
+        .bind(amount)
+        .bind(amount)
+        .bind(i64::from(o.clean))
+        .bind(i64::from(learned.step_up))
+        .execute(&mut **tx)
+        .await?;
+        if let Some(hour) = learned.hour {
+            sqlx::query(
+                "INSERT INTO risk_hours (customer_id, hour, n) VALUES ($1, $2, 1) \
+                 ON CONFLICT (customer_id, hour) DO UPDATE SET n = risk_hours.n + 1",
+            )
+            .bind(&c)
+            .bind(hour)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some(payee) = &learned.payee {
+            sqlx::query(
+                "INSERT INTO risk_payees (customer_id, payee, first_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (customer_id, payee) DO NOTHING",
+            )
+            .bind(&c)
+            .bind(payee)
+            .bind(d.at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some((device, fingerprint)) = &learned.device {
+            Self::touch_device_in(tx, &c, device, fingerprint, d.at, learned.step_up).await?;
+        }
+        if let Some(h) = &o.hold {
+            Self::insert_hold_in(tx, h).await?;
+        }
+        Ok(())
+    }
+
+    // ---- devices ----
+
+    async fn touch_device_in(
+        tx: &mut Tx<'_>,
+        customer: &str,
+        device: &str,
+        fingerprint: &str,
+        at: i64,
+        trust: bool,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO risk_devices (customer_id, device_id, fingerprint, first_seen, last_seen, trusted) \
+             VALUES ($1, $2, $3, $4, $4, $5) \
+             ON CONFLICT (customer_id, device_id) DO UPDATE SET last_seen = excluded.last_seen, \
+               trusted = CASE WHEN excluded.trusted = 1 THEN 1 ELSE risk_devices.trusted END",
+        )
+        .bind(customer)
+        .bind(device)
+        .bind(fingerprint)
+        .bind(at)
+        .bind(i64::from(trust))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Registers a device or refreshes its last-seen time.
+    pub async fn touch_device(
+        &self,
+        customer: Uuid,
+        device: &str,
+        fingerprint: &str,
+        at: i64,
+        trust: bool,
+    ) -> Result<(), DbError> {
+        let mut tx = self.db.writer().begin().await?;
+        Self::touch_device_in(&mut tx, &customer.to_string(), device, fingerprint, at, trust).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn devices(&self, customer: Uuid) -> Result<Vec<DeviceRow>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT customer_id, device_id, fingerprint, first_seen, last_seen, trusted FROM risk_devices \
+             WHERE customer_id = $1 ORDER BY last_seen DESC",
+        )
+        .bind(customer.to_string())
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    pub async fn untrust_device(&self, customer: Uuid, device: &str) -> Result<bool, DbError> {
+        Ok(
+            sqlx::query("UPDATE risk_devices SET trusted = 0 WHERE customer_id = $1 AND device_id = $2")
+                .bind(customer.to_string())
+                .bind(device)
+                .execute(self.db.writer())
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    pub async fn remove_device(&self, customer: Uuid, device: &str) -> Result<bool, DbError> {
+        Ok(
+            sqlx::query("DELETE FROM risk_devices WHERE customer_id = $1 AND device_id = $2")
+                .bind(customer.to_string())
+                .bind(device)
+                .execute(self.db.writer())
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    // ---- failures ----
+
+    pub async fn record_failure(&self, customer: Uuid, kind: &str, at: i64) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO risk_failures (id, customer_id, kind, at) VALUES ($1, $2, $3, $4)")
+            .bind(new_id().to_string())
+            .bind(customer.to_string())
+            .bind(kind)
+            .bind(at)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn clear_failures(&self, customer: Uuid) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM risk_failures WHERE customer_id = $1")
+            .bind(customer.to_string())
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    // ---- holds ----
+
+    async fn insert_hold_in(tx: &mut Tx<'_>, h: &HoldRow) -> Result<(), DbError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO risk_holds ({HOLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )))
+        .bind(&h.id)
+        .bind(&h.customer_id)
+        .bind(&h.decision_id)
+        .bind(&h.kind)
+        .bind(&h.state)
+        .bind(h.amount)
+        .bind(&h.anomaly)
+        .bind(h.due_at)
+        .bind(h.lease_until)
+        .bind(h.created_at)
+        .bind(h.updated_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a hold; a second one with the same id is ignored (a replayed request).
+    pub async fn insert_hold(&self, h: &HoldRow) -> Result<bool, DbError> {
+        let mut tx = self.db.writer().begin().await?;
+        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM risk_holds WHERE id = $1")
+            .bind(&h.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists > 0 {
+            return Ok(false);
+        }
+        Self::insert_hold_in(&mut tx, h).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn hold(&self, id: &str) -> Result<Option<HoldRow>, DbError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {HOLD_COLUMNS} FROM risk_holds WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.db.writer())
+        .await?)
+    }
+
+    pub async fn holds_of(&self, customer: Uuid) -> Result<Vec<HoldRow>, DbError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {HOLD_COLUMNS} FROM risk_holds WHERE customer_id = $1 ORDER BY id DESC LIMIT 100"
+        )))
+        .bind(customer.to_string())
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    /// Ids of delayed holds due at `now` and not leased by another worker.
+    pub async fn due_holds(&self, now: i64, limit: u32) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT id FROM risk_holds WHERE state = 'waiting' AND due_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY due_at LIMIT {limit}"
+        )))
+        .bind(now)
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    /// Claims a due hold for settlement until `lease_until`; false when another worker
+    /// holds the lease or the hold is no longer waiting.
+    pub async fn claim_hold(&self, id: &str, now: i64, lease_until: i64) -> Result<bool, DbError> {
+        Ok(sqlx::query(
+            "UPDATE risk_holds SET lease_until = $2, updated_at = $3 WHERE id = $1 AND state = 'waiting' \
+             AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $3)",
+        )
+        .bind(id)
+        .bind(lease_until)
+        .bind(now)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Moves a hold from one of `from` to `to`; false when it was in none of them.
+    pub async fn move_hold(&self, id: &str, from: &[&str], to: &str, now: i64) -> Result<bool, DbError> {
+        let list: Vec<String> = from.iter().map(|s| format!("'{s}'")).collect();
+        Ok(sqlx::query(AssertSqlSafe(format!(
+            "UPDATE risk_holds SET state = $2, updated_at = $3, lease_until = NULL WHERE id = $1 AND state IN ({})",
+            list.join(", ")
+        )))
+        .bind(id)
+        .bind(to)
+        .bind(now)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Cancels a waiting hold unless a settlement holds a live lease on it.
+    pub async fn cancel_hold(&self, id: &str, now: i64) -> Result<bool, DbError> {
+        Ok(sqlx::query(
+            "UPDATE risk_holds SET state = 'cancelled', updated_at = $2 WHERE id = $1 AND state = 'waiting' \
+             AND (lease_until IS NULL OR lease_until < $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    // ---- freeze and cases ----
+
+    /// Freezes the customer's transfers and opens a case, in one transaction.
+    pub async fn freeze_and_open_case(&self, case: &CaseRow) -> Result<(), DbError> {
+        let mut tx = self.db.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO risk_profiles (customer_id, first_seen, frozen, frozen_at) VALUES ($1, $2, 1, $2) \
+             ON CONFLICT (customer_id) DO UPDATE SET frozen = 1, frozen_at = excluded.frozen_at",
+        )
+        .bind(&case.customer_id)
+        .bind(case.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO risk_cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )))
+        .bind(&case.id)
+        .bind(&case.customer_id)
+        .bind(&case.hold_id)
+        .bind(&case.kind)
+        .bind(&case.state)
+        .bind(&case.assignee)
+        .bind(&case.summary)
+        .bind(&case.resolution)
+        .bind(case.created_at)
+        .bind(case.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn unfreeze(&self, customer: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE risk_profiles SET frozen = 0, frozen_at = NULL WHERE customer_id = $1")
+            .bind(customer)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn cases(&self, state: Option<&str>, before: Option<&str>, limit: u32) -> Result<Vec<CaseRow>, DbError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM risk_cases WHERE ($1 = '' OR state = $1) AND ($2 = '' OR id < $2) \
+             ORDER BY id DESC LIMIT {limit}"
+        )))
+        .bind(state.unwrap_or(""))
+        .bind(before.unwrap_or(""))
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    pub async fn case(&self, id: Uuid) -> Result<Option<CaseRow>, DbError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {CASE_COLUMNS} FROM risk_cases WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.writer())
+        .await?)
+    }
+
+    pub async fn assign_case(&self, id: Uuid, staff: Uuid, now: i64) -> Result<bool, DbError> {
+        Ok(
+            sqlx::query("UPDATE risk_cases SET assignee = $2, updated_at = $3 WHERE id = $1 AND state = 'open'")
+                .bind(id.to_string())
+                .bind(staff.to_string())
+                .bind(now)
+                .execute(self.db.writer())
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    pub async fn resolve_case(&self, id: Uuid, resolution: &str, now: i64) -> Result<bool, DbError> {
+        Ok(sqlx::query(
+            "UPDATE risk_cases SET state = 'resolved', resolution = $2, updated_at = $3 WHERE id = $1 AND state = 'open'",
+        )
+        .bind(id.to_string())
+        .bind(resolution)
+        .bind(now)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    pub async fn add_note(&self, case: Uuid, staff: Uuid, body: &str, now: i64) -> Result<NoteRow, DbError> {
+        let row = NoteRow {
+            id: new_id().to_string(),
+            case_id: case.to_string(),
+            staff_id: staff.to_string(),
+            body: body.to_owned(),
+            created_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO risk_case_notes (id, case_id, staff_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&row.id)
+        .bind(&row.case_id)
+        .bind(&row.staff_id)
+        .bind(&row.body)
+        .bind(row.created_at)
+        .execute(self.db.writer())
+        .await?;
+        Ok(row)
+    }
+
+    pub async fn notes(&self, case: Uuid) -> Result<Vec<NoteRow>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT id, case_id, staff_id, body, created_at FROM risk_case_notes WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case.to_string())
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+}
