@@ -53,6 +53,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_inbox::MIGRATIONS);
     all.extend_from_slice(huoban_accounts::MIGRATIONS);
     all.extend(huoban_engage::migrations());
+    all.extend_from_slice(huoban_campaigns::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -77,6 +78,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "staff", description = "Staff console: users, roles, customer lookup"),
         (name = "inbox", description = "In-app messages and their live stream"),
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
+        (name = "campaigns", description = "Campaigns, rules, tasks, badges, levels, effects and nudges"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "operations", description = "Health and metrics")
     )
@@ -172,6 +174,12 @@ impl App {
             }))
             .merge(huoban_accounts::routes::router(self.accounts.clone()))
             .merge(huoban_engage::router(self.engage_state()))
+            .merge(huoban_campaigns::router(self.campaigns_state()))
+    }
+
+    /// Campaigns, rules, tasks and badges (crates/campaigns), on the engagement services.
+    pub fn campaigns_state(&self) -> huoban_campaigns::CampaignsState {
+        huoban_campaigns::CampaignsState::new(self.engage_state())
     }
 
     /// The services the engagement features use, all shared with the rest of the server
@@ -274,8 +282,11 @@ impl App {
                 }
             }
         });
+        // Campaign rules, tasks and badges: the `rules` consumer of the event feed.
+        let rules = self.campaigns_state().rules.spawn_consumer();
         vec![
             sweeper,
+            rules,
             alerts,
             rewards,
             events,

@@ -155,6 +155,7 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     }
     let transfers = seed_history(app, &rows, settings.seed, settings.days_of_history).await?;
     seed_alerts(app, &rows).await?;
+    crate::demo_campaign::seed(app).await?;
     eprintln!("Demo bank seeded in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(DemoReport {
         already_seeded: false,

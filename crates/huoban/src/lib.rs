@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_campaign;
 pub mod observability;
 
 pub use app::{App, MIGRATIONS};

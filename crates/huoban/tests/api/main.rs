@@ -5,6 +5,8 @@ mod helpers;
 
 mod accounts;
 mod alerts;
+mod badges;
+mod campaigns;
 mod checkin;
 mod cli;
 mod conventions;
@@ -17,4 +19,6 @@ mod idp;
 mod inbox;
 mod questionnaire;
 mod rewards;
+mod rules;
 mod staff;
+mod tasks;

@@ -56,6 +56,47 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("POST", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
     ("GET", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
     ("POST", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
+    ("GET", "/api/v1/staff/campaigns", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/campaigns", &[Role::Admin, Role::Operator]),
+    ("GET", "/api/v1/staff/campaigns/{id}", &[Role::Admin, Role::Operator]),
+    ("PUT", "/api/v1/staff/campaigns/{id}", &[Role::Admin, Role::Operator]),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/schedule",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/end",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/campaigns/{id}/rules",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/rules",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/campaigns/{id}/tasks",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/tasks",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "PUT",
+        "/api/v1/staff/customers/{id}/tags",
+        &[Role::Admin, Role::Operator],
+    ),
+    ("GET", "/api/v1/staff/badges", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/badges", &[Role::Admin, Role::Operator]),
 ];
 
 /// Staff routes that need no staff session.
@@ -74,6 +115,7 @@ fn request_body(path: &str) -> serde_json::Value {
             "claimable_until": "2036-01-01T00:00:00Z",
             "coupon_valid_days": 7,
         }),
+        _ if crate::campaigns::matrix_body(path).is_some() => crate::campaigns::matrix_body(path).unwrap_or_default(),
         _ => {
             json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
         }
@@ -110,8 +152,8 @@ async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
     for role in Role::ALL {
         let token = app.staff(role).await;
         for (method, path, allowed) in MATRIX {
-            let path = path.replace("{id}", &customer).replace("{account_id}", &account);
-            let body = (*method == "POST").then(|| request_body(&path));
+            let path = crate::campaigns::matrix_path(&app, path, &customer, &account).await;
+            let body = matches!(*method, "POST" | "PUT").then(|| request_body(&path));
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             let staff_before = app.count("staff_users").await;
             let reply = app.send(method.clone(), &path, Some(&token), body.clone(), &[]).await;
