@@ -50,6 +50,9 @@ pub enum Scenario {
     /// A flash sale: many customers claiming one reward with little stock over HTTP; the
     /// stock must never be oversold.
     FlashClaim,
+    /// Behaviour events in batches with campaign rules active: events/s, and the lag from
+    /// ingest to applied effect at a fixed rate (crates/huoban/src/bench_events.rs).
+    Events,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +80,9 @@ pub struct BenchArgs {
     /// `flash-claim`: units of the reward in stock.
     #[arg(long, default_value_t = 1000)]
     pub stock: i64,
+    /// `events`: events per second offered in the lag phase.
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
 }
 
 /// Price of the `flash-claim` reward, in points.
@@ -399,6 +405,9 @@ pub async fn signed_in_customer(client: &reqwest::Client, base: &str) -> anyhow:
 
 pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyhow::Result<()> {
     let target = Target::start(args.url.as_deref(), config, database_given).await?;
+    if let Scenario::Events = args.scenario {
+        return crate::bench_events::run(args, target).await;
+    }
     let client = client()?;
     let base = target.base_url.clone();
     let accounts = args.accounts.unwrap_or(match args.scenario {
@@ -492,6 +501,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 }),
             )
         }
+        Scenario::Events => bail!("the events scenario runs its own phases"),
         Scenario::FlashClaim => {
             let app = target
                 .app

@@ -2,7 +2,8 @@
 //! campaign feature: an audience-free campaign with points and coupon budgets, rules (a
 //! windowed aggregate with a nudge, a once-only welcome bonus with an inbox message, a
 //! coupon for sharing, a care message for elderly customers), daily, weekly and one-off
-//! tasks, and tiered badges. Built through the same services as the staff API.
+//! tasks, and tiered badges. Built through the same services as the staff API. Returns the
+//! campaign's id.
 
 use anyhow::Context;
 use huoban_engage::rewards::service::{NewRewardRequest, RewardsService};
@@ -20,7 +21,7 @@ fn api(e: huoban_kit::ApiError) -> anyhow::Error {
     anyhow::anyhow!("demo campaign: {e}")
 }
 
-/// Creates the campaign and schedules it live from yesterday for 30 days.
+/// Creates the campaign and schedules it, live a second after seeding for 30 days.
 pub async fn seed(app: &App) -> anyhow::Result<Uuid> {
     let state = app.campaigns_state();
     let now = app.clock.now();
@@ -48,7 +49,9 @@ pub async fn seed(app: &App) -> anyhow::Result<Uuid> {
                 "name": "Spring Festival 2027",
                 "titles": { "zh-CN": "新春伙伴季", "zh-TW": "新春夥伴季", "en": "Spring Festival with Huoban" },
                 "theme": "spring-festival",
-                "starts_at": (now - SignedDuration::from_hours(24)).to_string(),
+                // Live from the moment the demo bank is seeded: the seeded history is older and
+                // does not count.
+                "starts_at": (now + SignedDuration::from_secs(1)).to_string(),
                 "ends_at": (now + SignedDuration::from_hours(24 * 30)).to_string(),
                 "audience": "",
                 "points_budget": 2_000_000,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_events;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -3,7 +3,8 @@
 //! the store writes them with a few multi-row statements.
 //!
 //! For each event, in feed (= per-customer) order, each rule of a live campaign whose
-//! trigger is the event's type and whose campaign audience admits the customer:
+//! trigger is the event's type, whose campaign audience admits the customer and which had
+//! started when the event happened (earlier events never count for a campaign):
 //! 1. the condition (CEL over `event`, `customer`, `counters`) must hold;
 //! 2. with an aggregate, the event is a *hit*; the rule fires when the hits since it last
 //!    fired within the last `days` (by event time) reach `count` — so the 3rd matching
@@ -166,6 +167,8 @@ pub struct LiveCampaign {
     pub id: Uuid,
     pub name: String,
     pub audience: Expr,
+    /// Events that happened before this (micros) do not count for the campaign.
+    pub starts_at: i64,
     pub points_left: i64,
     pub coupons_left: i64,
 }
@@ -402,10 +405,11 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
         let mut admitted: HashMap<usize, bool> = HashMap::new();
         let mut admits = |campaigns: &[LiveCampaign], c: usize| {
             *admitted.entry(c).or_insert_with(|| {
-                campaigns[c].audience.matches(&Vars {
-                    customer: Some(&customer),
-                    ..Vars::default()
-                })
+                at >= campaigns[c].starts_at
+                    && campaigns[c].audience.matches(&Vars {
+                        customer: Some(&customer),
+                        ..Vars::default()
+                    })
             })
         };
         let mut any = false;
@@ -611,6 +615,7 @@ mod tests {
                 id: Uuid::from_u128(1),
                 name: "c".into(),
                 audience: Expr::always(),
+                starts_at: 0,
                 points_left: budget,
                 coupons_left: 0,
             }],

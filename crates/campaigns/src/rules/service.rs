@@ -293,6 +293,7 @@ impl RulesService {
                 id,
                 name: row.name.clone(),
                 audience,
+                starts_at: row.starts_at,
                 points_left: row.points_cap - row.points_used,
                 coupons_left: row.coupon_cap - row.coupons_used,
             });
@@ -413,6 +414,8 @@ impl RulesService {
             plan = domain::decide(&mut world, &relevant, loaded);
             self.outside(&mut plan, &mut dropped).await?;
         }
+        // Effects are stamped just before their commit (the lag metric measures to here).
+        let now = self.clock.now();
         let mut tx = self.store.db().begin().await?;
         if !self.store.write_plan(&mut tx, &plan, &dropped, now).await? || !feed.advance(&mut tx, from, to, now).await?
         {

@@ -136,7 +136,6 @@ impl RuleStore {
         &self.db
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn insert(
         &self,
         id: Uuid,
@@ -187,6 +186,7 @@ impl RuleStore {
 
     /// The consumer state of these rules for these customers; window hits at or after
     /// `hits_since` (micros).
+    #[allow(clippy::too_many_arguments)]
     pub async fn load(
         &self,
         rules: &[Uuid],

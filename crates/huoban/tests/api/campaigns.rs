@@ -396,3 +396,70 @@ async fn unknown_and_ended_campaigns_for_customers(app: TestApp) {
             .is_empty()
     );
 }
+
+crate::for_each_backend!(the_demo_bank_runs_a_live_spring_festival_campaign);
+
+async fn the_demo_bank_runs_a_live_spring_festival_campaign(backend: huoban_kit::Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| {
+        c.demo.customers = 12;
+        c.demo.days_of_history = 10;
+    })
+    .await
+    else {
+        return;
+    };
+    app.clock.set("2026-11-22T08:00:00Z".parse().expect("time"));
+    huoban::demo::seed(&app.app).await.expect("demo seeded");
+    caught_up(&app).await;
+    // The seeded history predates the campaign: it earned nothing.
+    assert_eq!(app.count("campaign_effects").await, 0);
+    app.clock.advance(SignedDuration::from_mins(1));
+    let token = app.sign_in_demo("13800000001").await;
+    let live = app.get("/api/v1/campaigns", Some(&token)).await;
+    assert_eq!(live.body[0]["theme"], "spring-festival", "{:?}", live.body);
+    assert_eq!(live.body[0]["state"], "live");
+    assert_eq!(
+        app.get("/api/v1/tasks", Some(&token))
+            .await
+            .body
+            .as_array()
+            .expect("tasks")
+            .len(),
+        3
+    );
+    assert_eq!(
+        app.get("/api/v1/badges", Some(&token))
+            .await
+            .body
+            .as_array()
+            .expect("badges")
+            .len(),
+        2
+    );
+    let wealth = json!({ "category": "wealth" });
+    send(
+        &app,
+        &token,
+        &[
+            ("d-1", "product_view", wealth.clone()),
+            ("d-2", "product_view", wealth.clone()),
+            ("d-3", "product_view", wealth),
+            ("d-4", "share", json!({})),
+            ("d-5", "green_trip", json!({ "km": 6 })),
+        ],
+    )
+    .await;
+    let nudges = app.get("/api/v1/nudges", Some(&token)).await;
+    assert_eq!(nudges.body[0]["title"], "定制我的配置方案", "{:?}", nudges.body);
+    let coupons = app.get("/api/v1/coupons", Some(&token)).await;
+    assert_eq!(coupons.body["items"].as_array().expect("coupons").len(), 1);
+    let kinds: Vec<String> = effects(&app, &token)
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind").to_owned())
+        .collect();
+    for kind in ["nudge", "points", "coupon", "badge"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
+    }
+    assert_ledger_ok(&app).await;
+}

@@ -87,8 +87,10 @@ async fn a_rule_fires_exactly_once_when_the_same_event_is_sent_twice_and_explain
 
 async fn a_windowed_aggregate_fires_on_the_third_match_within_7_days_not_over_8(app: TestApp) {
     let staff = app.staff(Role::Operator).await;
-    let (_, mut close) = crate::accounts::customer(&app, "13900003002").await;
-    let (_, mut spread) = crate::accounts::customer(&app, "13900003003").await;
+    crate::accounts::customer(&app, "13900003002").await;
+    crate::accounts::customer(&app, "13900003003").await;
+    // Sessions expire as the clock moves days ahead: sign in afresh for each step.
+    let me = |phone: &'static str| app.sign_in(phone, "h5");
     let campaign = live_campaign(&app, &staff, campaign_body(&app, "", 1000, 0)).await;
     add_rule(
         &app,
@@ -104,16 +106,22 @@ async fn a_windowed_aggregate_fires_on_the_third_match_within_7_days_not_over_8(
     .await;
     let wealth = json!({ "category": "wealth" });
     // Close together: days 0, 2 (plus a non-matching view), 5 → fires on the third.
-    send(&app, &close, &[("c-1", "product_view", wealth.clone())]).await;
-    send(&app, &spread, &[("s-1", "product_view", wealth.clone())]).await;
-    app.clock.advance(SignedDuration::from_hours(48));
-    (close, spread) = (
-        app.sign_in("13900003002", "h5").await,
-        app.sign_in("13900003003", "h5").await,
-    );
     send(
         &app,
-        &close,
+        &me("13900003002").await,
+        &[("c-1", "product_view", wealth.clone())],
+    )
+    .await;
+    send(
+        &app,
+        &me("13900003003").await,
+        &[("s-1", "product_view", wealth.clone())],
+    )
+    .await;
+    app.clock.advance(SignedDuration::from_hours(48));
+    send(
+        &app,
+        &me("13900003002").await,
         &[
             ("c-2", "product_view", wealth.clone()),
             ("c-x", "product_view", json!({ "category": "loans" })),
@@ -121,32 +129,39 @@ async fn a_windowed_aggregate_fires_on_the_third_match_within_7_days_not_over_8(
     )
     .await;
     app.clock.advance(SignedDuration::from_hours(48));
-    (close, spread) = (
-        app.sign_in("13900003002", "h5").await,
-        app.sign_in("13900003003", "h5").await,
+    send(
+        &app,
+        &me("13900003003").await,
+        &[("s-2", "product_view", wealth.clone())],
+    )
+    .await;
+    assert_eq!(
+        points(&app, &me("13900003002").await).await,
+        0,
+        "two matches do not fire"
     );
-    send(&app, &spread, &[("s-2", "product_view", wealth.clone())]).await;
-    assert_eq!(points(&app, &close).await, 0, "two matches do not fire");
     app.clock.advance(SignedDuration::from_hours(24));
-    (close, spread) = (
-        app.sign_in("13900003002", "h5").await,
-        app.sign_in("13900003003", "h5").await,
-    );
-    send(&app, &close, &[("c-3", "product_view", wealth.clone())]).await;
-    assert_eq!(points(&app, &close).await, 30);
-    let nudges = app.get("/api/v1/nudges", Some(&close)).await;
+    send(
+        &app,
+        &me("13900003002").await,
+        &[("c-3", "product_view", wealth.clone())],
+    )
+    .await;
+    assert_eq!(points(&app, &me("13900003002").await).await, 30);
+    let nudges = app.get("/api/v1/nudges", Some(&me("13900003002").await)).await;
     assert_eq!(nudges.body[0]["title"], "定制我的配置方案");
     assert_eq!(nudges.body[0]["action_url"], "/h5/allocation");
     // Spread: days 0, 4, 8 — the first has left the 7-day window by the third.
     app.clock.advance(SignedDuration::from_hours(24 * 3));
-    (close, spread) = (
-        app.sign_in("13900003002", "h5").await,
-        app.sign_in("13900003003", "h5").await,
-    );
-    send(&app, &spread, &[("s-3", "product_view", wealth.clone())]).await;
-    assert_eq!(points(&app, &spread).await, 0);
+    send(
+        &app,
+        &me("13900003003").await,
+        &[("s-3", "product_view", wealth.clone())],
+    )
+    .await;
+    assert_eq!(points(&app, &me("13900003003").await).await, 0);
     assert!(
-        app.get("/api/v1/nudges", Some(&spread))
+        app.get("/api/v1/nudges", Some(&me("13900003003").await))
             .await
             .body
             .as_array()
@@ -154,8 +169,8 @@ async fn a_windowed_aggregate_fires_on_the_third_match_within_7_days_not_over_8(
             .is_empty()
     );
     // Two more within the window make three again (s-2, s-3, s-4).
-    send(&app, &spread, &[("s-4", "product_view", wealth)]).await;
-    assert_eq!(points(&app, &spread).await, 30);
+    send(&app, &me("13900003003").await, &[("s-4", "product_view", wealth)]).await;
+    assert_eq!(points(&app, &me("13900003003").await).await, 30);
     assert_ledger_ok(&app).await;
 }
 
