@@ -3,7 +3,7 @@
 //!
 //! - [`domain`]: validation, lifecycle (draft → scheduled → live → ended), problems.
 //! - [`store`]: `campaigns`, and profile attributes for audiences.
-//! - [`service`]: [`service::CampaignService`].
+//! - [`service`]: the service, `CampaignService`.
 //! - [`routes`]: `POST|GET /api/v1/staff/campaigns`, `GET|PUT /api/v1/staff/campaigns/{id}`,
 //!   `POST /api/v1/staff/campaigns/{id}/schedule|end`, `GET /api/v1/campaigns[/{id}]`.
 

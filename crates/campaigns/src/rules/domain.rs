@@ -268,7 +268,7 @@ pub struct LiveBadge {
 
 /// The highest tier reached with `progress`.
 pub fn tier_of(tiers: &[Tier], progress: i64) -> Option<&Tier> {
-    tiers.iter().filter(|t| progress >= t.threshold).last()
+    tiers.iter().rfind(|t| progress >= t.threshold)
 }
 
 /// An event of the batch.
