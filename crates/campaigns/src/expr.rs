@@ -90,27 +90,35 @@ impl Expr {
     /// True only when the expression evaluates to `true`; an error (a missing property, a
     /// type mismatch) or a non-boolean counts as false, so a rule never fires by accident.
     pub fn matches(&self, vars: &Vars<'_>) -> bool {
-        let Some(program) = &self.0 else {
+        if self.0.is_none() {
             return true;
-        };
-        let mut context = Context::default();
-        if let Some(event) = &vars.event
-            && context.add_variable("event", event).is_err()
-        {
-            return false;
         }
-        if let Some(customer) = vars.customer
-            && context.add_variable("customer", customer).is_err()
-        {
-            return false;
-        }
-        if let Some(counters) = vars.counters
-            && context.add_variable("counters", counters).is_err()
-        {
-            return false;
-        }
-        matches!(program.execute(&context), Ok(Value::Bool(true)))
+        context(vars).is_some_and(|c| self.matches_in(&c))
     }
+
+    /// Like [`Expr::matches`], with the variables already converted by [`context`] (one
+    /// conversion per event serves every expression evaluated on it).
+    pub fn matches_in(&self, context: &Context<'_, '_>) -> bool {
+        match &self.0 {
+            None => true,
+            Some(program) => matches!(program.execute(context), Ok(Value::Bool(true))),
+        }
+    }
+}
+
+/// The variables converted for evaluation; `None` when one cannot be converted.
+pub fn context(vars: &Vars<'_>) -> Option<Context<'static, 'static>> {
+    let mut context = Context::default();
+    if let Some(event) = &vars.event {
+        context.add_variable("event", event).ok()?;
+    }
+    if let Some(customer) = vars.customer {
+        context.add_variable("customer", customer).ok()?;
+    }
+    if let Some(counters) = vars.counters {
+        context.add_variable("counters", counters).ok()?;
+    }
+    Some(context)
 }
 
 #[cfg(test)]

@@ -402,19 +402,18 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
             counters: Some(&counters),
         };
         let at = huoban_kit::clock::to_micros(event.at);
+        let Some(context) = expr::context(&vars) else {
+            continue;
+        };
         let mut admitted: HashMap<usize, bool> = HashMap::new();
         let mut admits = |campaigns: &[LiveCampaign], c: usize| {
-            *admitted.entry(c).or_insert_with(|| {
-                at >= campaigns[c].starts_at
-                    && campaigns[c].audience.matches(&Vars {
-                        customer: Some(&customer),
-                        ..Vars::default()
-                    })
-            })
+            *admitted
+                .entry(c)
+                .or_insert_with(|| at >= campaigns[c].starts_at && campaigns[c].audience.matches_in(&context))
         };
         let mut any = false;
         for rule in world.rules.iter().filter(|r| r.trigger == event.kind) {
-            if !admits(&world.campaigns, rule.campaign) || !rule.condition.matches(&vars) {
+            if !admits(&world.campaigns, rule.campaign) || !rule.condition.matches_in(&context) {
                 continue;
             }
             any = true;
@@ -549,7 +548,7 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
             }
         }
         for task in world.tasks.iter().filter(|t| t.event_type == event.kind) {
-            if !admits(&world.campaigns, task.campaign) || !task.filter.matches(&vars) {
+            if !admits(&world.campaigns, task.campaign) || !task.filter.matches_in(&context) {
                 continue;
             }
             any = true;
@@ -567,7 +566,7 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
             plan.tasks.insert(k, before + 1);
         }
         for badge in world.badges.iter().filter(|b| b.event_type == event.kind) {
-            if badge.campaign.is_some_and(|c| !admits(&world.campaigns, c)) || !badge.filter.matches(&vars) {
+            if badge.campaign.is_some_and(|c| !admits(&world.campaigns, c)) || !badge.filter.matches_in(&context) {
                 continue;
             }
             any = true;
