@@ -83,7 +83,9 @@ pub struct RuleInput {
     /// The event type that triggers it: `product_view`, `check_in`, `deposit`, …
     pub trigger: String,
     /// CEL over `event` (`type`, `channel`, `properties`), `customer` and `counters`
-    /// (events of each type seen for the customer, this one included); empty: always.
+    /// (per event type, the customer's events the rules consumer has counted, this one
+    /// included; only types some live rule, task or badge reacts to are counted); empty:
+    /// always.
     #[serde(default)]
     pub condition: String,
     pub aggregate: Option<Aggregate>,

@@ -1,6 +1,6 @@
 //! Rules: a rule fires exactly once when the same event is sent twice and its effects say
 //! which rule and event caused them; a windowed aggregate fires on the 3rd matching event
-//! within 7 days but not when they are spread over 8; budgets stop awards with no partial
+//! within 7 days but not when they are spread over 8; a replayed batch pays nothing more; budgets stop awards with no partial
 //! award (points and coupons); a once-only rule; invalid CEL refused with its parse error
 //! and nothing saved; nudges shown and dismissed; the lag metric; ledger invariants.
 
@@ -73,6 +73,14 @@ async fn a_rule_fires_exactly_once_when_the_same_event_is_sent_twice_and_explain
         .collect();
     assert_eq!(titles.len(), 1, "{:?}", inbox.body);
     assert_eq!(staff_campaign(&app, &staff, &campaign).await["points_used"], 10);
+    // A replay of the same events (as after a crash between the ledger posting and the
+    // commit, here by a second consumer from the start of the feed) pays nothing more: the
+    // ledger replays the keyed transfer and the (rule, event) row refuses a second firing.
+    let replay = huoban_engage::events::feed::EventFeed::new(app.app.db.clone(), "replay-test");
+    assert!(app.app.campaigns_state().rules.run_batch(&replay).await.is_err());
+    assert_eq!(points(&app, &token).await, 10);
+    assert_eq!(app.count("rule_firings").await, 1);
+    assert_eq!(effects(&app, &token).await.len(), 2);
     let level = app.get("/api/v1/me/level", Some(&token)).await;
     assert_eq!(level.body["points_earned"], 10);
     let metrics = app.get("/metrics", None).await;
