@@ -87,6 +87,11 @@ impl Expr {
         Expr(None)
     }
 
+    /// Whether the expression reads the variable `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|p| p.references().has_variable(name))
+    }
+
     /// True only when the expression evaluates to `true`; an error (a missing property, a
     /// type mismatch) or a non-boolean counts as false, so a rule never fires by accident.
     pub fn matches(&self, vars: &Vars<'_>) -> bool {
@@ -104,6 +109,23 @@ impl Expr {
             Some(program) => matches!(program.execute(context), Ok(Value::Bool(true))),
         }
     }
+}
+
+/// A value converted for CEL once, to bind into many contexts (a customer's attributes
+/// serve all of their events in a batch).
+pub fn value<T: Serialize>(v: &T) -> Option<Value> {
+    cel::to_value(v).ok()
+}
+
+/// A context binding the given converted variables.
+pub fn context_of(event: Option<Value>, customer: Option<Value>, counters: Option<Value>) -> Context<'static, 'static> {
+    let mut context = Context::default();
+    for (name, value) in [("event", event), ("customer", customer), ("counters", counters)] {
+        if let Some(value) = value {
+            context.add_variable_from_value(name, value);
+        }
+    }
+    context
 }
 
 /// The variables converted for evaluation; `None` when one cannot be converted.

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::{
     campaigns::domain::{invalid_expression, is_slug},
-    expr::{self, CustomerAttrs, EventAttrs, Expr, Vars},
+    expr::{self, CustomerAttrs, EventAttrs, Expr},
 };
 
 /// What a rule does when it fires.
@@ -311,6 +311,17 @@ pub struct World {
 }
 
 impl World {
+    /// Whether any live expression reads (`event`, `customer`, `counters`).
+    pub fn variables(&self) -> (bool, bool, bool) {
+        let uses = |name: &str| {
+            self.rules.iter().any(|r| r.condition.uses(name))
+                || self.tasks.iter().any(|t| t.filter.uses(name))
+                || self.badges.iter().any(|b| b.filter.uses(name))
+                || self.campaigns.iter().any(|c| c.audience.uses(name))
+        };
+        (uses("event"), uses("customer"), uses("counters"))
+    }
+
     /// Whether any definition reacts to this event type.
     pub fn reacts_to(&self, kind: &str) -> bool {
         self.rules.iter().any(|r| r.trigger == kind)
@@ -380,6 +391,8 @@ const DAY_MICROS: i64 = 86_400_000_000;
 /// Decides a batch. `events` in feed order; `loaded` holds the state before it.
 pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
     let mut plan = Plan::default();
+    let needs = world.variables();
+    let mut customer_values: HashMap<(Uuid, String), Option<cel::Value>> = HashMap::new();
     for event in events {
         if !world.reacts_to(&event.kind) {
             continue;
@@ -387,26 +400,36 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
         let Some(profile) = loaded.profiles.get(&event.customer) else {
             continue;
         };
-        let mut customer = profile.clone();
-        customer.channel.clone_from(&event.channel);
         let counters = loaded.counters.entry(event.customer).or_default();
         *counters.entry(event.kind.clone()).or_insert(0) += 1;
         plan.counters
             .insert((event.customer, event.kind.clone()), counters[&event.kind]);
-        let counters = counters.clone();
-        let vars = Vars {
-            event: Some(EventAttrs {
+        let at = huoban_kit::clock::to_micros(event.at);
+        // Only the variables some live expression reads are converted; a customer's
+        // attributes once per channel per batch.
+        let event_value = if needs.0 {
+            expr::value(&EventAttrs {
                 kind: &event.kind,
                 channel: &event.channel,
                 properties: &event.properties,
-            }),
-            customer: Some(&customer),
-            counters: Some(&counters),
+            })
+        } else {
+            None
         };
-        let at = huoban_kit::clock::to_micros(event.at);
-        let Some(context) = expr::context(&vars) else {
-            continue;
+        let customer_value = if needs.1 {
+            customer_values
+                .entry((event.customer, event.channel.clone()))
+                .or_insert_with(|| {
+                    let mut customer = profile.clone();
+                    customer.channel.clone_from(&event.channel);
+                    expr::value(&customer)
+                })
+                .clone()
+        } else {
+            None
         };
+        let counters_value = if needs.2 { expr::value(&*counters) } else { None };
+        let context = expr::context_of(event_value, customer_value, counters_value);
         let mut admitted: HashMap<usize, bool> = HashMap::new();
         let mut admits = |campaigns: &[LiveCampaign], c: usize| {
             *admitted
@@ -508,7 +531,7 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
                         let Some(t) = world.tasks.iter().find(|t| t.id == *task) else {
                             continue;
                         };
-                        let period = t.period.key(event.at, &customer.time_zone);
+                        let period = t.period.key(event.at, &profile.time_zone);
                         let k = (t.id, event.customer, period.clone());
                         let (before, claimed) = plan
                             .tasks
@@ -554,7 +577,7 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
                 continue;
             }
             any = true;
-            let period = task.period.key(event.at, &customer.time_zone);
+            let period = task.period.key(event.at, &profile.time_zone);
             let k = (task.id, event.customer, period);
             let (before, claimed) = plan
                 .tasks

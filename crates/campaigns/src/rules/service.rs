@@ -354,12 +354,15 @@ impl RulesService {
 
     /// Processes one batch; returns the number of events consumed (0: none waiting).
     pub async fn run_batch(&self, feed: &EventFeed) -> Result<usize, ApiError> {
+        let started = std::time::Instant::now();
         let from = feed.position().await?;
         let events: Vec<FeedEvent> = feed.read(from, BATCH).await?;
         let Some(to) = events.last().map(|e| e.seq) else {
             return Ok(0);
         };
+        let read = started.elapsed();
         let mut world = self.world().await?;
+        let loaded_world = started.elapsed();
         let relevant: Vec<Event> = events
             .iter()
             .filter(|e| world.reacts_to(&e.kind))
@@ -411,8 +414,11 @@ impl RulesService {
                     &mut loaded,
                 )
                 .await?;
+            let before = started.elapsed();
             plan = domain::decide(&mut world, &relevant, loaded);
+            let decided = started.elapsed();
             self.outside(&mut plan, &mut dropped).await?;
+            tracing::debug!(?before, ?decided, outside = ?started.elapsed(), "rules batch decided");
         }
         // Effects are stamped just before their commit (the lag metric measures to here).
         let now = self.clock.now();
@@ -423,6 +429,7 @@ impl RulesService {
             return Ok(events.len());
         }
         tx.commit().await.map_err(huoban_kit::DbError::from)?;
+        tracing::debug!(events = events.len(), ?read, ?loaded_world, total = ?started.elapsed(), "rules batch committed");
         let done = to_micros(self.clock.now());
         for e in &events {
             metrics::observe(done - to_micros(e.received_at));
