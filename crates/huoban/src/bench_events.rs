@@ -166,6 +166,8 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
             Box::pin(async move { post(&client, &url, &token, events).await })
         })
     };
+    let before_load = max_seq(&app).await?;
+    let load_started = Instant::now();
     let load = bench::run_load(
         op,
         args.concurrency,
@@ -175,12 +177,23 @@ pub async fn run(args: BenchArgs, target: Target) -> anyhow::Result<()> {
     .await?;
     let sent_until = max_seq(&app).await?;
     let caught = catch_up(&app, sent_until).await?;
+    let applied_in = load_started.elapsed().as_secs_f64();
     let mut report = bench::report("events", &target.backend, args.concurrency, &load);
     let events_per_sec = load.operations as f64 * BATCH as f64 / load.elapsed.as_secs_f64().max(0.001);
     report.extra.insert("batch".into(), BATCH.into());
     report
         .extra
         .insert("events_per_sec".into(), format!("{events_per_sec:.0}").into());
+    report.extra.insert(
+        "rules_applied".into(),
+        format!(
+            "{:.0} events/s ({} events, warm-up included, applied {:.1} s after the load began)",
+            (sent_until - before_load) as f64 / applied_in,
+            sent_until - before_load,
+            applied_in
+        )
+        .into(),
+    );
     report.extra.insert(
         "catch_up_secs".into(),
         format!("{:.2} (rules done after the load stopped)", caught.as_secs_f64()).into(),
