@@ -57,6 +57,7 @@ pub fn migrations() -> Vec<MigrationSpec> {
     all.extend_from_slice(huoban_social::MIGRATIONS);
     all.extend_from_slice(huoban_stepup::MIGRATIONS);
     all.extend_from_slice(huoban_risk::MIGRATIONS);
+    all.extend_from_slice(huoban_campaigns::MIGRATIONS);
     all.sort_by_key(|m| m.version);
     all
 }
@@ -82,6 +83,7 @@ into a partner customers come back to. Errors are RFC 9457 problem+json with a s
         (name = "inbox", description = "In-app messages and their live stream"),
         (name = "engage", description = "Check-ins, questionnaires and quizzes"),
         (name = "social", description = "Invite programmes, share posters and team challenges"),
+        (name = "campaigns", description = "Campaigns, rules, tasks, badges, levels, effects and nudges"),
         (name = "accounts", description = "Accounts, balances, history, statements, transfers and balance alerts"),
         (name = "audit", description = "The hash-chained audit trail and its verification (auditors)"),
         (name = "security", description = "Adaptive security: step-up factors (transaction PIN, one-time codes, passkeys, lockout), devices, trust, delayed and held operations, cases"),
@@ -244,6 +246,7 @@ impl App {
             .merge(huoban_social::router(self.social_state()))
             .merge(huoban_stepup::routes::router(self.stepup.clone()))
             .merge(huoban_risk::routes::router(self.risk.clone()))
+            .merge(huoban_campaigns::router(self.campaigns_state()))
     }
 
     /// Invites, share posters and team challenges (crates/social), on the engagement
@@ -253,6 +256,11 @@ impl App {
             engage: self.engage_state(),
             public_url: self.config.public_url.clone(),
         }
+    }
+
+    /// Campaigns, rules, tasks and badges (crates/campaigns), on the engagement services.
+    pub fn campaigns_state(&self) -> huoban_campaigns::CampaignsState {
+        huoban_campaigns::CampaignsState::new(self.engage_state())
     }
 
     /// The services the engagement features use, all shared with the rest of the server
@@ -407,10 +415,13 @@ impl App {
                 }
             }
         });
+        // Campaign rules, tasks and badges: the `rules` consumer of the event feed.
+        let rules = self.campaigns_state().rules.spawn_consumer();
         vec![
             risk,
             sweeper,
             checkpoints,
+            rules,
             alerts,
             rewards,
             events,

@@ -58,6 +58,9 @@ pub enum Scenario {
     /// Risk decisions per second and p99 in process, then the `ledger` scenario without
     /// and with risk checks on transfers.
     Risk,
+    /// Behaviour events in batches with campaign rules active: events/s, and the lag from
+    /// ingest to applied effect at a fixed rate (crates/huoban/src/bench_events.rs).
+    Events,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +88,9 @@ pub struct BenchArgs {
     /// `flash-claim`: units of the reward in stock.
     #[arg(long, default_value_t = 1000)]
     pub stock: i64,
+    /// `events`: events per second offered in the lag phase.
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
 }
 
 /// Price of the `flash-claim` reward, in points.
@@ -413,6 +419,9 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         return crate::bench_risk::run(args, config, database_given).await;
     }
     let target = Target::start(args.url.as_deref(), config, database_given).await?;
+    if let Scenario::Events = args.scenario {
+        return crate::bench_events::run(args, target).await;
+    }
     let client = client()?;
     let base = target.base_url.clone();
     if let Scenario::H5 = args.scenario {
@@ -488,6 +497,7 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         }
         Scenario::H5 => bail!("the h5 scenario runs on its own"),
         Scenario::Risk => bail!("the risk scenario runs on its own"),
+        Scenario::Events => bail!("the events scenario runs its own phases"),
         Scenario::FlashClaim => {
             let app = target
                 .app

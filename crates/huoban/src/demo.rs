@@ -158,6 +158,7 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     seed_alerts(app, &rows).await?;
     crate::demo_social::seed(app, &rows, settings.seed).await?;
     crate::demo_risk::seed(app, &rows).await?;
+    crate::demo_campaign::seed(app).await?;
     eprintln!("Demo bank seeded in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(DemoReport {
         already_seeded: false,

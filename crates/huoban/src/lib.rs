@@ -5,11 +5,13 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_events;
 pub mod bench_h5;
 pub mod bench_risk;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_campaign;
 pub mod demo_risk;
 pub mod demo_social;
 pub mod observability;

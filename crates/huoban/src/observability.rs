@@ -127,6 +127,15 @@ impl Metrics {
         if encode(&mut out, &self.0.registry).is_err() {
             tracing::error!("could not encode metrics");
         }
+        // The rules consumer's lag (crates/campaigns), before the OpenMetrics end marker.
+        let eof = out.ends_with("# EOF\n");
+        if eof {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
+        huoban_campaigns::rules::metrics::render(&mut out);
+        if eof {
+            out.push_str("# EOF\n");
+        }
         out
     }
 }

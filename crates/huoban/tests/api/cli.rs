@@ -199,6 +199,18 @@ fn bench_ledger_moves_value_through_http_and_keeps_the_invariants() {
 }
 
 #[test]
+fn bench_events_applies_rules_and_measures_the_lag() {
+    let (report, _) = bench("events", &["--accounts", "20", "--rate", "500", "--concurrency", "2"]);
+    let extra = &report["extra"];
+    assert_eq!(extra["invariants"], "ok", "{extra}");
+    assert!(extra["lag_ms"].as_str().expect("lag").contains("p99"), "{extra}");
+    assert!(
+        !extra["lag_ms"].as_str().expect("lag").contains("(0 effects)"),
+        "{extra}"
+    );
+}
+
+#[test]
 fn bench_flash_claim_never_oversells_and_keeps_the_invariants() {
     let (report, _) = bench("flash-claim", &["--stock", "15", "--accounts", "40"]);
     let extra = &report["extra"];

@@ -110,6 +110,47 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
         "/api/v1/staff/risk/customers/{id}/trust",
         &[Role::Admin, Role::RiskOfficer],
     ),
+    ("GET", "/api/v1/staff/campaigns", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/campaigns", &[Role::Admin, Role::Operator]),
+    ("GET", "/api/v1/staff/campaigns/{id}", &[Role::Admin, Role::Operator]),
+    ("PUT", "/api/v1/staff/campaigns/{id}", &[Role::Admin, Role::Operator]),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/schedule",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/end",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/campaigns/{id}/rules",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/rules",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "GET",
+        "/api/v1/staff/campaigns/{id}/tasks",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/campaigns/{id}/tasks",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "PUT",
+        "/api/v1/staff/customers/{id}/tags",
+        &[Role::Admin, Role::Operator],
+    ),
+    ("GET", "/api/v1/staff/badges", &[Role::Admin, Role::Operator]),
+    ("POST", "/api/v1/staff/badges", &[Role::Admin, Role::Operator]),
 ];
 
 /// Staff routes that need no staff session.
@@ -141,6 +182,7 @@ fn request_body(path: &str) -> serde_json::Value {
             "name": "矩阵测试挑战", "event_type": "green_trip", "target": 10, "max_members": 5,
             "reward": { "points": 10 }, "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2036-01-01T00:00:00Z",
         }),
+        _ if crate::campaigns::matrix_body(path).is_some() => crate::campaigns::matrix_body(path).unwrap_or_default(),
         _ => {
             json!({ "username": format!("new-{}", crate::helpers::rand_suffix()), "display_name": "New", "role": "auditor" })
         }
@@ -191,9 +233,8 @@ async fn every_role_reaches_exactly_the_staff_endpoints_it_may(app: TestApp) {
     for role in Role::ALL {
         let token = app.staff(role).await;
         for (method, path, allowed) in MATRIX {
-            let mut path = path
-                .replace("{id}", &customer)
-                .replace("{account_id}", &account)
+            let mut path = crate::campaigns::matrix_path(&app, path, &customer, &account)
+                .await
                 .replace("{decision_id}", &decision);
             if path.contains("{case_id}") {
                 // A fresh open case for each request, since resolving one is final.

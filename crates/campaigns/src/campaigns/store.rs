@@ -1,0 +1,218 @@
+//! The SQL of campaigns (`campaigns`) and of the profile attributes audiences read
+//! (`customers`, `customer_suitability`, `customer_tags`).
+
+use std::collections::HashMap;
+
+use huoban_kit::{Db, DbError, clock::to_micros};
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use super::domain::{Definition, State};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CampaignRow {
+    pub id: String,
+    pub name: String,
+    pub titles: String,
+    pub theme: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub audience: String,
+    pub points_cap: i64,
+    pub points_used: i64,
+    pub coupon_cap: i64,
+    pub coupons_used: i64,
+    pub state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl CampaignRow {
+    pub fn stored_state(&self) -> State {
+        State::parse(&self.state).unwrap_or(State::Ended)
+    }
+}
+
+const COLUMNS: &str = "id, name, titles, theme, starts_at, ends_at, audience, points_cap, points_used, \
+     coupon_cap, coupons_used, state, created_at, updated_at";
+
+/// Raw profile attributes of a customer.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub id: String,
+    pub birthday: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    pub preferences: String,
+    pub suitability: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignStore {
+    db: Db,
+}
+
+impl CampaignStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub async fn insert(&self, id: Uuid, staff: Uuid, d: &Definition, now: Timestamp) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO campaigns (id, name, titles, theme, starts_at, ends_at, audience, points_cap, points_used, \
+             coupon_cap, coupons_used, state, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, 'draft', $10, $11, $11)",
+        )
+        .bind(id.to_string())
+        .bind(&d.name)
+        .bind(serde_json::to_string(&d.titles).unwrap_or_default())
+        .bind(&d.theme)
+        .bind(to_micros(d.starts_at))
+        .bind(to_micros(d.ends_at))
+        .bind(&d.audience)
+        .bind(d.points_cap)
+        .bind(d.coupon_cap)
+        .bind(staff.to_string())
+        .bind(to_micros(now))
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a draft's definition; false when it is no longer a draft.
+    pub async fn update_draft(&self, id: Uuid, d: &Definition, now: Timestamp) -> Result<bool, DbError> {
+        let n = sqlx::query(
+            "UPDATE campaigns SET name = $1, titles = $2, theme = $3, starts_at = $4, ends_at = $5, audience = $6, \
+             points_cap = $7, coupon_cap = $8, updated_at = $9 WHERE id = $10 AND state = 'draft'",
+        )
+        .bind(&d.name)
+        .bind(serde_json::to_string(&d.titles).unwrap_or_default())
+        .bind(&d.theme)
+        .bind(to_micros(d.starts_at))
+        .bind(to_micros(d.ends_at))
+        .bind(&d.audience)
+        .bind(d.points_cap)
+        .bind(d.coupon_cap)
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .execute(self.db.writer())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Moves the stored state from `from` to `to`; false when it was not `from` any more.
+    pub async fn set_state(&self, id: Uuid, from: &str, to: State, now: Timestamp) -> Result<bool, DbError> {
+        let n = sqlx::query("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to.as_str())
+            .bind(to_micros(now))
+            .bind(id.to_string())
+            .bind(from)
+            .execute(self.db.writer())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<CampaignRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM campaigns WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    /// Campaigns newest first, after the cursor id.
+    pub async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<CampaignRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM campaigns WHERE id < $1 ORDER BY id DESC LIMIT $2"
+        )))
+        .bind(after.unwrap_or("~"))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    /// Campaigns that may be live at `now` (scheduled, inside their window).
+    pub async fn live(&self, now: Timestamp) -> Result<Vec<CampaignRow>, DbError> {
+        let now = to_micros(now);
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM campaigns WHERE state = 'scheduled' AND starts_at <= $1 AND ends_at > $1 ORDER BY id"
+        )))
+        .bind(now)
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    /// (effects, customers reached) of a campaign.
+    pub async fn stats(&self, id: Uuid) -> Result<(i64, i64), DbError> {
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT customer_id) FROM campaign_effects WHERE campaign_id = $1")
+                .bind(id.to_string())
+                .fetch_one(self.db.reader())
+                .await?;
+        Ok(row)
+    }
+
+    /// Profile rows and tags of these customers, by id.
+    pub async fn profiles(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (ProfileRow, Vec<String>)>, DbError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = in_list(chunk);
+            let rows: Vec<ProfileRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT c.id, c.birthday, c.locale, c.time_zone, c.preferences, s.level AS suitability \
+                 FROM customers c LEFT JOIN customer_suitability s ON s.customer_id = c.id WHERE c.id IN ({list})"
+            )))
+            .fetch_all(self.db.reader())
+            .await?;
+            let tags: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT customer_id, tag FROM customer_tags WHERE customer_id IN ({list}) ORDER BY tag"
+            )))
+            .fetch_all(self.db.reader())
+            .await?;
+            let mut by_customer: HashMap<String, Vec<String>> = HashMap::new();
+            for (c, t) in tags {
+                by_customer.entry(c).or_default().push(t);
+            }
+            for row in rows {
+                let Ok(id) = Uuid::parse_str(&row.id) else { continue };
+                let tags = by_customer.remove(&row.id).unwrap_or_default();
+                out.insert(id, (row, tags));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces a customer's tags.
+    pub async fn set_tags(&self, customer: Uuid, tags: &[String]) -> Result<(), DbError> {
+        let mut tx = self.db.begin().await?;
+        sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1")
+            .bind(customer.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for tag in tags {
+            sqlx::query("INSERT INTO customer_tags (customer_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(customer.to_string())
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// `'id1','id2',…` for UUIDs (hex and hyphens only, so safe to inline).
+pub fn in_list(ids: &[Uuid]) -> String {
+    let mut s = String::with_capacity(ids.len() * 39);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('\'');
+        s.push_str(&id.hyphenated().to_string());
+        s.push('\'');
+    }
+    s
+}

@@ -1,0 +1,525 @@
+//! [`RulesService`]: staff define rules; the consumer applies them to the event feed;
+//! customers read their effects ("why did I get this?") and nudges.
+//!
+//! ## The consumer ([`RulesService::run_batch`])
+//! 1. Read up to [`BATCH`] events after the `rules` cursor of the [`EventFeed`].
+//! 2. Load the live definitions (campaigns, rules, tasks, badges) and, for the customers
+//!    in the batch that any definition reacts to, their profiles and state — a few
+//!    queries for the whole batch.
+//! 3. Decide every effect in memory ([`domain::decide`], pure).
+//! 4. Do the effects that live outside this database transaction, each idempotent on
+//!    its key `rule:{rule}:{event_seq}`: ledger transfers of points (from the points
+//!    clearing account), coupon grants, inbox messages.
+//! 5. In one transaction: budget use (guarded: never past a cap), the firing rows
+//!    (primary key (rule, event seq): at most once), rule state, window hits, counters,
+//!    effects, nudges, task and badge progress, and the cursor advance. If the cursor
+//!    moved meanwhile (another node) or a budget guard fails, everything rolls back and
+//!    the batch is read again; step 4 then replays, never doubles.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::StreamExt;
+use huoban_accounts::AccountsService;
+use huoban_engage::{
+    EngageState,
+    events::feed::{EventFeed, FeedEvent},
+    rewards::service::RewardsService,
+};
+use huoban_inbox::{InboxService, NewMessage};
+use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::to_micros, ids::new_id};
+use huoban_ledger::{Amount, IdempotencyKey, Ledger, TransferMeta, TransferRequest, Unit};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    domain::{self, Action, Aggregate, Event, LiveBadge, LiveCampaign, LiveRule, LiveTask, Loaded, Period, World},
+    metrics,
+    store::{RuleRow, RuleStore},
+};
+use crate::{
+    badges::{service::tiers_of, store::BadgeStore},
+    campaigns::{
+        domain::{State, ended},
+        service::{CampaignService, attrs_of, iso, state_of},
+    },
+    expr,
+    tasks::store::TaskStore,
+};
+
+/// Events read per batch.
+pub const BATCH: u32 = 1000;
+/// The ledger category of points paid by campaigns (counted toward levels).
+pub const REWARDS_CATEGORY: &str = "rewards";
+/// The feed consumer name.
+pub const CONSUMER: &str = "rules";
+
+/// A rule as staff see it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RuleView {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub name: String,
+    pub trigger: String,
+    pub condition: String,
+    pub aggregate: Option<Aggregate>,
+    pub max_per_customer: Option<i64>,
+    pub actions: Vec<Action>,
+    pub created_at: String,
+}
+
+/// Something a campaign did for you, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EffectView {
+    pub id: Uuid,
+    /// `points`, `coupon`, `badge`, `badge_tier`, `task_progress`, `task_reward`, `message`, `nudge`.
+    pub kind: String,
+    pub campaign_id: Uuid,
+    /// The rule that caused it (absent for badge tiers and task rewards).
+    pub rule_id: Option<Uuid>,
+    pub rule_name: Option<String>,
+    /// The event that caused it: its feed position and your id for it.
+    pub event_seq: Option<i64>,
+    pub event_id: Option<String>,
+    /// Points, reward, badge, task… and the names of the rule and campaign.
+    pub detail: Value,
+    /// In words.
+    pub why: String,
+    pub created_at: String,
+}
+
+/// A next-step prompt.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NudgeView {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub rule_id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub action_url: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RulesService {
+    store: RuleStore,
+    tasks: TaskStore,
+    badges: BadgeStore,
+    campaigns: CampaignService,
+    rewards: RewardsService,
+    accounts: AccountsService,
+    ledger: Ledger,
+    inbox: InboxService,
+    clock: SharedClock,
+}
+
+fn rule_view(row: RuleRow) -> RuleView {
+    RuleView {
+        id: row.id.parse().unwrap_or_default(),
+        campaign_id: row.campaign_id.parse().unwrap_or_default(),
+        name: row.name,
+        trigger: row.trigger_type,
+        condition: row.condition,
+        aggregate: match (row.aggregate_count, row.aggregate_days) {
+            (Some(count), Some(within_days)) => Some(Aggregate { count, within_days }),
+            _ => None,
+        },
+        max_per_customer: row.max_per_customer,
+        actions: serde_json::from_str(&row.actions).unwrap_or_default(),
+        created_at: iso(row.created_at),
+    }
+}
+
+impl RulesService {
+    pub fn new(engage: &EngageState, campaigns: CampaignService, rewards: RewardsService) -> Self {
+        Self {
+            store: RuleStore::new(engage.db.clone()),
+            tasks: TaskStore::new(engage.db.clone()),
+            badges: BadgeStore::new(engage.db.clone()),
+            campaigns,
+            rewards,
+            accounts: engage.accounts.clone(),
+            ledger: engage.ledger.clone(),
+            inbox: engage.inbox.clone(),
+            clock: engage.clock.clone(),
+        }
+    }
+
+    pub fn store(&self) -> &RuleStore {
+        &self.store
+    }
+
+    /// Adds a rule to a campaign that has not ended. An invalid condition is refused with
+    /// its parse error (`invalid-rule-expression`) and nothing is saved.
+    pub async fn create(&self, campaign: Uuid, input: domain::RuleInput) -> Result<RuleView, ApiError> {
+        let row = self.campaigns.row(campaign).await?;
+        if state_of(&row, self.clock.now()) == State::Ended {
+            return Err(ended());
+        }
+        domain::check(&input)?;
+        for action in &input.actions {
+            let missing = match action {
+                Action::GrantBadge { badge } => self.badges.get(*badge).await?.is_none().then_some("badge"),
+                Action::AdvanceTask { task, .. } => self.tasks.get(*task).await?.is_none().then_some("task"),
+                _ => None,
+            };
+            if let Some(what) = missing {
+                return Err(ApiError::invalid_field(
+                    "actions",
+                    format!("the {what} of an action does not exist"),
+                ));
+            }
+        }
+        let id = new_id();
+        self.store.insert(id, campaign, &input, self.clock.now()).await?;
+        let rows = self.store.of_campaign(campaign).await?;
+        rows.into_iter()
+            .find(|r| r.id == id.to_string())
+            .map(rule_view)
+            .ok_or_else(|| ApiError::internal("rule vanished"))
+    }
+
+    pub async fn of_campaign(&self, campaign: Uuid) -> Result<Vec<RuleView>, ApiError> {
+        self.campaigns.row(campaign).await?;
+        Ok(self
+            .store
+            .of_campaign(campaign)
+            .await?
+            .into_iter()
+            .map(rule_view)
+            .collect())
+    }
+
+    pub async fn effects(&self, customer: Uuid, page: &PageQuery) -> Result<Page<EffectView>, ApiError> {
+        let limit = page.limit()?;
+        let after = page.after()?;
+        let rows = self.store.effects(customer, after.as_deref(), limit).await?;
+        let views = rows
+            .into_iter()
+            .map(|r| {
+                let detail: Value = serde_json::from_str(&r.detail).unwrap_or_else(|_| json!({}));
+                let text = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_owned);
+                let rule_name = text("rule_name");
+                let why = match (&rule_name, &r.event_id) {
+                    (Some(rule), Some(event)) => format!(
+                        "Rule “{rule}” of campaign “{}” matched your {} event {event}",
+                        text("campaign_name").unwrap_or_default(),
+                        text("event_type").unwrap_or_default()
+                    ),
+                    (None, Some(event)) => format!(
+                        "Your {} event {event} counted toward a badge",
+                        text("event_type").unwrap_or_default()
+                    ),
+                    _ => format!(
+                        "You claimed a completed task of campaign “{}”",
+                        text("campaign_name").unwrap_or_default()
+                    ),
+                };
+                EffectView {
+                    id: r.id.parse().unwrap_or_default(),
+                    kind: r.kind,
+                    campaign_id: r.campaign_id.parse().unwrap_or_default(),
+                    rule_id: r.rule_id.and_then(|x| x.parse().ok()),
+                    rule_name,
+                    event_seq: r.event_seq,
+                    event_id: r.event_id,
+                    detail,
+                    why,
+                    created_at: iso(r.created_at),
+                }
+            })
+            .collect();
+        Ok(Page::from_rows(views, limit, |v| v.id.to_string()))
+    }
+
+    pub async fn nudges(&self, customer: Uuid) -> Result<Vec<NudgeView>, ApiError> {
+        Ok(self
+            .store
+            .nudges(customer)
+            .await?
+            .into_iter()
+            .map(|n| NudgeView {
+                id: n.id.parse().unwrap_or_default(),
+                campaign_id: n.campaign_id.parse().unwrap_or_default(),
+                rule_id: n.rule_id.parse().unwrap_or_default(),
+                title: n.title,
+                body: n.body,
+                action_url: n.action_url,
+                created_at: iso(n.created_at),
+            })
+            .collect())
+    }
+
+    pub async fn dismiss(&self, customer: Uuid, id: Uuid) -> Result<(), ApiError> {
+        if self.store.dismiss(customer, id, self.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("The nudge"))
+        }
+    }
+
+    /// Runs the consumer until the task is aborted: a batch whenever events arrive (or
+    /// every 500 ms, to hear other nodes), a pause after an error.
+    pub fn spawn_consumer(&self) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        let feed = EventFeed::new(self.store.db().clone(), CONSUMER);
+        tokio::spawn(async move {
+            loop {
+                match service.run_batch(&feed).await {
+                    Ok(0) => feed.wait(Duration::from_millis(500)).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rules batch failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Loads the live definitions.
+    async fn world(&self) -> Result<World, ApiError> {
+        let now = self.clock.now();
+        let live = self.campaigns.store().live(now).await?;
+        let mut world = World::default();
+        let mut index = HashMap::new();
+        for row in &live {
+            let Ok(id) = row.id.parse::<Uuid>() else { continue };
+            let Ok(audience) = expr::compile(&row.audience, &["customer"]) else {
+                continue;
+            };
+            index.insert(row.id.clone(), world.campaigns.len());
+            world.campaigns.push(LiveCampaign {
+                id,
+                name: row.name.clone(),
+                audience,
+                starts_at: row.starts_at,
+                points_left: row.points_cap - row.points_used,
+                coupons_left: row.coupon_cap - row.coupons_used,
+            });
+        }
+        let ids: Vec<Uuid> = world.campaigns.iter().map(|c| c.id).collect();
+        let vars = ["event", "customer", "counters"];
+        for row in self.store.of_campaigns(&ids).await? {
+            let (Some(&campaign), Ok(condition)) = (index.get(&row.campaign_id), expr::compile(&row.condition, &vars))
+            else {
+                continue;
+            };
+            let view = rule_view(row);
+            world.rules.push(LiveRule {
+                id: view.id,
+                campaign,
+                name: view.name,
+                trigger: view.trigger,
+                condition,
+                aggregate: view.aggregate,
+                max_per_customer: view.max_per_customer,
+                actions: view.actions,
+            });
+        }
+        for row in self.tasks.of_campaigns(&ids).await? {
+            let (Some(&campaign), Ok(filter)) = (index.get(&row.campaign_id), expr::compile(&row.filter, &vars)) else {
+                continue;
+            };
+            world.tasks.push(LiveTask {
+                id: row.id.parse().unwrap_or_default(),
+                campaign,
+                period: Period::parse(&row.period).unwrap_or(Period::Once),
+                event_type: row.event_type,
+                filter,
+                target: row.target,
+            });
+        }
+        for row in self.badges.all().await? {
+            let campaign = match &row.campaign_id {
+                None => None,
+                Some(c) => match index.get(c) {
+                    Some(&i) => Some(i),
+                    None => continue,
+                },
+            };
+            let Ok(filter) = expr::compile(&row.filter, &vars) else {
+                continue;
+            };
+            world.badges.push(LiveBadge {
+                id: row.id.parse().unwrap_or_default(),
+                campaign,
+                tiers: tiers_of(&row),
+                event_type: row.event_type,
+                filter,
+            });
+        }
+        Ok(world)
+    }
+
+    /// Processes one batch; returns the number of events consumed (0: none waiting).
+    pub async fn run_batch(&self, feed: &EventFeed) -> Result<usize, ApiError> {
+        let started = std::time::Instant::now();
+        let from = feed.position().await?;
+        let events: Vec<FeedEvent> = feed.read(from, BATCH).await?;
+        let Some(to) = events.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        let read = started.elapsed();
+        let mut world = self.world().await?;
+        let loaded_world = started.elapsed();
+        let relevant: Vec<Event> = events
+            .iter()
+            .filter(|e| world.reacts_to(&e.kind))
+            .map(|e| Event {
+                seq: e.seq,
+                customer: e.customer,
+                event_id: e.event_id.clone(),
+                kind: e.kind.clone(),
+                channel: e.channel.clone(),
+                at: e.at,
+                properties: e.properties.clone(),
+            })
+            .collect();
+        let now = self.clock.now();
+        let mut plan = domain::Plan::default();
+        let mut dropped: HashMap<Uuid, i64> = HashMap::new();
+        if !relevant.is_empty() {
+            let mut customers: Vec<Uuid> = relevant.iter().map(|e| e.customer).collect();
+            customers.sort_unstable();
+            customers.dedup();
+            let mut loaded = Loaded::default();
+            for (id, (row, tags)) in self.campaigns.store().profiles(&customers).await? {
+                loaded.profiles.insert(id, attrs_of(&row, tags, "", now));
+            }
+            let rules: Vec<Uuid> = world.rules.iter().map(|r| r.id).collect();
+            let windowed: Vec<Uuid> = world
+                .rules
+                .iter()
+                .filter(|r| r.aggregate.is_some())
+                .map(|r| r.id)
+                .collect();
+            let max_days = world
+                .rules
+                .iter()
+                .filter_map(|r| r.aggregate.map(|a| a.within_days))
+                .max()
+                .unwrap_or(0);
+            let earliest = relevant.iter().map(|e| to_micros(e.at)).min().unwrap_or(0);
+            let tasks: Vec<Uuid> = world.tasks.iter().map(|t| t.id).collect();
+            let badges: Vec<Uuid> = world.badges.iter().map(|b| b.id).collect();
+            self.store
+                .load(
+                    &rules,
+                    &windowed,
+                    &tasks,
+                    &badges,
+                    &customers,
+                    earliest - max_days * 86_400_000_000,
+                    &mut loaded,
+                )
+                .await?;
+            let before = started.elapsed();
+            plan = domain::decide(&mut world, &relevant, loaded);
+            let decided = started.elapsed();
+            self.outside(&mut plan, &mut dropped).await?;
+            tracing::debug!(?before, ?decided, outside = ?started.elapsed(), "rules batch decided");
+        }
+        // Effects are stamped just before their commit (the lag metric measures to here).
+        let now = self.clock.now();
+        let mut tx = self.store.db().begin().await?;
+        if !self.store.write_plan(&mut tx, &plan, &dropped, now).await? || !feed.advance(&mut tx, from, to, now).await?
+        {
+            tx.rollback().await.map_err(huoban_kit::DbError::from)?;
+            return Ok(events.len());
+        }
+        tx.commit().await.map_err(huoban_kit::DbError::from)?;
+        tracing::debug!(events = events.len(), ?read, ?loaded_world, total = ?started.elapsed(), "rules batch committed");
+        let done = to_micros(self.clock.now());
+        for e in &events {
+            metrics::observe(done - to_micros(e.received_at));
+        }
+        metrics::consumed(events.len());
+        Ok(events.len())
+    }
+
+    /// Step 4: points, coupons and messages, each idempotent on its (rule, event) key.
+    async fn outside(&self, plan: &mut domain::Plan, dropped: &mut HashMap<Uuid, i64>) -> Result<(), ApiError> {
+        if plan.outside.is_empty() {
+            return Ok(());
+        }
+        let mut points_accounts = HashMap::new();
+        let mut clearing = None;
+        let mut transfers = Vec::new();
+        for o in &plan.outside {
+            match &o.action {
+                Action::AwardPoints { points } => {
+                    let account = match points_accounts.get(&o.customer) {
+                        Some(a) => *a,
+                        None => {
+                            let a = self.accounts.ensure_standard_accounts(o.customer).await?.points;
+                            points_accounts.insert(o.customer, a);
+                            a
+                        }
+                    };
+                    let from = match clearing {
+                        Some(c) => c,
+                        None => {
+                            let c = self.accounts.clearing(Unit::Points).await?;
+                            clearing = Some(c);
+                            c
+                        }
+                    };
+                    let key = IdempotencyKey::new("rule", format!("{}:{}", o.rule, o.seq))?;
+                    transfers.push(
+                        TransferRequest::single(key, Unit::Points, from, account, Amount::new(*points)?).with_meta(
+                            TransferMeta {
+                                description: Some("Campaign reward".to_owned()),
+                                merchant_category: Some(REWARDS_CATEGORY.to_owned()),
+                                metadata: Some(json!({ "source": "rule", "rule": o.rule, "event_seq": o.seq,
+                                                       "campaign": o.campaign })),
+                                ..TransferMeta::default()
+                            },
+                        ),
+                    );
+                }
+                Action::IssueCoupon { reward } => {
+                    if let Err(e) = self.rewards.grant(o.customer, *reward, &o.key()).await {
+                        tracing::info!(error = %e, rule = %o.rule, "coupon not issued");
+                        *dropped.entry(o.campaign).or_default() += 1;
+                        if let Some(effect) = plan
+                            .effects
+                            .iter_mut()
+                            .find(|x| x.kind == "coupon" && x.rule == Some(o.rule) && x.seq == Some(o.seq))
+                        {
+                            effect.detail["issued"] = json!(false);
+                            effect.detail["problem"] = json!(e.slug);
+                        }
+                    }
+                }
+                Action::SendMessage { title, body, link } => {
+                    self.inbox
+                        .deliver(NewMessage {
+                            customer_id: o.customer,
+                            kind: "campaign".to_owned(),
+                            title: title.clone(),
+                            body: body.clone(),
+                            link: link.clone(),
+                            data: json!({ "rule": o.rule, "campaign": o.campaign, "event_seq": o.seq }),
+                            dedupe_key: Some(o.key()),
+                        })
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        let ledger = self.ledger.clone();
+        let results: Vec<_> = futures::stream::iter(transfers)
+            .map(|t| {
+                let ledger = ledger.clone();
+                async move { ledger.transfer(t).await }
+            })
+            .buffer_unordered(256)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        Ok(())
+    }
+}
