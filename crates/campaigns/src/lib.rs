@@ -52,7 +52,11 @@ pub struct CampaignsState {
 
 impl CampaignsState {
     pub fn new(engage: EngageState) -> Self {
-        let campaigns = campaigns::service::CampaignService::new(engage.db.clone(), engage.clock.clone());
+        let campaigns = campaigns::service::CampaignService::new(
+            engage.db.clone(),
+            engage.identity.store().clone(),
+            engage.clock.clone(),
+        );
         let rewards = RewardsService::new(&engage);
         let rules = rules::service::RulesService::new(&engage, campaigns.clone(), rewards.clone());
         let tasks = tasks::service::TaskService::new(&engage, campaigns.clone(), rewards);

@@ -193,7 +193,8 @@ impl App {
             clock.clone(),
             config.step_up.clone(),
         )
-        .map_err(|e| anyhow::anyhow!("step-up configuration: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("step-up configuration: {e}"))?
+        .with_audit(Arc::new(audit.clone()));
         // Adaptive security: transfers pass through the risk service (crates/risk).
         let risk = huoban_risk::RiskService::new(
             huoban_risk::store::RiskStore::new(db.clone()),
@@ -208,6 +209,8 @@ impl App {
         }
         // A step-up the risk engine asks for is proved with the customer's factors (crates/stepup).
         risk.set_step_up_verifier(Arc::new(StepUpForRisk(stepup.clone())));
+        // Security decisions and step-up attempts go into the audit trail (crates/audit).
+        risk.set_audit(Arc::new(audit.clone()));
         Ok(App {
             risk,
             config: Arc::new(config),

@@ -80,9 +80,11 @@ impl Default for RateLimitSettings {
                 per_ip: Rate::new(120, 120),
                 per_account: Rate::new(10, 5),
             },
+            // Above the factors' own lockout (five failures, each a challenge and a
+            // verify), so a customer meets the clearer "locked" answer first.
             step_up: Limit {
                 per_ip: Rate::new(120, 120),
-                per_account: Rate::new(10, 10),
+                per_account: Rate::new(20, 20),
             },
             claims: Limit {
                 per_ip: Rate::OFF,

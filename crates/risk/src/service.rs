@@ -212,6 +212,8 @@ struct Inner {
     inbox: InboxService,
     clock: SharedClock,
     verifier: RwLock<Arc<dyn StepUpVerifier>>,
+    /// The audit trail that decisions other than a plain allow are written to.
+    audit: RwLock<Option<Arc<dyn huoban_identity::audit::AuditSink>>>,
     policy: RwLock<(i64, Arc<Policy>, Instant)>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     recorder: tokio::sync::mpsc::UnboundedSender<Job>,
@@ -251,6 +253,7 @@ impl RiskService {
             inbox,
             clock,
             verifier: RwLock::new(Arc::new(RejectAllStepUps)),
+            audit: RwLock::new(None),
             policy: RwLock::new((-1, Arc::new(Policy::default()), Instant::now())),
             pending: Mutex::new(HashMap::new()),
             trust_forwarded_for,
@@ -264,6 +267,41 @@ impl RiskService {
     /// Replaces the step-up verifier (the step-up factors, or a test double).
     pub fn set_step_up_verifier(&self, verifier: Arc<dyn StepUpVerifier>) {
         *self.0.verifier.write().unwrap_or_else(|e| e.into_inner()) = verifier;
+    }
+
+    /// Plugs in the audit trail: every decision that is not a plain allow (step-up, delay,
+    /// hold, deny, anomaly) is appended to it with its id, score, factor and reasons'
+    /// codes; the full inputs stay in the decision table, where they can be replayed.
+    pub fn set_audit(&self, audit: Arc<dyn huoban_identity::audit::AuditSink>) {
+        *self.0.audit.write().unwrap_or_else(|e| e.into_inner()) = Some(audit);
+    }
+
+    async fn audit_decision(&self, d: &NewDecision, record: &DecisionRecord) {
+        if d.outcome == Outcome::Allow.as_str() && !record.decision.delayed && d.anomaly.is_none() {
+            return;
+        }
+        let audit = self.0.audit.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(audit) = audit else { return };
+        let event = huoban_identity::audit::AuditEvent {
+            actor_kind: huoban_identity::audit::ActorKind::System,
+            actor_id: Some("risk".to_owned()),
+            action: "risk.decision".to_owned(),
+            subject: Some(format!("customer:{}", d.customer)),
+            details: serde_json::json!({
+                "decision_id": d.id.to_string(),
+                "operation": d.operation,
+                "outcome": d.outcome,
+                "delayed": record.decision.delayed,
+                "factor": d.factor,
+                "score": d.score,
+                "anomaly": d.anomaly,
+                "policy_version": d.policy_version,
+                "reasons": record.decision.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+            }),
+        };
+        if let Err(e) = audit.append(event).await {
+            tracing::warn!(error = %e, "auditing a risk decision failed");
+        }
     }
 
     fn verifier(&self) -> Arc<dyn StepUpVerifier> {
@@ -575,6 +613,7 @@ impl RiskService {
     ) -> Result<(), ApiError> {
         let d = new_decision(customer, key, id, inputs, record, version)?;
         self.0.store.insert_decision(&d).await?;
+        self.audit_decision(&d, record).await;
         Ok(())
     }
 
@@ -609,6 +648,7 @@ impl RiskService {
             &p.record,
             p.policy_version,
         )?;
+        self.audit_decision(&d, &p.record).await;
         let now = p.inputs.at;
         let payee = a.to_account.to_string();
         let fp = p.inputs.device_id.as_deref().map(|dev| fingerprint(a.customer, dev));
@@ -964,6 +1004,7 @@ impl RiskService {
             settles_at: None,
         };
         let d = new_decision(customer, None, id, &inputs, &record, version)?;
+        self.audit_decision(&d, &record).await;
         let fp = ctx.device_id.as_deref().map(|dev| fingerprint(customer, dev));
         let learned = if ok && hold.is_none() {
             Learned {

@@ -279,6 +279,8 @@ pub struct StepUpService {
     settings: Arc<StepUpSettings>,
     sender: Arc<dyn CodeSender>,
     webauthn: Arc<Webauthn>,
+    /// The audit trail every attempt is also written to, when the server plugs one in.
+    audit: Option<Arc<dyn huoban_identity::audit::AuditSink>>,
 }
 
 impl StepUpService {
@@ -305,7 +307,15 @@ impl StepUpService {
             settings: Arc::new(settings),
             sender,
             webauthn: Arc::new(webauthn),
+            audit: None,
         })
+    }
+
+    /// Writes every attempt (set, challenge, verify, consume; success or the refusal's
+    /// problem type) to the audit trail too.
+    pub fn with_audit(mut self, audit: Arc<dyn huoban_identity::audit::AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Replaces the built-in outbox sender (e.g. with the bank's SMS gateway).
@@ -333,6 +343,18 @@ impl StepUpService {
             .await
         {
             tracing::warn!(error = %e, "recording a step-up attempt failed");
+        }
+        if let Some(audit) = &self.audit {
+            let event = huoban_identity::audit::AuditEvent {
+                actor_kind: huoban_identity::audit::ActorKind::Customer,
+                actor_id: Some(customer.to_string()),
+                action: format!("step_up.{action}"),
+                subject: challenge.map(|c| format!("step_up_challenge:{c}")),
+                details: serde_json::json!({ "factor": factor, "outcome": outcome }),
+            };
+            if let Err(e) = audit.append(event).await {
+                tracing::warn!(error = %e, "auditing a step-up attempt failed");
+            }
         }
     }
 

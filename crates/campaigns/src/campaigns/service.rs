@@ -101,9 +101,9 @@ pub fn attrs_of(row: &ProfileRow, tags: Vec<String>, channel: &str, now: Timesta
 }
 
 impl CampaignService {
-    pub fn new(db: huoban_kit::Db, clock: SharedClock) -> Self {
+    pub fn new(db: huoban_kit::Db, identity: huoban_identity::store::IdentityStore, clock: SharedClock) -> Self {
         Self {
-            store: CampaignStore::new(db),
+            store: CampaignStore::new(db, identity),
             clock,
         }
     }

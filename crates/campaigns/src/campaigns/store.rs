@@ -50,11 +50,12 @@ pub struct ProfileRow {
 #[derive(Debug, Clone)]
 pub struct CampaignStore {
     db: Db,
+    identity: huoban_identity::store::IdentityStore,
 }
 
 impl CampaignStore {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, identity: huoban_identity::store::IdentityStore) -> Self {
+        Self { db, identity }
     }
 
     pub async fn insert(&self, id: Uuid, staff: Uuid, d: &Definition, now: Timestamp) -> Result<(), DbError> {
@@ -155,17 +156,20 @@ impl CampaignStore {
         Ok(row)
     }
 
-    /// Profile rows and tags of these customers, by id.
+    /// Profile rows and tags of these customers, by id. The profile comes from identity
+    /// (its personal fields are sealed at rest; only identity opens them), the suitability
+    /// level and the tags from their own tables.
     pub async fn profiles(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (ProfileRow, Vec<String>)>, DbError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let list = in_list(chunk);
-            let rows: Vec<ProfileRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT c.id, c.birthday, c.locale, c.time_zone, c.preferences, s.level AS suitability \
-                 FROM customers c LEFT JOIN customer_suitability s ON s.customer_id = c.id WHERE c.id IN ({list})"
+            let customers = self.identity.customers(chunk).await?;
+            let levels: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT customer_id, level FROM customer_suitability WHERE customer_id IN ({list})"
             )))
             .fetch_all(self.db.reader())
             .await?;
+            let mut levels: HashMap<String, String> = levels.into_iter().collect();
             let tags: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT customer_id, tag FROM customer_tags WHERE customer_id IN ({list}) ORDER BY tag"
             )))
@@ -175,9 +179,17 @@ impl CampaignStore {
             for (c, t) in tags {
                 by_customer.entry(c).or_default().push(t);
             }
-            for row in rows {
-                let Ok(id) = Uuid::parse_str(&row.id) else { continue };
-                let tags = by_customer.remove(&row.id).unwrap_or_default();
+            for c in customers {
+                let Ok(id) = Uuid::parse_str(&c.id) else { continue };
+                let tags = by_customer.remove(&c.id).unwrap_or_default();
+                let row = ProfileRow {
+                    suitability: levels.remove(&c.id),
+                    id: c.id,
+                    birthday: c.birthday,
+                    locale: c.locale,
+                    time_zone: c.time_zone,
+                    preferences: c.preferences,
+                };
                 out.insert(id, (row, tags));
             }
         }

@@ -769,4 +769,34 @@ async fn a_large_transfer_goes_through_with_a_real_pin_step_up(app: TestApp) {
     .await
     .assert_problem(409, "step-up-token-used");
     assert_eq!(balance(&app, &c.current).await, before - 600_000);
+
+    // The decisions and every step-up attempt are in the audit trail, without personal data.
+    let auditor = app.staff(Role::Auditor).await;
+    let decisions = app
+        .get("/api/v1/staff/audit?action=risk.decision", Some(&auditor))
+        .await;
+    assert_eq!(decisions.status, StatusCode::OK, "{:?}", decisions.body);
+    let items = decisions.body["items"].as_array().expect("items");
+    assert!(
+        items
+            .iter()
+            .any(|e| e["details"]["outcome"] == "step_up" && e["details"]["factor"] == "pin"),
+        "{items:?}"
+    );
+    let attempts = app
+        .get("/api/v1/staff/audit?action=step_up.verify", Some(&auditor))
+        .await;
+    let attempts = attempts.body["items"].as_array().expect("items").clone();
+    assert!(attempts.iter().any(|e| e["details"]["outcome"] == "ok"), "{attempts:?}");
+    let consumed = app
+        .get("/api/v1/staff/audit?action=step_up.consume", Some(&auditor))
+        .await;
+    let consumed = consumed.body["items"].as_array().expect("items").clone();
+    assert!(
+        consumed
+            .iter()
+            .any(|e| e["details"]["outcome"] == "step-up-token-wrong-purpose"),
+        "a refused attempt is audited: {consumed:?}"
+    );
+    assert!(!decisions.body.to_string().contains("13900000109"));
 }
