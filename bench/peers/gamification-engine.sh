@@ -5,6 +5,8 @@
 #
 # Usage: bench/peers/gamification-engine.sh [--duration SECS] [--concurrency N] [--skip-huoban]
 #
+# HUOBAN_BIN=path/to/huoban uses that (release) binary instead of building one.
+#
 # The peer is installed at run time from PyPI into a temporary virtualenv (never committed),
 # served by waitress on 127.0.0.1:6543 with its demo data in a scratch database
 # `gengine_bench`, and everything is removed afterwards. Needs python3 with venv, gcc and
@@ -80,10 +82,13 @@ python3 bench/peers/drive_increase_value.py --url http://127.0.0.1:6543 \
   --duration "$DURATION" --concurrency "$CONCURRENCY"
 
 if [ "$SKIP_HUOBAN" = 0 ]; then
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/huoban/target}"
-  say "building huoban (release) for the same run"
-  cargo build --release --locked -q -p huoban
-  say "huoban bench events on the same PostgreSQL"
-  "$CARGO_TARGET_DIR/release/huoban" bench events --duration "$DURATION" \
-    --database-url "$PG/test"
+  if [ -z "${HUOBAN_BIN:-}" ]; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/huoban/target}"
+    say "building huoban (release) for the same run"
+    cargo build --release --locked -q -p huoban
+    HUOBAN_BIN="$CARGO_TARGET_DIR/release/huoban"
+  fi
+  say "huoban bench events on the same PostgreSQL (rules active), same duration"
+  "$HUOBAN_BIN" bench events --duration "$DURATION" --warmup 2 --accounts 1000 \
+    --concurrency "$CONCURRENCY" --database-url "$PG/test"
 fi

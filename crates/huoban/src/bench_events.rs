@@ -105,14 +105,22 @@ async fn max_seq(app: &App) -> anyhow::Result<i64> {
 async fn catch_up(app: &App, seq: i64) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let feed = huoban_engage::events::feed::EventFeed::new(app.db.clone(), "rules");
-    while feed.position().await? < seq {
+    // A consumer that stops moving is stuck (a failing batch is retried for ever), not slow.
+    let (mut last, mut moved) = (-1, Instant::now());
+    loop {
+        let at = feed.position().await?;
+        if at >= seq {
+            return Ok(started.elapsed());
+        }
+        if at != last {
+            (last, moved) = (at, Instant::now());
+        }
         anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(600),
-            "the rules consumer did not catch up"
+            moved.elapsed() < Duration::from_secs(30),
+            "the rules consumer is stuck at event {at} of {seq} (no progress for 30 s; see the server log)"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Ok(started.elapsed())
 }
 
 fn event(run: u32, n: u64, i: usize, kind_pick: u64, at: &str) -> serde_json::Value {
