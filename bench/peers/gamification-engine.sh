@@ -89,6 +89,6 @@ if [ "$SKIP_HUOBAN" = 0 ]; then
     HUOBAN_BIN="$CARGO_TARGET_DIR/release/huoban"
   fi
   say "huoban bench events on the same PostgreSQL (rules active), same duration"
-  "$HUOBAN_BIN" bench events --duration "$DURATION" --warmup 2 --accounts 1000 \
+  env -u HUOBAN_BIN "$HUOBAN_BIN" bench events --duration "$DURATION" --warmup 2 --accounts 1000 \
     --concurrency "$CONCURRENCY" --database-url "$PG/test"
 fi
