@@ -258,6 +258,7 @@ impl App {
         huoban_social::SocialState {
             engage: self.engage_state(),
             public_url: self.config.public_url.clone(),
+            campaigns: Some(Arc::new(CampaignsForSocial(self.campaigns_state()))),
         }
     }
 
@@ -483,6 +484,30 @@ impl App {
 
     pub async fn schema_status(&self) -> Result<SchemaStatus, huoban_kit::DbError> {
         self.db.schema_status(&migrations()).await
+    }
+}
+
+/// Campaigns answering social: invite programmes and team challenges may only be attached
+/// to a campaign that exists and has not ended.
+#[derive(Debug)]
+struct CampaignsForSocial(huoban_campaigns::CampaignsState);
+
+impl huoban_social::CampaignCheck for CampaignsForSocial {
+    fn check<'a>(
+        &'a self,
+        campaign_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>> {
+        Box::pin(async move {
+            use huoban_campaigns::campaigns::domain::{State, ended, unknown};
+            let id = uuid::Uuid::parse_str(campaign_id).map_err(|_| unknown().with("field", "campaign_id"))?;
+            let campaign = self.0.campaigns.get(id).await?;
+            if campaign.state == State::Ended {
+                return Err(ended()
+                    .detail("a programme or challenge cannot join an ended campaign")
+                    .with("field", "campaign_id"));
+            }
+            Ok(())
+        })
     }
 }
 

@@ -156,15 +156,15 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     }
     let transfers = seed_history(app, &rows, settings.seed, settings.days_of_history).await?;
     seed_alerts(app, &rows).await.context("demo: balance alerts")?;
-    crate::demo_social::seed(app, &rows, settings.seed)
+    let campaign = crate::demo_campaign::seed(app)
+        .await
+        .context("demo: the Spring Festival campaign")?;
+    crate::demo_social::seed(app, &rows, settings.seed, campaign)
         .await
         .context("demo: invites and team challenges")?;
     crate::demo_risk::seed(app, &rows)
         .await
         .context("demo: a held transfer and a case")?;
-    crate::demo_campaign::seed(app)
-        .await
-        .context("demo: the Spring Festival campaign")?;
     eprintln!("Demo bank seeded in {:.1}s.", started.elapsed().as_secs_f64());
     Ok(DemoReport {
         already_seeded: false,

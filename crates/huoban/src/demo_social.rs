@@ -32,9 +32,6 @@ use uuid::Uuid;
 
 use crate::App;
 
-/// The campaign the integrator connects these to.
-pub const CAMPAIGN: &str = "spring-festival";
-
 fn id(row: &CustomerRow) -> anyhow::Result<Uuid> {
     row.id.parse().context("customer id")
 }
@@ -43,8 +40,9 @@ fn err(e: huoban_kit::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{e:?}")
 }
 
-/// Seeds the invite programme and the team challenge; needs at least 12 customers.
-pub async fn seed(app: &App, rows: &[CustomerRow], seed: u64) -> anyhow::Result<()> {
+/// Seeds the invite programme and the team challenge, both part of `campaign` (the Spring
+/// Festival campaign); needs at least 12 customers.
+pub async fn seed(app: &App, rows: &[CustomerRow], seed: u64, campaign: Uuid) -> anyhow::Result<()> {
     if rows.len() < 12 {
         return Ok(());
     }
@@ -78,7 +76,7 @@ pub async fn seed(app: &App, rows: &[CustomerRow], seed: u64) -> anyhow::Result<
             staff,
             NewProgrammeRequest {
                 name: "邀请三位好友完成理财测试，解锁专属优惠券".into(),
-                campaign_id: Some(CAMPAIGN.into()),
+                campaign_id: Some(campaign.to_string()),
                 event_type: "questionnaire_completed".into(),
                 event_match: Map::from_iter([("questionnaire_id".to_owned(), json!("risk-appetite"))]),
                 unlock_count: 3,
@@ -145,7 +143,7 @@ pub async fn seed(app: &App, rows: &[CustomerRow], seed: u64) -> anyhow::Result<
             staff,
             NewChallengeRequest {
                 name: "30 天绿色出行打卡计划".into(),
-                campaign_id: Some(CAMPAIGN.into()),
+                campaign_id: Some(campaign.to_string()),
                 event_type: "green_trip".into(),
                 event_match: Map::new(),
                 target: 60,

@@ -37,6 +37,29 @@ pub struct SocialState {
     /// The address customers reach Huoban at (config `public_url`), for invite links; when
     /// absent, links are built from the request's `Host`.
     pub public_url: Option<String>,
+    /// Checks the campaign a programme or challenge is created under (the campaigns
+    /// capability answers; social does not read its tables).
+    pub campaigns: Option<std::sync::Arc<dyn CampaignCheck>>,
+}
+
+/// What social asks of campaigns: may a programme or challenge be attached to this
+/// campaign? `Ok` when it exists and has not ended; otherwise the problem to answer
+/// (`unknown-campaign`, `campaign-ended`).
+pub trait CampaignCheck: Send + Sync + std::fmt::Debug {
+    fn check<'a>(
+        &'a self,
+        campaign_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), huoban_kit::ApiError>> + Send + 'a>>;
+}
+
+impl SocialState {
+    /// Refuses a campaign id that names no campaign or an ended one.
+    pub async fn check_campaign(&self, campaign_id: Option<&str>) -> Result<(), huoban_kit::ApiError> {
+        match (campaign_id, &self.campaigns) {
+            (Some(id), Some(campaigns)) => campaigns.check(id).await,
+            _ => Ok(()),
+        }
+    }
 }
 
 impl FromRef<SocialState> for IdentityService {

@@ -20,6 +20,7 @@ on_both_backends!(
     a_coupon_prize_is_granted_once_without_points,
     staff_validate_programmes_and_customers_cannot_create_them,
     concurrent_acceptances_never_pass_the_cap,
+    a_programme_joins_only_a_campaign_that_exists_and_has_not_ended,
 );
 
 const PRIZE: i64 = 500;
@@ -27,7 +28,6 @@ const PRIZE: i64 = 500;
 fn programme_body(app: &TestApp, unlock: i64, cap: Option<i64>) -> Value {
     let mut body = json!({
         "name": "邀请三位好友完成理财测试，解锁专属优惠券",
-        "campaign_id": "spring-festival-2027",
         "event_type": "questionnaire_completed",
         "event_match": { "questionnaire_id": "risk-appetite" },
         "unlock_count": unlock,
@@ -409,4 +409,60 @@ async fn concurrent_acceptances_never_pass_the_cap(app: TestApp) {
     }
     assert_eq!(app.count("invite_attributions").await, 2);
     assert_eq!(mine(&app, &inviter).await["accepted"], 2);
+}
+
+/// Programmes belong to campaigns: an unknown campaign is `unknown-campaign`, an ended one
+/// `campaign-ended`, and nothing is saved; a live one is accepted and named on the programme.
+async fn a_programme_joins_only_a_campaign_that_exists_and_has_not_ended(app: TestApp) {
+    let staff = operator(&app).await;
+    let admin = app.staff(huoban_identity::Role::Admin).await;
+    let mut body = programme_body(&app, 3, None);
+    body["campaign_id"] = json!(uuid::Uuid::now_v7().to_string());
+    app.post("/api/v1/staff/invite-programmes", Some(&staff), body.clone())
+        .await
+        .assert_problem(404, "unknown-campaign");
+    body["campaign_id"] = json!("spring-festival-2027");
+    app.post("/api/v1/staff/invite-programmes", Some(&staff), body.clone())
+        .await
+        .assert_problem(404, "unknown-campaign");
+    assert_eq!(app.count("invite_programmes").await, 0, "nothing saved");
+
+    let created = app
+        .post(
+            "/api/v1/staff/campaigns",
+            Some(&admin),
+            crate::campaigns::campaign_body(&app, "", 100, 1),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let campaign = created.body["id"].as_str().expect("id").to_owned();
+    body["campaign_id"] = json!(campaign);
+    let ok = app
+        .post("/api/v1/staff/invite-programmes", Some(&staff), body.clone())
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    assert_eq!(ok.body["campaign_id"], campaign.as_str());
+
+    for step in ["schedule", "end"] {
+        let r = app
+            .post(
+                &format!("/api/v1/staff/campaigns/{campaign}/{step}"),
+                Some(&admin),
+                json!({}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{step}: {:?}", r.body);
+    }
+    app.post("/api/v1/staff/invite-programmes", Some(&staff), body.clone())
+        .await
+        .assert_problem(409, "campaign-ended");
+    let challenge = json!({
+        "name": "绿色出行", "campaign_id": campaign, "event_type": "green_trip", "target": 10,
+        "max_members": 5, "reward": { "points": 10 },
+        "starts_at": body["starts_at"], "ends_at": body["ends_at"],
+    });
+    app.post("/api/v1/staff/challenges", Some(&staff), challenge)
+        .await
+        .assert_problem(409, "campaign-ended");
+    assert_eq!(app.count("invite_programmes").await, 1);
 }

@@ -25,7 +25,6 @@ const PRIZE: i64 = 200;
 fn challenge_body(app: &TestApp, target: i64, max_members: i64) -> Value {
     json!({
         "name": "30 天绿色出行打卡计划",
-        "campaign_id": "spring-festival-2027",
         "event_type": "green_trip",
         "target": target,
         "max_members": max_members,

@@ -36,7 +36,8 @@ const BATCH: u32 = 500;
 pub struct NewProgrammeRequest {
     #[schema(example = "邀请三位好友完成理财测试，解锁专属优惠券")]
     pub name: String,
-    /// The campaign this programme belongs to, if any.
+    /// The campaign this programme belongs to, if any: it must exist and not have ended
+    /// (`unknown-campaign` 404, `campaign-ended` 409).
     #[serde(default)]
     pub campaign_id: Option<String>,
     /// The invitee's qualifying action, e.g. `questionnaire_completed`.
@@ -279,6 +280,7 @@ impl InvitesService {
         if let Prize::Coupon(reward) = spec.prize {
             crate::prize::check_reward_exists(&self.state.engage, reward).await?;
         }
+        self.state.check_campaign(spec.campaign_id.as_deref()).await?;
         let (reward_points, reward_id) = spec.prize.columns();
         let now = self.now();
         let row = ProgrammeRow {

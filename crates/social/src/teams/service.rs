@@ -35,6 +35,8 @@ const BATCH: u32 = 500;
 pub struct NewChallengeRequest {
     #[schema(example = "30 天绿色出行打卡计划")]
     pub name: String,
+    /// The campaign this challenge belongs to, if any: it must exist and not have ended
+    /// (`unknown-campaign` 404, `campaign-ended` 409).
     #[serde(default)]
     pub campaign_id: Option<String>,
     /// Events counted toward the target, e.g. `green_trip`.
@@ -263,6 +265,7 @@ impl TeamsService {
         if let Prize::Coupon(reward) = spec.prize {
             prize::check_reward_exists(&self.state.engage, reward).await?;
         }
+        self.state.check_campaign(spec.campaign_id.as_deref()).await?;
         let (reward_points, reward_id) = spec.prize.columns();
         let now = self.now();
         let row = ChallengeRow {
