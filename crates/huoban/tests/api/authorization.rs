@@ -1,0 +1,414 @@
+//! Authorization across the whole customer API, driven by the OpenAPI document the server
+//! serves: every `/api/v1/` route (staff routes apart) is either public ([`PUBLIC`]), checked
+//! against another customer's resources ([`OWNED`]), scoped to the caller with no path
+//! parameter, shared catalogue ([`CATALOGUE`]) or explicitly not checked yet ([`NOT_CHECKED`],
+//! with the reason). A route in no list fails the test, so a new route cannot escape it.
+
+use huoban_identity::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::{customer, fund},
+    helpers::{Reply, TestApp},
+    on_both_backends,
+};
+
+on_both_backends!(a_customer_never_reaches_another_customers_data);
+
+/// Routes anyone may call without a session (method, path).
+const PUBLIC: &[(&str, &str)] = &[
+    ("POST", "/api/v1/customers"),                // sign-up
+    ("POST", "/api/v1/sessions"),                 // sign-in
+    ("POST", "/api/v1/sessions/idp"),             // sign-in through the bank's identity provider
+    ("POST", "/api/v1/handoffs/redeem"),          // hand-off redeem: the one-time code is the credential
+    ("GET", "/api/v1/invites/{code}/poster.png"), // a shareable poster, by design public
+];
+
+/// Routes for any signed-in caller, staff or customer, acting only on the caller's own
+/// sessions (sign-out): not called with the staff token, which they would revoke.
+const ANY_SESSION: &[(&str, &str)] = &[("DELETE", "/api/v1/sessions/current"), ("DELETE", "/api/v1/sessions")];
+
+/// Routes with a path parameter naming a customer-owned resource: (method, path, fixture of
+/// customer B whose id goes into the parameter). The body is from [`body_for`].
+const OWNED: &[(&str, &str, Fixture)] = &[
+    ("GET", "/api/v1/accounts/{id}/statement", Fixture::Account),
+    ("GET", "/api/v1/accounts/{id}/transactions", Fixture::Account),
+    ("GET", "/api/v1/goals/{id}", Fixture::Goal),
+    ("POST", "/api/v1/goals/{id}/deposits", Fixture::Goal),
+    ("POST", "/api/v1/goals/{id}/partners", Fixture::Goal),
+    ("POST", "/api/v1/step-up/challenges/{id}/verify", Fixture::Challenge),
+    ("POST", "/api/v1/transfers/{id}/cancel", Fixture::Transfer),
+    ("DELETE", "/api/v1/alerts/{id}", Fixture::Alert),
+    ("POST", "/api/v1/security/holds/{id}/confirm", Fixture::Hold),
+    ("POST", "/api/v1/security/holds/{id}/deny", Fixture::Hold),
+    // Device ids are the client's names, scoped to the customer: A naming B's device
+    // reaches nothing, and B's device stays (see the snapshot).
+    ("DELETE", "/api/v1/security/devices/{device_id}", Fixture::Device),
+    ("POST", "/api/v1/security/devices/{device_id}/untrust", Fixture::Device),
+];
+
+/// Routes whose path parameter names something shared by every customer (a catalogue entry),
+/// so another customer's id is not a thing to try.
+const CATALOGUE: &[&str] = &[
+    "/api/v1/campaigns/{id}",
+    "/api/v1/challenges/{id}/leaderboard",
+    "/api/v1/challenges/{id}/teams",
+    "/api/v1/questionnaires/{id}/sessions",
+    "/api/v1/rewards/{id}/claims",
+    "/api/v1/tasks/{id}/claim",
+];
+
+/// Customer-owned path parameters this test does not exercise yet, with the reason.
+const NOT_CHECKED: &[(&str, &str)] = &[
+    (
+        "/api/v1/nudges/{id}/dismiss",
+        "nudges are produced by rules; no simple fixture",
+    ),
+    (
+        "/api/v1/questionnaires/sessions/{session_id}/answers",
+        "no questionnaire fixture yet",
+    ),
+    (
+        "/api/v1/security/passkeys/registrations/{id}/finish",
+        "needs a WebAuthn authenticator",
+    ),
+    (
+        "/api/v1/teams/{id}",
+        "teams are visible to challenge participants; needs a challenge",
+    ),
+];
+
+/// Routes never called with a body read in full: (path, reason).
+const STREAMS: &[&str] = &["/api/v1/inbox/stream"];
+
+/// Caller-scoped reads that answer 404 until the caller has done something first: (path, slug).
+const NOTHING_YET: &[(&str, &str)] = &[("/api/v1/suitability", "no-suitability")];
+
+/// A sample of staff routes a customer token must not reach.
+const STAFF_SAMPLE: &[(&str, &str)] = &[
+    ("GET", "/api/v1/staff/me"),
+    ("GET", "/api/v1/staff/customers"),
+    ("GET", "/api/v1/staff/audit"),
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Fixture {
+    Account,
+    Goal,
+    Challenge,
+    Transfer,
+    Alert,
+    Hold,
+    Device,
+}
+
+struct Customer {
+    id: String,
+    token: String,
+    current: String,
+    all_accounts: Vec<String>,
+    goal: String,
+    challenge: String,
+    transfer: String,
+    alert: String,
+    hold: String,
+}
+
+impl Customer {
+    fn id_of(&self, f: Fixture) -> &str {
+        match f {
+            Fixture::Account => &self.current,
+            Fixture::Goal => &self.goal,
+            Fixture::Challenge => &self.challenge,
+            Fixture::Transfer => &self.transfer,
+            Fixture::Alert => &self.alert,
+            Fixture::Hold => &self.hold,
+            Fixture::Device => DEVICE,
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let mut ids = vec![
+            self.id.clone(),
+            self.goal.clone(),
+            self.challenge.clone(),
+            self.transfer.clone(),
+            self.alert.clone(),
+            self.hold.clone(),
+        ];
+        ids.extend(self.all_accounts.iter().cloned());
+        ids
+    }
+}
+
+/// The device a customer signs in on, and the new one a held transfer comes from.
+const DEVICE: &str = "phone-a";
+const NEW_DEVICE: &str = "phone-b";
+
+async fn set_up(app: &TestApp, phone: &str) -> Customer {
+    let (id, token) = customer(app, phone).await;
+    let on_device = app
+        .send(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({ "phone": phone, "password": "secret-pass", "channel": "app" })),
+            &[("X-Device-Id", DEVICE)],
+        )
+        .await;
+    assert_eq!(on_device.status.as_u16(), 201, "{:?}", on_device.body);
+    let accounts = app.get("/api/v1/accounts", Some(&token)).await;
+    assert_eq!(accounts.status.as_u16(), 200, "{:?}", accounts.body);
+    let all_accounts: Vec<String> = accounts.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id").to_owned())
+        .collect();
+    let current = all_accounts[0].clone();
+    let savings = all_accounts[1].clone();
+    fund(app, &current, 20_000_000, "salary").await;
+    let goal = app
+        .post(
+            "/api/v1/goals",
+            Some(&token),
+            json!({ "name": "教育", "target_amount": 50_000, "target_date": "2030-01-01", "category": "education" }),
+        )
+        .await;
+    assert_eq!(goal.status.as_u16(), 201, "{:?}", goal.body);
+    let challenge = app
+        .post(
+            "/api/v1/step-up/challenges",
+            Some(&token),
+            json!({ "purpose": "transfer", "factor": "sms", "reference": "tr-1" }),
+        )
+        .await;
+    assert_eq!(challenge.status.as_u16(), 201, "{:?}", challenge.body);
+    let transfer = app
+        .send(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&token),
+            Some(json!({ "from_account": current, "to_account": savings, "amount": 1_000, "currency": "CNY" })),
+            &[("idempotency-key", &format!("authz-{phone}"))],
+        )
+        .await;
+    assert_eq!(transfer.status.as_u16(), 201, "{:?}", transfer.body);
+    let alert = app
+        .post(
+            "/api/v1/alerts",
+            Some(&token),
+            json!({ "kind": "balance_below", "account_id": current, "threshold": 50_000 }),
+        )
+        .await;
+    assert_eq!(alert.status.as_u16(), 201, "{:?}", alert.body);
+    // A large transfer from a new device is held until the customer answers.
+    let held = app
+        .send(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&token),
+            Some(json!({ "from_account": current, "to_account": savings, "amount": 800_000, "currency": "CNY" })),
+            &[
+                ("idempotency-key", &format!("held-{phone}")),
+                ("X-Device-Id", NEW_DEVICE),
+            ],
+        )
+        .await;
+    assert_eq!(held.status.as_u16(), 201, "{:?}", held.body);
+    assert_eq!(held.body["risk"]["handling"], "held", "{:?}", held.body);
+    Customer {
+        alert: alert.body["id"].as_str().expect("alert id").to_owned(),
+        hold: held.body["id"].as_str().expect("hold id").to_owned(),
+        id: id.to_string(),
+        token,
+        current,
+        all_accounts,
+        goal: goal.body["id"].as_str().expect("goal id").to_owned(),
+        challenge: challenge.body["id"].as_str().expect("challenge id").to_owned(),
+        transfer: transfer.body["id"].as_str().expect("transfer id").to_owned(),
+    }
+}
+
+/// A plausible body for a route, in the caller's (A's) terms.
+fn body_for(path: &str, a: &Customer) -> Value {
+    match path {
+        "/api/v1/goals/{id}/deposits" => json!({ "from_account": a.current, "amount": 100 }),
+        "/api/v1/goals/{id}/partners" => json!({ "phone": "13900000001" }),
+        "/api/v1/step-up/challenges/{id}/verify" => json!({ "code": "000000" }),
+        _ => json!({}),
+    }
+}
+
+/// Everything about B that A must not be able to change.
+async fn snapshot(app: &TestApp, b: &Customer) -> Value {
+    let mut balances = Vec::new();
+    for account in &b.all_accounts {
+        balances.push(crate::accounts::balance(app, account).await);
+    }
+    let goal = app.get(&format!("/api/v1/goals/{}", b.goal), Some(&b.token)).await.body;
+    let accounts = app.get("/api/v1/accounts", Some(&b.token)).await.body;
+    let alerts = app.get("/api/v1/alerts", Some(&b.token)).await.body;
+    let devices = app.get("/api/v1/security/devices", Some(&b.token)).await.body;
+    let holds = app.get("/api/v1/security/holds", Some(&b.token)).await.body;
+    let inbox = app.get("/api/v1/inbox/unread-count", Some(&b.token)).await.body;
+    let coupons = app.get("/api/v1/coupons", Some(&b.token)).await.body;
+    let transactions = app
+        .get(&format!("/api/v1/accounts/{}/transactions", b.current), Some(&b.token))
+        .await
+        .body;
+    let snapshot = json!({
+        "balances": balances, "goal": goal, "accounts": accounts, "alerts": alerts, "devices": devices,
+        "holds": holds, "inbox": inbox, "coupons": coupons, "transactions": transactions,
+    });
+    // The snapshot is made of real answers, not of problems.
+    assert!(!snapshot.to_string().contains("urn:huoban:problem"), "{snapshot}");
+    assert!(devices.to_string().contains(DEVICE), "B's device is known: {devices}");
+    snapshot
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>, body: Value) -> Reply {
+    let method: Method = method.parse().expect("method");
+    let key = format!("authz-{}", uuid::Uuid::now_v7());
+    let body = (method != Method::GET && method != Method::DELETE).then_some(body);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.send(method, path, token, body, &[("idempotency-key", &key)]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{path} answers"))
+}
+
+fn is_problem(reply: &Reply, statuses: &[u16]) -> bool {
+    statuses.contains(&reply.status.as_u16())
+        && reply.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/problem+json")
+}
+
+async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
+    let a = set_up(&app, "13900000001").await;
+    let b = set_up(&app, "13900000002").await;
+    let staff = app.staff(Role::Admin).await;
+    let doc = app.app.openapi();
+    let doc = serde_json::to_value(&doc).expect("openapi json");
+    let before = snapshot(&app, &b).await;
+    let b_ids = b.ids();
+
+    let mut owned_checked = 0;
+    let mut staff_checked = 0;
+    let mut scoped_checked = 0;
+    let mut unlisted = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/") || path.starts_with("/api/v1/staff/") {
+            continue;
+        }
+        for method in item.as_object().expect("item").keys() {
+            let method = method.to_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                continue;
+            }
+            let route = format!("{method} {path}");
+            if PUBLIC.contains(&(method.as_str(), path.as_str())) {
+                continue;
+            }
+            let concrete_stub = path
+                .replace("{id}", &a.goal)
+                .replace("{session_id}", &a.goal)
+                .replace("{device_id}", "x");
+            // Every non-public route refuses an anonymous caller and a staff token.
+            let anonymous = call(&app, &method, &concrete_stub, None, json!({})).await;
+            assert!(
+                is_problem(&anonymous, &[401]),
+                "{route} anonymous: {} {:?}",
+                anonymous.status,
+                anonymous.body
+            );
+            if !ANY_SESSION.contains(&(method.as_str(), path.as_str())) {
+                let by_staff = call(&app, &method, &concrete_stub, Some(&staff), json!({})).await;
+                assert!(
+                    is_problem(&by_staff, &[403]),
+                    "{route} staff: {} {:?}",
+                    by_staff.status,
+                    by_staff.body
+                );
+                staff_checked += 1;
+            }
+
+            if let Some((_, _, fixture)) = OWNED.iter().find(|(m, p, _)| *m == method && p == path) {
+                let concrete = path.replace("{id}", b.id_of(*fixture));
+                let reply = call(&app, &method, &concrete, Some(&a.token), body_for(path, &a)).await;
+                assert!(
+                    is_problem(&reply, &[403, 404]),
+                    "{route} as A on B's: {} {:?}",
+                    reply.status,
+                    reply.body
+                );
+                owned_checked += 1;
+            } else if CATALOGUE.contains(&path.as_str()) || NOT_CHECKED.iter().any(|(p, _)| p == path) {
+                continue;
+            } else if path.contains('{') {
+                unlisted.push(route);
+            } else if method == "GET" && !STREAMS.contains(&path.as_str()) {
+                // No customer-owned parameter: what A reads never names B's resources.
+                let reply = call(&app, &method, path, Some(&a.token), json!({})).await;
+                match NOTHING_YET.iter().find(|(p, _)| p == path) {
+                    Some((_, slug)) => reply.assert_problem(404, slug),
+                    None => assert!(
+                        reply.status.is_success(),
+                        "{route} as A: {} {:?}",
+                        reply.status,
+                        reply.body
+                    ),
+                }
+                let text = reply.body.to_string();
+                for id in &b_ids {
+                    assert!(!text.contains(id.as_str()), "{route} shows B's {id} to A: {text}");
+                }
+                scoped_checked += 1;
+            }
+        }
+    }
+    assert!(unlisted.is_empty(), "routes in no list: {unlisted:?}");
+    // No list names a route the server no longer has.
+    let listed = OWNED
+        .iter()
+        .map(|(m, p, _)| (*m, *p))
+        .chain(PUBLIC.iter().copied())
+        .chain(ANY_SESSION.iter().copied());
+    for (method, path) in listed {
+        let declared = doc["paths"][path][method.to_lowercase()].is_object();
+        assert!(declared, "{method} {path} is listed but not in the OpenAPI document");
+    }
+    for path in CATALOGUE
+        .iter()
+        .chain(STREAMS)
+        .chain(NOTHING_YET.iter().map(|(p, _)| p))
+        .chain(NOT_CHECKED.iter().map(|(p, _)| p))
+    {
+        assert!(
+            doc["paths"][*path].is_object(),
+            "{path} is listed but not in the OpenAPI document"
+        );
+    }
+    eprintln!(
+        "authorization: {owned_checked} owned routes tried as another customer, {scoped_checked} caller-scoped \
+         reads checked for B's ids, {staff_checked} customer routes refused to staff"
+    );
+    assert!(owned_checked >= OWNED.len(), "owned routes checked: {owned_checked}");
+    assert!(
+        staff_checked > 50,
+        "customer routes checked with a staff token: {staff_checked}"
+    );
+    assert!(scoped_checked > 10, "scoped routes checked: {scoped_checked}");
+    assert_eq!(snapshot(&app, &b).await, before, "B's data changed");
+
+    for (method, path) in STAFF_SAMPLE {
+        let reply = call(&app, method, path, Some(&a.token), json!({})).await;
+        assert!(
+            is_problem(&reply, &[401, 403]),
+            "{method} {path} as a customer: {} {:?}",
+            reply.status,
+            reply.body
+        );
+    }
+}
