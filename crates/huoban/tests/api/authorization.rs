@@ -40,6 +40,11 @@ const OWNED: &[(&str, &str, Fixture)] = &[
     ("POST", "/api/v1/step-up/challenges/{id}/verify", Fixture::Challenge),
     ("POST", "/api/v1/transfers/{id}/cancel", Fixture::Transfer),
     ("DELETE", "/api/v1/alerts/{id}", Fixture::Alert),
+    (
+        "POST",
+        "/api/v1/questionnaires/sessions/{session_id}/answers",
+        Fixture::Session,
+    ),
     ("POST", "/api/v1/security/holds/{id}/confirm", Fixture::Hold),
     ("POST", "/api/v1/security/holds/{id}/deny", Fixture::Hold),
     // Device ids are the client's names, scoped to the customer: A naming B's device
@@ -99,6 +104,7 @@ enum Fixture {
     Challenge,
     Transfer,
     Alert,
+    Session,
     Hold,
     Device,
 }
@@ -113,6 +119,13 @@ struct Customer {
     transfer: String,
     alert: String,
     hold: String,
+    /// A questionnaire session of the customer's, and a valid answer to its first question.
+    session: String,
+    first_answer: Value,
+    /// A message in the customer's inbox.
+    message: String,
+    /// The device the customer signs in on, named after their phone so no one else has it.
+    device: String,
 }
 
 impl Customer {
@@ -124,7 +137,8 @@ impl Customer {
             Fixture::Transfer => &self.transfer,
             Fixture::Alert => &self.alert,
             Fixture::Hold => &self.hold,
-            Fixture::Device => DEVICE,
+            Fixture::Session => &self.session,
+            Fixture::Device => &self.device,
         }
     }
 
@@ -142,19 +156,19 @@ impl Customer {
     }
 }
 
-/// The device a customer signs in on, and the new one a held transfer comes from.
-const DEVICE: &str = "phone-a";
+/// The new device a held transfer comes from (each customer signs in on `device-<phone>`).
 const NEW_DEVICE: &str = "phone-b";
 
 async fn set_up(app: &TestApp, phone: &str) -> Customer {
     let (id, token) = customer(app, phone).await;
+    let device = format!("device-{phone}");
     let on_device = app
         .send(
             Method::POST,
             "/api/v1/sessions",
             None,
             Some(json!({ "phone": phone, "password": "secret-pass", "channel": "app" })),
-            &[("X-Device-Id", DEVICE)],
+            &[("X-Device-Id", device.as_str())],
         )
         .await;
     assert_eq!(on_device.status.as_u16(), 201, "{:?}", on_device.body);
@@ -218,7 +232,25 @@ async fn set_up(app: &TestApp, phone: &str) -> Customer {
         .await;
     assert_eq!(held.status.as_u16(), 201, "{:?}", held.body);
     assert_eq!(held.body["risk"]["handling"], "held", "{:?}", held.body);
+    let started = app
+        .post("/api/v1/questionnaires/risk-appetite/sessions", Some(&token), json!({}))
+        .await;
+    assert_eq!(started.status.as_u16(), 201, "{:?}", started.body);
+    let first_answer = json!({
+        "question_id": started.body["question"]["id"],
+        "option_id": started.body["question"]["options"][0]["id"],
+    });
+    // The held transfer asked "Was this you?" in the inbox.
+    let inbox = app.get("/api/v1/inbox", Some(&token)).await;
+    let message = inbox.body["items"][0]["id"]
+        .as_str()
+        .expect("an inbox message")
+        .to_owned();
     Customer {
+        device,
+        session: started.body["session_id"].as_str().expect("session id").to_owned(),
+        first_answer,
+        message,
         alert: alert.body["id"].as_str().expect("alert id").to_owned(),
         hold: held.body["id"].as_str().expect("hold id").to_owned(),
         id: id.to_string(),
@@ -232,8 +264,9 @@ async fn set_up(app: &TestApp, phone: &str) -> Customer {
 }
 
 /// A plausible body for a route, in the caller's (A's) terms.
-fn body_for(path: &str, a: &Customer) -> Value {
+fn body_for(path: &str, a: &Customer, b: &Customer) -> Value {
     match path {
+        "/api/v1/questionnaires/sessions/{session_id}/answers" => b.first_answer.clone(),
         "/api/v1/goals/{id}/deposits" => json!({ "from_account": a.current, "amount": 100 }),
         "/api/v1/goals/{id}/partners" => json!({ "phone": "13900000001" }),
         "/api/v1/step-up/challenges/{id}/verify" => json!({ "code": "000000" }),
@@ -264,7 +297,10 @@ async fn snapshot(app: &TestApp, b: &Customer) -> Value {
     });
     // The snapshot is made of real answers, not of problems.
     assert!(!snapshot.to_string().contains("urn:huoban:problem"), "{snapshot}");
-    assert!(devices.to_string().contains(DEVICE), "B's device is known: {devices}");
+    assert!(
+        devices.to_string().contains(&b.device),
+        "B's device is known: {devices}"
+    );
     snapshot
 }
 
@@ -335,8 +371,12 @@ async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
             }
 
             if let Some((_, _, fixture)) = OWNED.iter().find(|(m, p, _)| *m == method && p == path) {
-                let concrete = path.replace("{id}", b.id_of(*fixture));
-                let reply = call(&app, &method, &concrete, Some(&a.token), body_for(path, &a)).await;
+                let id = b.id_of(*fixture);
+                let concrete = path
+                    .replace("{id}", id)
+                    .replace("{session_id}", id)
+                    .replace("{device_id}", id);
+                let reply = call(&app, &method, &concrete, Some(&a.token), body_for(path, &a, &b)).await;
                 assert!(
                     is_problem(&reply, &[403, 404]),
                     "{route} as A on B's: {} {:?}",
@@ -400,7 +440,28 @@ async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
         "customer routes checked with a staff token: {staff_checked}"
     );
     assert!(scoped_checked > 10, "scoped routes checked: {scoped_checked}");
+    // Routes without a path parameter that take ids in the body: A marking B's message read
+    // is refused (and the snapshot shows B's unread count unchanged).
+    call(
+        &app,
+        "POST",
+        "/api/v1/inbox/read",
+        Some(&a.token),
+        json!({ "message_ids": [b.message] }),
+    )
+    .await
+    .assert_problem(404, "unknown-message");
     assert_eq!(snapshot(&app, &b).await, before, "B's data changed");
+    // A's answer did not move B's questionnaire session: B still answers its first question.
+    let answered = call(
+        &app,
+        "POST",
+        &format!("/api/v1/questionnaires/sessions/{}/answers", b.session),
+        Some(&b.token),
+        b.first_answer.clone(),
+    )
+    .await;
+    assert_eq!(answered.status.as_u16(), 200, "{:?}", answered.body);
 
     for (method, path) in STAFF_SAMPLE {
         let reply = call(&app, method, path, Some(&a.token), json!({})).await;
