@@ -5,6 +5,7 @@
 //! with the reason). A route in no list fails the test, so a new route cannot escape it.
 
 use huoban_identity::Role;
+use huoban_kit::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -42,6 +43,11 @@ const OWNED: &[(&str, &str, Fixture)] = &[
     ("DELETE", "/api/v1/alerts/{id}", Fixture::Alert),
     (
         "POST",
+        "/api/v1/security/passkeys/registrations/{id}/finish",
+        Fixture::Passkey,
+    ),
+    (
+        "POST",
         "/api/v1/questionnaires/sessions/{session_id}/answers",
         Fixture::Session,
     ),
@@ -65,23 +71,17 @@ const CATALOGUE: &[&str] = &[
 ];
 
 /// Customer-owned path parameters this test does not exercise yet, with the reason.
-const NOT_CHECKED: &[(&str, &str)] = &[
-    (
-        "/api/v1/nudges/{id}/dismiss",
-        "nudges are produced by rules; no simple fixture",
-    ),
-    (
-        "/api/v1/questionnaires/sessions/{session_id}/answers",
-        "no questionnaire fixture yet",
-    ),
-    (
-        "/api/v1/security/passkeys/registrations/{id}/finish",
-        "needs a WebAuthn authenticator",
-    ),
-    (
-        "/api/v1/teams/{id}",
-        "teams are visible to challenge participants; needs a challenge",
-    ),
+const NOT_CHECKED: &[(&str, &str)] = &[(
+    "/api/v1/nudges/{id}/dismiss",
+    "nudges are produced by rules; no simple fixture",
+)];
+
+/// Routes that by design show another customer's resource to any customer, each with the
+/// check of what they must still keep back (see the test).
+const SHARED_VIEW: &[&str] = &[
+    // A team's progress is public to every customer (leaderboards link to it); its join code
+    // is shown only to members and other members' names are masked.
+    "/api/v1/teams/{id}",
 ];
 
 /// Routes never called with a body read in full: (path, reason).
@@ -104,6 +104,7 @@ enum Fixture {
     Challenge,
     Transfer,
     Alert,
+    Passkey,
     Session,
     Hold,
     Device,
@@ -119,6 +120,8 @@ struct Customer {
     transfer: String,
     alert: String,
     hold: String,
+    /// A passkey registration the customer started.
+    passkey: String,
     /// A questionnaire session of the customer's, and a valid answer to its first question.
     session: String,
     first_answer: Value,
@@ -136,6 +139,7 @@ impl Customer {
             Fixture::Challenge => &self.challenge,
             Fixture::Transfer => &self.transfer,
             Fixture::Alert => &self.alert,
+            Fixture::Passkey => &self.passkey,
             Fixture::Hold => &self.hold,
             Fixture::Session => &self.session,
             Fixture::Device => &self.device,
@@ -246,7 +250,12 @@ async fn set_up(app: &TestApp, phone: &str) -> Customer {
         .as_str()
         .expect("an inbox message")
         .to_owned();
+    let passkey = app
+        .post("/api/v1/security/passkeys/registrations", Some(&token), json!({}))
+        .await;
+    assert_eq!(passkey.status.as_u16(), 201, "{:?}", passkey.body);
     Customer {
+        passkey: passkey.body["id"].as_str().expect("registration id").to_owned(),
         device,
         session: started.body["session_id"].as_str().expect("session id").to_owned(),
         first_answer,
@@ -270,6 +279,11 @@ fn body_for(path: &str, a: &Customer, b: &Customer) -> Value {
         "/api/v1/goals/{id}/deposits" => json!({ "from_account": a.current, "amount": 100 }),
         "/api/v1/goals/{id}/partners" => json!({ "phone": "13900000001" }),
         "/api/v1/step-up/challenges/{id}/verify" => json!({ "code": "000000" }),
+        // Shaped like a browser's attestation; the registration is refused before it is read.
+        "/api/v1/security/passkeys/registrations/{id}/finish" => json!({ "credential": {
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": { "clientDataJSON": "AAAA", "attestationObject": "AAAA" },
+        } }),
         _ => json!({}),
     }
 }
@@ -328,7 +342,47 @@ async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
     let doc = app.app.openapi();
     let doc = serde_json::to_value(&doc).expect("openapi json");
     let before = snapshot(&app, &b).await;
-    let b_ids = b.ids();
+    // B captains a team in a challenge.
+    let operator = app.staff(Role::Operator).await;
+    let now = app.clock.now();
+    let challenge = app
+        .post(
+            "/api/v1/staff/challenges",
+            Some(&operator),
+            json!({
+                "name": "30 天绿色出行打卡计划", "campaign_id": "spring-festival-2027", "event_type": "green_trip",
+                "target": 100, "max_members": 5, "reward": { "points": 200 },
+                "starts_at": (now - jiff::SignedDuration::from_hours(1)).to_string(),
+                "ends_at": (now + jiff::SignedDuration::from_hours(24 * 30)).to_string(),
+            }),
+        )
+        .await;
+    assert_eq!(challenge.status.as_u16(), 201, "{:?}", challenge.body);
+    let challenge = challenge.body["id"].as_str().expect("challenge id").to_owned();
+    let team = app
+        .post(
+            &format!("/api/v1/challenges/{challenge}/teams"),
+            Some(&b.token),
+            json!({ "name": "B 队" }),
+        )
+        .await;
+    assert_eq!(team.status.as_u16(), 201, "{:?}", team.body);
+    let team_id = team.body["id"].as_str().expect("team id").to_owned();
+    let join_code = team.body["join_code"].as_str().expect("join code").to_owned();
+    let mut b_ids = b.ids();
+    b_ids.push(join_code.clone());
+
+    // No route is in two lists ("*" stands for every method of a path).
+    let mut listed: Vec<(&str, &str)> = OWNED.iter().map(|(m, p, _)| (*m, *p)).collect();
+    listed.extend(PUBLIC.iter().chain(ANY_SESSION).copied());
+    listed.extend(CATALOGUE.iter().chain(SHARED_VIEW).chain(STREAMS).map(|p| ("*", *p)));
+    listed.extend(NOT_CHECKED.iter().map(|(p, _)| ("*", *p)));
+    for (i, (m1, p1)) in listed.iter().enumerate() {
+        for (m2, p2) in &listed[i + 1..] {
+            let clash = p1 == p2 && (m1 == m2 || *m1 == "*" || *m2 == "*");
+            assert!(!clash, "{m1} {p1} and {m2} {p2} are both listed");
+        }
+    }
 
     let mut owned_checked = 0;
     let mut staff_checked = 0;
@@ -384,6 +438,25 @@ async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
                     reply.body
                 );
                 owned_checked += 1;
+            } else if SHARED_VIEW.contains(&path.as_str()) {
+                let concrete = path.replace("{id}", &team_id);
+                let reply = call(&app, &method, &concrete, Some(&a.token), json!({})).await;
+                assert_eq!(reply.status.as_u16(), 200, "{route}: {:?}", reply.body);
+                assert!(
+                    reply.body["join_code"].is_null(),
+                    "{route} shows B's join code to A: {:?}",
+                    reply.body
+                );
+                assert!(
+                    !reply.body.to_string().contains(&join_code),
+                    "{route}: {:?}",
+                    reply.body
+                );
+                assert!(
+                    !reply.body.to_string().contains("测试客户"),
+                    "{route} unmasks B's name: {:?}",
+                    reply.body
+                );
             } else if CATALOGUE.contains(&path.as_str()) || NOT_CHECKED.iter().any(|(p, _)| p == path) {
                 continue;
             } else if path.contains('{') {
@@ -421,6 +494,7 @@ async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
     }
     for path in CATALOGUE
         .iter()
+        .chain(SHARED_VIEW)
         .chain(STREAMS)
         .chain(NOTHING_YET.iter().map(|(p, _)| p))
         .chain(NOT_CHECKED.iter().map(|(p, _)| p))
