@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod alerts;
 mod audit;
+mod authorization;
 mod badges;
 mod campaigns;
 mod checkin;

@@ -1,0 +1,549 @@
+//! Authorization across the whole customer API, driven by the OpenAPI document the server
+//! serves: every `/api/v1/` route (staff routes apart) is either public ([`PUBLIC`]), checked
+//! against another customer's resources ([`OWNED`]), scoped to the caller with no path
+//! parameter, shared catalogue ([`CATALOGUE`]) or explicitly not checked yet ([`NOT_CHECKED`],
+//! with the reason). A route in no list fails the test, so a new route cannot escape it.
+
+use huoban_identity::Role;
+use huoban_kit::Clock;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    accounts::{customer, fund},
+    helpers::{Reply, TestApp},
+    on_both_backends,
+};
+
+on_both_backends!(a_customer_never_reaches_another_customers_data);
+
+/// Routes anyone may call without a session (method, path).
+const PUBLIC: &[(&str, &str)] = &[
+    ("POST", "/api/v1/customers"),                // sign-up
+    ("POST", "/api/v1/sessions"),                 // sign-in
+    ("POST", "/api/v1/sessions/idp"),             // sign-in through the bank's identity provider
+    ("POST", "/api/v1/handoffs/redeem"),          // hand-off redeem: the one-time code is the credential
+    ("GET", "/api/v1/invites/{code}/poster.png"), // a shareable poster, by design public
+];
+
+/// Routes for any signed-in caller, staff or customer, acting only on the caller's own
+/// sessions (sign-out): not called with the staff token, which they would revoke.
+const ANY_SESSION: &[(&str, &str)] = &[("DELETE", "/api/v1/sessions/current"), ("DELETE", "/api/v1/sessions")];
+
+/// Routes with a path parameter naming a customer-owned resource: (method, path, fixture of
+/// customer B whose id goes into the parameter). The body is from [`body_for`].
+const OWNED: &[(&str, &str, Fixture)] = &[
+    ("GET", "/api/v1/accounts/{id}/statement", Fixture::Account),
+    ("GET", "/api/v1/accounts/{id}/transactions", Fixture::Account),
+    ("GET", "/api/v1/goals/{id}", Fixture::Goal),
+    ("POST", "/api/v1/goals/{id}/deposits", Fixture::Goal),
+    ("POST", "/api/v1/goals/{id}/partners", Fixture::Goal),
+    ("POST", "/api/v1/step-up/challenges/{id}/verify", Fixture::Challenge),
+    ("POST", "/api/v1/transfers/{id}/cancel", Fixture::Transfer),
+    ("DELETE", "/api/v1/alerts/{id}", Fixture::Alert),
+    (
+        "POST",
+        "/api/v1/security/passkeys/registrations/{id}/finish",
+        Fixture::Passkey,
+    ),
+    (
+        "POST",
+        "/api/v1/questionnaires/sessions/{session_id}/answers",
+        Fixture::Session,
+    ),
+    ("POST", "/api/v1/security/holds/{id}/confirm", Fixture::Hold),
+    ("POST", "/api/v1/security/holds/{id}/deny", Fixture::Hold),
+    // Device ids are the client's names, scoped to the customer: A naming B's device
+    // reaches nothing, and B's device stays (see the snapshot).
+    ("DELETE", "/api/v1/security/devices/{device_id}", Fixture::Device),
+    ("POST", "/api/v1/security/devices/{device_id}/untrust", Fixture::Device),
+];
+
+/// Routes whose path parameter names something shared by every customer (a catalogue entry),
+/// so another customer's id is not a thing to try.
+const CATALOGUE: &[&str] = &[
+    "/api/v1/campaigns/{id}",
+    "/api/v1/challenges/{id}/leaderboard",
+    "/api/v1/challenges/{id}/teams",
+    "/api/v1/questionnaires/{id}/sessions",
+    "/api/v1/rewards/{id}/claims",
+    "/api/v1/tasks/{id}/claim",
+];
+
+/// Customer-owned path parameters this test does not exercise yet, with the reason.
+const NOT_CHECKED: &[(&str, &str)] = &[(
+    "/api/v1/nudges/{id}/dismiss",
+    "nudges are produced by rules; no simple fixture",
+)];
+
+/// Routes that by design show another customer's resource to any customer, each with the
+/// check of what they must still keep back (see the test).
+const SHARED_VIEW: &[&str] = &[
+    // A team's progress is public to every customer (leaderboards link to it); its join code
+    // is shown only to members and other members' names are masked.
+    "/api/v1/teams/{id}",
+];
+
+/// Routes never called with a body read in full: (path, reason).
+const STREAMS: &[&str] = &["/api/v1/inbox/stream"];
+
+/// Caller-scoped reads that answer 404 until the caller has done something first: (path, slug).
+const NOTHING_YET: &[(&str, &str)] = &[("/api/v1/suitability", "no-suitability")];
+
+/// A sample of staff routes a customer token must not reach.
+const STAFF_SAMPLE: &[(&str, &str)] = &[
+    ("GET", "/api/v1/staff/me"),
+    ("GET", "/api/v1/staff/customers"),
+    ("GET", "/api/v1/staff/audit"),
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Fixture {
+    Account,
+    Goal,
+    Challenge,
+    Transfer,
+    Alert,
+    Passkey,
+    Session,
+    Hold,
+    Device,
+}
+
+struct Customer {
+    id: String,
+    token: String,
+    current: String,
+    all_accounts: Vec<String>,
+    goal: String,
+    challenge: String,
+    transfer: String,
+    alert: String,
+    hold: String,
+    /// A passkey registration the customer started.
+    passkey: String,
+    /// A questionnaire session of the customer's, and a valid answer to its first question.
+    session: String,
+    first_answer: Value,
+    /// A message in the customer's inbox.
+    message: String,
+    /// The device the customer signs in on, named after their phone so no one else has it.
+    device: String,
+}
+
+impl Customer {
+    fn id_of(&self, f: Fixture) -> &str {
+        match f {
+            Fixture::Account => &self.current,
+            Fixture::Goal => &self.goal,
+            Fixture::Challenge => &self.challenge,
+            Fixture::Transfer => &self.transfer,
+            Fixture::Alert => &self.alert,
+            Fixture::Passkey => &self.passkey,
+            Fixture::Hold => &self.hold,
+            Fixture::Session => &self.session,
+            Fixture::Device => &self.device,
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let mut ids = vec![
+            self.id.clone(),
+            self.goal.clone(),
+            self.challenge.clone(),
+            self.transfer.clone(),
+            self.alert.clone(),
+            self.hold.clone(),
+        ];
+        ids.extend(self.all_accounts.iter().cloned());
+        ids
+    }
+}
+
+/// The new device a held transfer comes from (each customer signs in on `device-<phone>`).
+const NEW_DEVICE: &str = "phone-b";
+
+async fn set_up(app: &TestApp, phone: &str) -> Customer {
+    let (id, token) = customer(app, phone).await;
+    let device = format!("device-{phone}");
+    let on_device = app
+        .send(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({ "phone": phone, "password": "secret-pass", "channel": "app" })),
+            &[("X-Device-Id", device.as_str())],
+        )
+        .await;
+    assert_eq!(on_device.status.as_u16(), 201, "{:?}", on_device.body);
+    let accounts = app.get("/api/v1/accounts", Some(&token)).await;
+    assert_eq!(accounts.status.as_u16(), 200, "{:?}", accounts.body);
+    let all_accounts: Vec<String> = accounts.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id").to_owned())
+        .collect();
+    let current = all_accounts[0].clone();
+    let savings = all_accounts[1].clone();
+    fund(app, &current, 20_000_000, "salary").await;
+    let goal = app
+        .post(
+            "/api/v1/goals",
+            Some(&token),
+            json!({ "name": "教育", "target_amount": 50_000, "target_date": "2030-01-01", "category": "education" }),
+        )
+        .await;
+    assert_eq!(goal.status.as_u16(), 201, "{:?}", goal.body);
+    let challenge = app
+        .post(
+            "/api/v1/step-up/challenges",
+            Some(&token),
+            json!({ "purpose": "transfer", "factor": "sms", "reference": "tr-1" }),
+        )
+        .await;
+    assert_eq!(challenge.status.as_u16(), 201, "{:?}", challenge.body);
+    let transfer = app
+        .send(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&token),
+            Some(json!({ "from_account": current, "to_account": savings, "amount": 1_000, "currency": "CNY" })),
+            &[("idempotency-key", &format!("authz-{phone}"))],
+        )
+        .await;
+    assert_eq!(transfer.status.as_u16(), 201, "{:?}", transfer.body);
+    let alert = app
+        .post(
+            "/api/v1/alerts",
+            Some(&token),
+            json!({ "kind": "balance_below", "account_id": current, "threshold": 50_000 }),
+        )
+        .await;
+    assert_eq!(alert.status.as_u16(), 201, "{:?}", alert.body);
+    // A large transfer from a new device is held until the customer answers.
+    let held = app
+        .send(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&token),
+            Some(json!({ "from_account": current, "to_account": savings, "amount": 800_000, "currency": "CNY" })),
+            &[
+                ("idempotency-key", &format!("held-{phone}")),
+                ("X-Device-Id", NEW_DEVICE),
+            ],
+        )
+        .await;
+    assert_eq!(held.status.as_u16(), 201, "{:?}", held.body);
+    assert_eq!(held.body["risk"]["handling"], "held", "{:?}", held.body);
+    let started = app
+        .post("/api/v1/questionnaires/risk-appetite/sessions", Some(&token), json!({}))
+        .await;
+    assert_eq!(started.status.as_u16(), 201, "{:?}", started.body);
+    let first_answer = json!({
+        "question_id": started.body["question"]["id"],
+        "option_id": started.body["question"]["options"][0]["id"],
+    });
+    // The held transfer asked "Was this you?" in the inbox.
+    let inbox = app.get("/api/v1/inbox", Some(&token)).await;
+    let message = inbox.body["items"][0]["id"]
+        .as_str()
+        .expect("an inbox message")
+        .to_owned();
+    let passkey = app
+        .post("/api/v1/security/passkeys/registrations", Some(&token), json!({}))
+        .await;
+    assert_eq!(passkey.status.as_u16(), 201, "{:?}", passkey.body);
+    Customer {
+        passkey: passkey.body["id"].as_str().expect("registration id").to_owned(),
+        device,
+        session: started.body["session_id"].as_str().expect("session id").to_owned(),
+        first_answer,
+        message,
+        alert: alert.body["id"].as_str().expect("alert id").to_owned(),
+        hold: held.body["id"].as_str().expect("hold id").to_owned(),
+        id: id.to_string(),
+        token,
+        current,
+        all_accounts,
+        goal: goal.body["id"].as_str().expect("goal id").to_owned(),
+        challenge: challenge.body["id"].as_str().expect("challenge id").to_owned(),
+        transfer: transfer.body["id"].as_str().expect("transfer id").to_owned(),
+    }
+}
+
+/// A plausible body for a route, in the caller's (A's) terms.
+fn body_for(path: &str, a: &Customer, b: &Customer) -> Value {
+    match path {
+        "/api/v1/questionnaires/sessions/{session_id}/answers" => b.first_answer.clone(),
+        "/api/v1/goals/{id}/deposits" => json!({ "from_account": a.current, "amount": 100 }),
+        "/api/v1/goals/{id}/partners" => json!({ "phone": "13900000001" }),
+        "/api/v1/step-up/challenges/{id}/verify" => json!({ "code": "000000" }),
+        // Shaped like a browser's attestation; the registration is refused before it is read.
+        "/api/v1/security/passkeys/registrations/{id}/finish" => json!({ "credential": {
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": { "clientDataJSON": "AAAA", "attestationObject": "AAAA" },
+        } }),
+        _ => json!({}),
+    }
+}
+
+/// Everything about B that A must not be able to change.
+async fn snapshot(app: &TestApp, b: &Customer) -> Value {
+    let mut balances = Vec::new();
+    for account in &b.all_accounts {
+        balances.push(crate::accounts::balance(app, account).await);
+    }
+    let goal = app.get(&format!("/api/v1/goals/{}", b.goal), Some(&b.token)).await.body;
+    let accounts = app.get("/api/v1/accounts", Some(&b.token)).await.body;
+    let alerts = app.get("/api/v1/alerts", Some(&b.token)).await.body;
+    let devices = app.get("/api/v1/security/devices", Some(&b.token)).await.body;
+    let holds = app.get("/api/v1/security/holds", Some(&b.token)).await.body;
+    let inbox = app.get("/api/v1/inbox/unread-count", Some(&b.token)).await.body;
+    let coupons = app.get("/api/v1/coupons", Some(&b.token)).await.body;
+    let transactions = app
+        .get(&format!("/api/v1/accounts/{}/transactions", b.current), Some(&b.token))
+        .await
+        .body;
+    let snapshot = json!({
+        "balances": balances, "goal": goal, "accounts": accounts, "alerts": alerts, "devices": devices,
+        "holds": holds, "inbox": inbox, "coupons": coupons, "transactions": transactions,
+    });
+    // The snapshot is made of real answers, not of problems.
+    assert!(!snapshot.to_string().contains("urn:huoban:problem"), "{snapshot}");
+    assert!(
+        devices.to_string().contains(&b.device),
+        "B's device is known: {devices}"
+    );
+    snapshot
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>, body: Value) -> Reply {
+    let method: Method = method.parse().expect("method");
+    let key = format!("authz-{}", uuid::Uuid::now_v7());
+    let body = (method != Method::GET && method != Method::DELETE).then_some(body);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.send(method, path, token, body, &[("idempotency-key", &key)]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{path} answers"))
+}
+
+fn is_problem(reply: &Reply, statuses: &[u16]) -> bool {
+    statuses.contains(&reply.status.as_u16())
+        && reply.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/problem+json")
+}
+
+async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
+    let a = set_up(&app, "13900000001").await;
+    let b = set_up(&app, "13900000002").await;
+    let staff = app.staff(Role::Admin).await;
+    let doc = app.app.openapi();
+    let doc = serde_json::to_value(&doc).expect("openapi json");
+    let before = snapshot(&app, &b).await;
+    // B captains a team in a challenge.
+    let operator = app.staff(Role::Operator).await;
+    let now = app.clock.now();
+    let challenge = app
+        .post(
+            "/api/v1/staff/challenges",
+            Some(&operator),
+            json!({
+                "name": "30 天绿色出行打卡计划", "campaign_id": "spring-festival-2027", "event_type": "green_trip",
+                "target": 100, "max_members": 5, "reward": { "points": 200 },
+                "starts_at": (now - jiff::SignedDuration::from_hours(1)).to_string(),
+                "ends_at": (now + jiff::SignedDuration::from_hours(24 * 30)).to_string(),
+            }),
+        )
+        .await;
+    assert_eq!(challenge.status.as_u16(), 201, "{:?}", challenge.body);
+    let challenge = challenge.body["id"].as_str().expect("challenge id").to_owned();
+    let team = app
+        .post(
+            &format!("/api/v1/challenges/{challenge}/teams"),
+            Some(&b.token),
+            json!({ "name": "B 队" }),
+        )
+        .await;
+    assert_eq!(team.status.as_u16(), 201, "{:?}", team.body);
+    let team_id = team.body["id"].as_str().expect("team id").to_owned();
+    let join_code = team.body["join_code"].as_str().expect("join code").to_owned();
+    let mut b_ids = b.ids();
+    b_ids.push(join_code.clone());
+
+    // No route is in two lists ("*" stands for every method of a path).
+    let mut listed: Vec<(&str, &str)> = OWNED.iter().map(|(m, p, _)| (*m, *p)).collect();
+    listed.extend(PUBLIC.iter().chain(ANY_SESSION).copied());
+    listed.extend(CATALOGUE.iter().chain(SHARED_VIEW).chain(STREAMS).map(|p| ("*", *p)));
+    listed.extend(NOT_CHECKED.iter().map(|(p, _)| ("*", *p)));
+    for (i, (m1, p1)) in listed.iter().enumerate() {
+        for (m2, p2) in &listed[i + 1..] {
+            let clash = p1 == p2 && (m1 == m2 || *m1 == "*" || *m2 == "*");
+            assert!(!clash, "{m1} {p1} and {m2} {p2} are both listed");
+        }
+    }
+
+    let mut owned_checked = 0;
+    let mut staff_checked = 0;
+    let mut scoped_checked = 0;
+    let mut unlisted = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/") || path.starts_with("/api/v1/staff/") {
+            continue;
+        }
+        for method in item.as_object().expect("item").keys() {
+            let method = method.to_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                continue;
+            }
+            let route = format!("{method} {path}");
+            if PUBLIC.contains(&(method.as_str(), path.as_str())) {
+                continue;
+            }
+            let concrete_stub = path
+                .replace("{id}", &a.goal)
+                .replace("{session_id}", &a.goal)
+                .replace("{device_id}", "x");
+            // Every non-public route refuses an anonymous caller and a staff token.
+            let anonymous = call(&app, &method, &concrete_stub, None, json!({})).await;
+            assert!(
+                is_problem(&anonymous, &[401]),
+                "{route} anonymous: {} {:?}",
+                anonymous.status,
+                anonymous.body
+            );
+            if !ANY_SESSION.contains(&(method.as_str(), path.as_str())) {
+                let by_staff = call(&app, &method, &concrete_stub, Some(&staff), json!({})).await;
+                assert!(
+                    is_problem(&by_staff, &[403]),
+                    "{route} staff: {} {:?}",
+                    by_staff.status,
+                    by_staff.body
+                );
+                staff_checked += 1;
+            }
+
+            if let Some((_, _, fixture)) = OWNED.iter().find(|(m, p, _)| *m == method && p == path) {
+                let id = b.id_of(*fixture);
+                let concrete = path
+                    .replace("{id}", id)
+                    .replace("{session_id}", id)
+                    .replace("{device_id}", id);
+                let reply = call(&app, &method, &concrete, Some(&a.token), body_for(path, &a, &b)).await;
+                assert!(
+                    is_problem(&reply, &[403, 404]),
+                    "{route} as A on B's: {} {:?}",
+                    reply.status,
+                    reply.body
+                );
+                owned_checked += 1;
+            } else if SHARED_VIEW.contains(&path.as_str()) {
+                let concrete = path.replace("{id}", &team_id);
+                let reply = call(&app, &method, &concrete, Some(&a.token), json!({})).await;
+                assert_eq!(reply.status.as_u16(), 200, "{route}: {:?}", reply.body);
+                assert!(
+                    reply.body["join_code"].is_null(),
+                    "{route} shows B's join code to A: {:?}",
+                    reply.body
+                );
+                assert!(
+                    !reply.body.to_string().contains(&join_code),
+                    "{route}: {:?}",
+                    reply.body
+                );
+                assert!(
+                    !reply.body.to_string().contains("测试客户"),
+                    "{route} unmasks B's name: {:?}",
+                    reply.body
+                );
+            } else if CATALOGUE.contains(&path.as_str()) || NOT_CHECKED.iter().any(|(p, _)| p == path) {
+                continue;
+            } else if path.contains('{') {
+                unlisted.push(route);
+            } else if method == "GET" && !STREAMS.contains(&path.as_str()) {
+                // No customer-owned parameter: what A reads never names B's resources.
+                let reply = call(&app, &method, path, Some(&a.token), json!({})).await;
+                match NOTHING_YET.iter().find(|(p, _)| p == path) {
+                    Some((_, slug)) => reply.assert_problem(404, slug),
+                    None => assert!(
+                        reply.status.is_success(),
+                        "{route} as A: {} {:?}",
+                        reply.status,
+                        reply.body
+                    ),
+                }
+                let text = reply.body.to_string();
+                for id in &b_ids {
+                    assert!(!text.contains(id.as_str()), "{route} shows B's {id} to A: {text}");
+                }
+                scoped_checked += 1;
+            }
+        }
+    }
+    assert!(unlisted.is_empty(), "routes in no list: {unlisted:?}");
+    // No list names a route the server no longer has.
+    let listed = OWNED
+        .iter()
+        .map(|(m, p, _)| (*m, *p))
+        .chain(PUBLIC.iter().copied())
+        .chain(ANY_SESSION.iter().copied());
+    for (method, path) in listed {
+        let declared = doc["paths"][path][method.to_lowercase()].is_object();
+        assert!(declared, "{method} {path} is listed but not in the OpenAPI document");
+    }
+    for path in CATALOGUE
+        .iter()
+        .chain(SHARED_VIEW)
+        .chain(STREAMS)
+        .chain(NOTHING_YET.iter().map(|(p, _)| p))
+        .chain(NOT_CHECKED.iter().map(|(p, _)| p))
+    {
+        assert!(
+            doc["paths"][*path].is_object(),
+            "{path} is listed but not in the OpenAPI document"
+        );
+    }
+    eprintln!(
+        "authorization: {owned_checked} owned routes tried as another customer, {scoped_checked} caller-scoped \
+         reads checked for B's ids, {staff_checked} customer routes refused to staff"
+    );
+    assert!(owned_checked >= OWNED.len(), "owned routes checked: {owned_checked}");
+    assert!(
+        staff_checked > 50,
+        "customer routes checked with a staff token: {staff_checked}"
+    );
+    assert!(scoped_checked > 10, "scoped routes checked: {scoped_checked}");
+    // Routes without a path parameter that take ids in the body: A marking B's message read
+    // is refused (and the snapshot shows B's unread count unchanged).
+    call(
+        &app,
+        "POST",
+        "/api/v1/inbox/read",
+        Some(&a.token),
+        json!({ "message_ids": [b.message] }),
+    )
+    .await
+    .assert_problem(404, "unknown-message");
+    assert_eq!(snapshot(&app, &b).await, before, "B's data changed");
+    // A's answer did not move B's questionnaire session: B still answers its first question.
+    let answered = call(
+        &app,
+        "POST",
+        &format!("/api/v1/questionnaires/sessions/{}/answers", b.session),
+        Some(&b.token),
+        b.first_answer.clone(),
+    )
+    .await;
+    assert_eq!(answered.status.as_u16(), 200, "{:?}", answered.body);
+
+    for (method, path) in STAFF_SAMPLE {
+        let reply = call(&app, method, path, Some(&a.token), json!({})).await;
+        assert!(
+            is_problem(&reply, &[401, 403]),
+            "{method} {path} as a customer: {} {:?}",
+            reply.status,
+            reply.body
+        );
+    }
+}
