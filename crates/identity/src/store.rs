@@ -247,11 +247,9 @@ impl IdentityStore {
     pub async fn customers(&self, ids: &[Uuid]) -> Result<Vec<CustomerRow>, DbError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            // Hyphenated UUIDs are hex and hyphens only, so inlining them is safe.
-            let list: Vec<String> = chunk.iter().map(|id| format!("'{}'", id.hyphenated())).collect();
             let rows: Vec<SealedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id IN ({})",
-                list.join(",")
+                huoban_kit::db::uuid_in_list(chunk)
             )))
             .fetch_all(self.db.reader())
             .await?;

@@ -314,6 +314,21 @@ impl Db {
 
 /// Reads a boolean stored as an integer (0/1), the one boolean representation both
 /// backends share through the `Any` driver.
+/// `'id1','id2',…` for an SQL `IN (…)` list of UUIDs: hyphenated UUIDs are hex and hyphens
+/// only, so inlining them is safe, and one statement serves any number of ids.
+pub fn uuid_in_list(ids: &[uuid::Uuid]) -> String {
+    let mut s = String::with_capacity(ids.len() * 39);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('\'');
+        s.push_str(&id.hyphenated().to_string());
+        s.push('\'');
+    }
+    s
+}
+
 pub fn flag(value: i64) -> bool {
     value != 0
 }

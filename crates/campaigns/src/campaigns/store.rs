@@ -215,16 +215,5 @@ impl CampaignStore {
     }
 }
 
-/// `'id1','id2',…` for UUIDs (hex and hyphens only, so safe to inline).
-pub fn in_list(ids: &[Uuid]) -> String {
-    let mut s = String::with_capacity(ids.len() * 39);
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('\'');
-        s.push_str(&id.hyphenated().to_string());
-        s.push('\'');
-    }
-    s
-}
+/// See [`huoban_kit::db::uuid_in_list`].
+pub use huoban_kit::db::uuid_in_list as in_list;
