@@ -163,6 +163,65 @@ impl Ledger {
         self.send(|reply| Command::Transfer { checked, reply }).await
     }
 
+    /// Posts transfers inside the caller's open transaction, so that value moves in the
+    /// same commit as the caller's own rows (a rules batch's effects, a task claim). The
+    /// same rules decide as in the writer: the accounts are locked (PostgreSQL: `FOR
+    /// UPDATE`, in sorted id order), the keys looked up, every request decided in memory
+    /// in order against the running balances, the result written with the writer's
+    /// multi-row statements. Each request gets its own answer — a refused one (say
+    /// `insufficient-funds` on a budget account) writes nothing and does not stop the
+    /// others — while `Err` means the transaction must be rolled back.
+    ///
+    /// Call it once per transaction, before taking other row locks the writer's batches
+    /// could wait behind, so that every transaction locks accounts in one sorted step.
+    /// Nothing is announced to listeners until the caller has committed and passes the
+    /// answer to [`Ledger::announce`].
+    pub async fn transfer_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        requests: Vec<TransferRequest>,
+    ) -> Result<InTransaction, LedgerError> {
+        let checked: Vec<Result<domain::CheckedTransfer, LedgerError>> = requests
+            .into_iter()
+            .map(|r| check_transfer(r, Mode::Post))
+            .collect();
+        let ops: Vec<writer::Op<'_>> = checked
+            .iter()
+            .filter_map(|c| c.as_ref().ok().map(writer::Op::Transfer))
+            .collect();
+        let mut applied = if ops.is_empty() {
+            Vec::new()
+        } else {
+            writer::apply_on(conn, self.db.backend(), self.clock.now(), &ops).await?
+        }
+        .into_iter();
+        let mut results = Vec::with_capacity(checked.len());
+        for c in checked {
+            results.push(match c {
+                Err(e) => Err(e),
+                Ok(_) => match applied.next() {
+                    Some(writer::Outcome::Transfer(r)) => r,
+                    _ => Err(LedgerError::Inconsistent("an in-transaction batch lost an answer".into())),
+                },
+            });
+        }
+        Ok(InTransaction { results })
+    }
+
+    /// Tells this node's listeners about transfers posted by [`Ledger::transfer_in`] once
+    /// their transaction has committed (never before: a rolled-back transfer is not news).
+    /// Like the writer's announcements, this is per node and not durable.
+    pub fn announce(&self, committed: &InTransaction) {
+        if self.posted.receiver_count() == 0 {
+            return;
+        }
+        for outcome in committed.results.iter().flatten() {
+            if !outcome.replayed && outcome.transfer.status == TransferStatus::Posted {
+                let _ = self.posted.send(Arc::new(outcome.transfer.clone()));
+            }
+        }
+    }
+
     /// Holds a transfer: debited accounts lose availability now, nothing is posted until
     /// [`Ledger::post_pending`]. With `expires_after`, the hold is voided by
     /// [`Ledger::void_expired`] once due and can no longer be posted.
@@ -249,6 +308,14 @@ impl Ledger {
     pub async fn invariants(&self) -> Result<InvariantReport, LedgerError> {
         store::invariants(&self.db).await
     }
+}
+
+/// The answers of [`Ledger::transfer_in`], one per request in order; hand them to
+/// [`Ledger::announce`] after the commit.
+#[derive(Debug, Default)]
+#[must_use = "announce the transfers once the transaction has committed"]
+pub struct InTransaction {
+    pub results: Vec<Result<TransferOutcome, LedgerError>>,
 }
 
 /// Posted transfers for one listener; see [`Ledger::listen`].

@@ -130,7 +130,7 @@ pub(crate) enum Command {
 }
 
 /// A command's result, held until the batch has committed.
-enum Outcome {
+pub(crate) enum Outcome {
     Transfer(Result<TransferOutcome, LedgerError>),
     Finish(Result<Transfer, LedgerError>),
     Sweep(Result<u64, LedgerError>),
@@ -284,22 +284,57 @@ async fn apply_batch(db: &Db, now: Timestamp, batch: &[Command]) -> Result<Vec<O
         Backend::Sqlite => db.writer().begin_with("BEGIN IMMEDIATE").await.map_err(sql)?,
         Backend::Postgres => db.begin().await?,
     };
-    let conn: &mut AnyConnection = &mut tx;
+    let ops: Vec<Op<'_>> = batch.iter().map(Command::op).collect();
+    let outcomes = apply_on(&mut tx, db.backend(), now, &ops).await?;
+    tx.commit().await.map_err(sql)?;
+    Ok(outcomes)
+}
 
+/// One thing a batch does: borrowed from a queued [`Command`], or from a caller that posts
+/// inside its own transaction ([`crate::Ledger::transfer_in`]).
+pub(crate) enum Op<'a> {
+    Transfer(&'a CheckedTransfer),
+    Finish { id: TransferId, post: bool },
+    Sweep { now: Timestamp, limit: i64 },
+}
+
+impl Command {
+    fn op(&self) -> Op<'_> {
+        match self {
+            Command::Transfer { checked, .. } => Op::Transfer(checked),
+            Command::Finish { id, post, .. } => Op::Finish { id: *id, post: *post },
+            Command::Sweep { now, limit, .. } => Op::Sweep {
+                now: *now,
+                limit: *limit,
+            },
+        }
+    }
+}
+
+/// Applies a batch on a connection inside an open transaction, which the caller commits
+/// (or rolls back on an error: then nothing of the batch may be kept). The writer runs it
+/// in its own transaction; [`crate::Ledger::transfer_in`] in a caller's, so that value moves
+/// in the same commit as the caller's own rows.
+pub(crate) async fn apply_on(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    now: Timestamp,
+    batch: &[Op<'_>],
+) -> Result<Vec<Outcome>, LedgerError> {
     // Holds to finish, and expired holds to sweep, are read first: their legs say which
     // accounts to lock. Legs never change, so reading them before the locks is safe; the
     // holds themselves (their status) are read under the locks.
     let mut sweeps: Vec<Vec<TransferId>> = Vec::new();
     let mut finishing: Vec<TransferId> = Vec::new();
-    for command in batch {
-        match command {
-            Command::Finish { id, .. } => finishing.push(*id),
-            Command::Sweep { now, limit, .. } => {
+    for op in batch {
+        match op {
+            Op::Finish { id, .. } => finishing.push(*id),
+            Op::Sweep { now, limit } => {
                 let due = store::expired_holds(conn, *now, *limit).await?;
                 finishing.extend(&due);
                 sweeps.push(due);
             }
-            Command::Transfer { .. } => {}
+            Op::Transfer(_) => {}
         }
     }
     finishing.sort_unstable();
@@ -307,8 +342,8 @@ async fn apply_batch(db: &Db, now: Timestamp, batch: &[Command]) -> Result<Vec<O
     let legs: HashMap<TransferId, Vec<Leg>> = store::legs_of(conn, &finishing).await?;
     let mut ids: BTreeSet<AccountId> = BTreeSet::new();
     let mut keys: Vec<&IdempotencyKey> = Vec::new();
-    for command in batch {
-        if let Command::Transfer { checked, .. } = command {
+    for op in batch {
+        if let Op::Transfer(checked) = op {
             ids.extend(checked.movements.keys());
             keys.push(&checked.request.key);
         }
@@ -318,7 +353,7 @@ async fn apply_batch(db: &Db, now: Timestamp, batch: &[Command]) -> Result<Vec<O
         ids.insert(leg.credit);
     }
     let ids: Vec<AccountId> = ids.into_iter().collect();
-    let accounts = store::lock_accounts(conn, db.backend(), &ids).await?;
+    let accounts = store::lock_accounts(conn, backend, &ids).await?;
 
     // Under the locks: every stored transfer the batch refers to, by key or by id, in one
     // query each. A transfer with one of these keys committed by another writer from now
@@ -341,14 +376,14 @@ async fn apply_batch(db: &Db, now: Timestamp, batch: &[Command]) -> Result<Vec<O
     // command changes nothing in the plan, so it needs no savepoint.
     let mut sweeps = sweeps.into_iter();
     let mut outcomes = Vec::with_capacity(batch.len());
-    for command in batch {
-        let outcome = match command {
-            Command::Transfer { checked, .. } => Outcome::Transfer(plan.transfer(checked)),
-            Command::Finish { id, post, .. } => {
+    for op in batch {
+        let outcome = match op {
+            Op::Transfer(checked) => Outcome::Transfer(plan.transfer(checked)),
+            Op::Finish { id, post } => {
                 let reason = (!post).then_some(VoidReason::Voided);
                 Outcome::Finish(plan.finish(*id, reason))
             }
-            Command::Sweep { now: sweep_now, .. } => {
+            Op::Sweep { now: sweep_now, .. } => {
                 let mut voided = 0;
                 for id in sweeps.next().unwrap_or_default() {
                     match plan.expire(id, *sweep_now) {
@@ -365,8 +400,7 @@ async fn apply_batch(db: &Db, now: Timestamp, batch: &[Command]) -> Result<Vec<O
         outcomes.push(outcome);
     }
 
-    plan.write(conn, db.backend()).await?;
-    tx.commit().await.map_err(sql)?;
+    plan.write(conn, backend).await?;
     Ok(outcomes)
 }
 

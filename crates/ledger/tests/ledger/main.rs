@@ -5,6 +5,7 @@
 mod concurrency;
 mod errors;
 mod idempotency;
+mod in_transaction;
 mod invariants;
 mod model;
 mod pending;
