@@ -5,7 +5,10 @@
 //! `customer`; a rule condition `event`, `customer` and `counters`), so a typo is refused at
 //! save time instead of never matching. The empty expression means "always".
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
 
 use cel::{Context, Program, Value};
 use serde::Serialize;
@@ -48,9 +51,9 @@ pub struct EventAttrs<'a> {
     pub properties: &'a serde_json::Value,
 }
 
-/// A compiled expression; `None` inside means "always true".
-#[derive(Debug)]
-pub struct Expr(Option<Program>);
+/// A compiled expression; `None` inside means "always true". Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Expr(Option<Arc<Program>>);
 
 /// Compiles `source`, allowing only the variables in `allowed`. The error is the parse
 /// error (or the unknown variable) in words, for the API to show.
@@ -71,7 +74,33 @@ pub fn compile(source: &str, allowed: &[&str]) -> Result<Expr, String> {
             ));
         }
     }
-    Ok(Expr(Some(program)))
+    Ok(Expr(Some(Arc::new(program))))
+}
+
+/// Compiled expressions by source text, so that a consumer rebuilding its view of the
+/// live definitions does not compile the same CEL again (compiling costs far more than
+/// evaluating). Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct Compiled(Arc<Mutex<HashMap<(String, String), Result<Expr, String>>>>);
+
+/// Distinct expressions remembered; past it the cache starts afresh.
+const COMPILED_MAX: usize = 10_000;
+
+impl Compiled {
+    /// [`compile`], once per (source, allowed variables).
+    pub fn get(&self, source: &str, allowed: &[&str]) -> Result<Expr, String> {
+        let key = (source.to_owned(), allowed.join(","));
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = map.get(&key) {
+            return found.clone();
+        }
+        if map.len() >= COMPILED_MAX {
+            map.clear();
+        }
+        let compiled = compile(source, allowed);
+        map.insert(key, compiled.clone());
+        compiled
+    }
 }
 
 /// The variables an expression is evaluated against.

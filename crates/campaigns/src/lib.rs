@@ -37,6 +37,12 @@ pub const MIGRATIONS: &[MigrationSpec] = &[
         sqlite: include_str!("../migrations/sqlite/2026112302_tasks_badges.sql"),
         postgres: include_str!("../migrations/postgres/2026112302_tasks_badges.sql"),
     },
+    MigrationSpec {
+        version: 2026120631,
+        name: "campaign_budgets",
+        sqlite: include_str!("../migrations/sqlite/2026120631_campaign_budgets.sql"),
+        postgres: include_str!("../migrations/postgres/2026120631_campaign_budgets.sql"),
+    },
 ];
 
 /// Everything the campaign routes and the rules consumer need; cheap to clone.
@@ -55,6 +61,7 @@ impl CampaignsState {
         let campaigns = campaigns::service::CampaignService::new(
             engage.db.clone(),
             engage.identity.store().clone(),
+            campaigns::budget::Budgets::new(engage.ledger.clone(), engage.accounts.clone()),
             engage.clock.clone(),
         );
         let rewards = RewardsService::new(&engage);

@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use huoban_kit::{
     ApiError, Db, DbError, MigrationSpec, Page, SharedClock,
     clock::{from_micros, to_micros},
+    db::{Bind, insert_rows_returning},
     ids::new_id,
 };
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,22 @@ pub struct NewMessage {
     pub data: serde_json::Value,
     /// Delivering twice with the same key leaves one message.
     pub dedupe_key: Option<String>,
+}
+
+/// Messages stored in a transaction that has not been pushed yet; see
+/// [`InboxService::deliver_in`].
+#[derive(Debug, Default)]
+#[must_use = "push the messages once the transaction has committed"]
+pub struct Undelivered(Vec<(Uuid, Message)>);
+
+impl Undelivered {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -201,6 +218,70 @@ impl InboxService {
         let message = Message::from(row);
         self.hub.publish(new.customer_id, &message);
         Ok(Some(message))
+    }
+
+    /// Stores messages inside the caller's open transaction, so that they exist exactly
+    /// when the caller's own rows do (a rule's message and its effect commit together).
+    /// Messages whose dedupe key was delivered before are skipped. Nothing is pushed to
+    /// open pages yet: pass the answer to [`InboxService::push`] once the transaction has
+    /// committed — a rolled-back message was never there.
+    pub async fn deliver_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        messages: Vec<NewMessage>,
+    ) -> Result<Undelivered, DbError> {
+        if messages.is_empty() {
+            return Ok(Undelivered::default());
+        }
+        let now = to_micros(self.clock.now());
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut pending = HashMap::with_capacity(messages.len());
+        for new in messages {
+            let id = new_id().to_string();
+            rows.push(vec![
+                Bind::Text(id.clone()),
+                Bind::Text(new.customer_id.to_string()),
+                Bind::Text(new.kind.clone()),
+                Bind::Text(new.title.clone()),
+                Bind::Text(new.body.clone()),
+                Bind::OptText(new.link.clone()),
+                Bind::Text(new.data.to_string()),
+                Bind::OptText(new.dedupe_key.clone()),
+                Bind::Int(now),
+            ]);
+            let message = Message::from(Row {
+                id: id.clone(),
+                kind: new.kind,
+                title: new.title,
+                body: new.body,
+                link: new.link,
+                data: new.data.to_string(),
+                created_at: now,
+                read_at: None,
+            });
+            pending.insert(id, (new.customer_id, message));
+        }
+        let inserted = insert_rows_returning(
+            conn,
+            self.db.backend(),
+            "inbox_messages (id, customer_id, kind, title, body, link, data, dedupe_key, created_at)",
+            "ON CONFLICT (customer_id, dedupe_key) DO NOTHING RETURNING id",
+            &rows,
+        )
+        .await?;
+        Ok(Undelivered(
+            inserted.into_iter().filter_map(|id| pending.remove(&id)).collect(),
+        ))
+    }
+
+    /// Pushes messages stored by [`InboxService::deliver_in`] to open pages, after their
+    /// transaction committed; returns how many there were.
+    pub fn push(&self, committed: Undelivered) -> usize {
+        let n = committed.0.len();
+        for (customer, message) in committed.0 {
+            self.hub.publish(customer, &message);
+        }
+        n
     }
 
     /// Newest first.

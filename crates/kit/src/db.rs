@@ -312,8 +312,6 @@ impl Db {
     }
 }
 
-/// Reads a boolean stored as an integer (0/1), the one boolean representation both
-/// backends share through the `Any` driver.
 /// `'id1','id2',…` for an SQL `IN (…)` list of UUIDs: hyphenated UUIDs are hex and hyphens
 /// only, so inlining them is safe, and one statement serves any number of ids.
 pub fn uuid_in_list(ids: &[uuid::Uuid]) -> String {
@@ -329,6 +327,118 @@ pub fn uuid_in_list(ids: &[uuid::Uuid]) -> String {
     s
 }
 
+/// Reads a boolean stored as an integer (0/1), the one boolean representation both
+/// backends share through the `Any` driver.
 pub fn flag(value: i64) -> bool {
     value != 0
+}
+
+/// A value bound in a multi-row statement ([`insert_rows`]).
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+/// Most values bound into one multi-row statement (both backends accept more).
+const MAX_BINDS: usize = 8000;
+
+/// `INSERT INTO {head} VALUES (…),(…) {tail}` for `rows` rows of `cols` columns. SQLite
+/// gets `?` placeholders: sqlx-sqlite resolves `$N` by a scan per parameter, which grows
+/// quadratically with the row count.
+pub fn multi_row_insert(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + 32 + rows * cols * 6);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    n += 1;
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+fn bound<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    rows: &[Vec<Bind>],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for row in rows {
+        for b in row {
+            q = match b {
+                Bind::Text(s) => q.bind(s.clone()),
+                Bind::OptText(s) => q.bind(s.clone()),
+                Bind::Int(i) => q.bind(*i),
+                Bind::OptInt(i) => q.bind(*i),
+            };
+        }
+    }
+    q
+}
+
+/// Inserts `rows` (all of one width) with multi-row statements, chunked past the bind
+/// limit, on a connection (usually inside a transaction); `tail` follows the VALUES
+/// (`ON CONFLICT …`). Returns the rows inserted.
+pub async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    head: &str,
+    tail: &str,
+    rows: &[Vec<Bind>],
+) -> Result<u64, DbError> {
+    let Some(cols) = rows.first().map(Vec::len) else {
+        return Ok(0);
+    };
+    let mut inserted = 0;
+    for chunk in rows.chunks((MAX_BINDS / cols.max(1)).max(1)) {
+        let sql = multi_row_insert(backend, head, cols, chunk.len(), tail);
+        inserted += bound(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), chunk)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Like [`insert_rows`] with a `tail` ending in `RETURNING <one text column>`: the values
+/// of the rows actually inserted (an `ON CONFLICT DO NOTHING` skips the others).
+pub async fn insert_rows_returning(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    head: &str,
+    tail: &str,
+    rows: &[Vec<Bind>],
+) -> Result<Vec<String>, DbError> {
+    let Some(cols) = rows.first().map(Vec::len) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for chunk in rows.chunks((MAX_BINDS / cols.max(1)).max(1)) {
+        let sql = multi_row_insert(backend, head, cols, chunk.len(), tail);
+        let q = bound(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), chunk);
+        for row in q.fetch_all(&mut *conn).await? {
+            out.push(sqlx::Row::try_get::<String, _>(&row, 0)?);
+        }
+    }
+    Ok(out)
 }

@@ -146,6 +146,16 @@ impl Ledger {
         store::account(self.db.reader(), id).await
     }
 
+    /// The accounts among `ids` that exist, in one read (per few hundred ids).
+    pub async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
+        store::accounts_by_ids(&self.db, ids).await
+    }
+
+    /// The accounts opened with these external references, in one read.
+    pub async fn accounts_by_refs(&self, refs: &[String]) -> Result<Vec<Account>, LedgerError> {
+        store::accounts_by_refs(&self.db, refs).await
+    }
+
     pub async fn balance(&self, id: AccountId) -> Result<Balance, LedgerError> {
         Ok(self.account(id).await?.balance)
     }

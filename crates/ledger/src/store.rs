@@ -154,6 +154,44 @@ pub async fn accounts_of_owner(db: &Db, owner: &Owner) -> Result<Vec<Account>, L
     rows.iter().map(account_from_row).collect()
 }
 
+/// The accounts with these ids that exist (one query per chunk), through the read pool.
+pub async fn accounts_by_ids(db: &Db, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(db.reader()).await.map_err(sql_err)? {
+            out.push(account_from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The accounts with these external references that exist, through the read pool.
+pub async fn accounts_by_refs(db: &Db, refs: &[String]) -> Result<Vec<Account>, LedgerError> {
+    let mut out = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE external_ref IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for r in chunk {
+            query = query.bind(r.clone());
+        }
+        for row in query.fetch_all(db.reader()).await.map_err(sql_err)? {
+            out.push(account_from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Loads and, on PostgreSQL, row-locks the given accounts. The ids must be sorted: every
 /// writer locks in the same order, so two batches touching the same accounts queue
 /// behind each other instead of deadlocking. On SQLite the single write connection

@@ -7,6 +7,7 @@
 //! - [`routes`]: `POST|GET /api/v1/staff/campaigns`, `GET|PUT /api/v1/staff/campaigns/{id}`,
 //!   `POST /api/v1/staff/campaigns/{id}/schedule|end`, `GET /api/v1/campaigns[/{id}]`.
 
+pub mod budget;
 pub mod domain;
 pub mod routes;
 pub mod service;

@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 
 use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::from_micros, ids::new_id};
+use huoban_ledger::AccountId;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
+    budget::{Budgets, all_posted},
     domain::{self, CampaignInput, State, Transition},
     store::{CampaignRow, CampaignStore, ProfileRow},
 };
@@ -27,9 +29,15 @@ pub struct StaffCampaignView {
     /// The state now (the clock makes scheduled campaigns live, then ended).
     pub state: State,
     pub points_budget: i64,
+    /// Points paid out of the budget (read from its ledger account).
     pub points_used: i64,
+    /// Points the budget can still pay.
+    pub points_left: i64,
+    /// The budget's ledger account.
+    pub points_account: Option<Uuid>,
     pub coupon_budget: i64,
     pub coupons_used: i64,
+    pub coupons_left: i64,
     /// Effects applied for this campaign (points, coupons, badges, messages, nudges…).
     pub effects: i64,
     /// Customers who got at least one effect.
@@ -54,6 +62,7 @@ pub struct CampaignView {
 #[derive(Debug, Clone)]
 pub struct CampaignService {
     store: CampaignStore,
+    budgets: Budgets,
     clock: SharedClock,
 }
 
@@ -101,15 +110,58 @@ pub fn attrs_of(row: &ProfileRow, tags: Vec<String>, channel: &str, now: Timesta
 }
 
 impl CampaignService {
-    pub fn new(db: huoban_kit::Db, identity: huoban_identity::store::IdentityStore, clock: SharedClock) -> Self {
+    pub fn new(
+        db: huoban_kit::Db,
+        identity: huoban_identity::store::IdentityStore,
+        budgets: Budgets,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             store: CampaignStore::new(db, identity),
+            budgets,
             clock,
         }
     }
 
     pub fn store(&self) -> &CampaignStore {
         &self.store
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// The campaign's points budget account. A campaign created before budgets moved to
+    /// the ledger gets one now, funded with what its budget had left, in one transaction.
+    pub async fn points_account(&self, row: &CampaignRow) -> Result<AccountId, ApiError> {
+        if let Some(account) = row.points_account.as_deref().and_then(|a| a.parse().ok()) {
+            return Ok(account);
+        }
+        let id = parse_id(&row.id);
+        let account = self.budgets.open(id).await?;
+        let funding = self
+            .budgets
+            .funding(id, account, row.points_cap - row.points_used)
+            .await?;
+        let mut tx = self.store.db().begin().await?;
+        let funded = all_posted(
+            self.budgets
+                .ledger()
+                .transfer_in(&mut tx, funding.into_iter().collect())
+                .await?,
+        )?;
+        if self.store.adopt_points_account(&mut tx, id, &account.to_string()).await? {
+            tx.commit().await.map_err(huoban_kit::DbError::from)?;
+            self.budgets.ledger().announce(&funded);
+            return Ok(account);
+        }
+        // Another node adopted it first.
+        tx.rollback().await.map_err(huoban_kit::DbError::from)?;
+        self.row(id)
+            .await?
+            .points_account
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| ApiError::internal("a campaign lost its budget account"))
     }
 
     pub async fn row(&self, id: Uuid) -> Result<CampaignRow, ApiError> {
@@ -119,6 +171,8 @@ impl CampaignService {
     async fn staff_view(&self, row: CampaignRow) -> Result<StaffCampaignView, ApiError> {
         let id = parse_id(&row.id);
         let (effects, customers_reached) = self.store.stats(id).await?;
+        let account = self.points_account(&row).await?;
+        let points_left = self.budgets.left(&[account]).await?.get(&account).copied().unwrap_or(0);
         let now = self.clock.now();
         Ok(StaffCampaignView {
             id,
@@ -130,9 +184,12 @@ impl CampaignService {
             ends_at: iso(row.ends_at),
             audience: row.audience,
             points_budget: row.points_cap,
-            points_used: row.points_used,
+            points_used: row.points_cap - points_left,
+            points_left,
+            points_account: Some(account.as_uuid()),
             coupon_budget: row.coupon_cap,
             coupons_used: row.coupons_used,
+            coupons_left: row.coupon_cap - row.coupons_used,
             effects,
             customers_reached,
             created_at: iso(row.created_at),
@@ -143,7 +200,22 @@ impl CampaignService {
     pub async fn create(&self, staff: Uuid, input: CampaignInput) -> Result<StaffCampaignView, ApiError> {
         let definition = domain::check(input)?;
         let id = new_id();
-        self.store.insert(id, staff, &definition, self.clock.now()).await?;
+        // The budget account is opened first (opening moves no value); the campaign row and
+        // the budget's funding then commit together.
+        let account = self.budgets.open(id).await?;
+        let funding = self.budgets.funding(id, account, definition.points_cap).await?;
+        let mut tx = self.store.db().begin().await?;
+        let funded = all_posted(
+            self.budgets
+                .ledger()
+                .transfer_in(&mut tx, funding.into_iter().collect())
+                .await?,
+        )?;
+        self.store
+            .insert(&mut tx, id, staff, &definition, &account.to_string(), self.clock.now())
+            .await?;
+        tx.commit().await.map_err(huoban_kit::DbError::from)?;
+        self.budgets.ledger().announce(&funded);
         self.get(id).await
     }
 
@@ -157,7 +229,31 @@ impl CampaignService {
         let now = self.clock.now();
         domain::transition(state_of(&row, now), Transition::Update, from_micros(row.ends_at), now)?;
         let definition = domain::check(input)?;
-        if !self.store.update_draft(id, &definition, now).await? {
+        // A draft pays nothing, so its budget account holds its whole budget: the change
+        // moves the difference, in the transaction that changes the row.
+        let account = self.points_account(&row).await?;
+        let funding = self
+            .budgets
+            .funding(id, account, definition.points_cap - row.points_cap)
+            .await?;
+        let mut tx = self.store.db().begin().await?;
+        let funded = all_posted(
+            self.budgets
+                .ledger()
+                .transfer_in(&mut tx, funding.into_iter().collect())
+                .await?,
+        )?;
+        let updated = self
+            .store
+            .update_draft(&mut tx, id, &definition, row.points_cap, now)
+            .await?;
+        if updated {
+            tx.commit().await.map_err(huoban_kit::DbError::from)?;
+            self.budgets.ledger().announce(&funded);
+        } else {
+            tx.rollback().await.map_err(huoban_kit::DbError::from)?;
+        }
+        if !updated {
             return Err(
                 domain::transition(State::Scheduled, Transition::Update, definition.ends_at, now)
                     .err()

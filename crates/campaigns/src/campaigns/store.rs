@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use huoban_kit::{Db, DbError, clock::to_micros};
+use sqlx::AnyConnection;
 use jiff::Timestamp;
 use uuid::Uuid;
 
@@ -22,6 +23,9 @@ pub struct CampaignRow {
     pub points_used: i64,
     pub coupon_cap: i64,
     pub coupons_used: i64,
+    /// The campaign's points budget account on the ledger (absent only for campaigns
+    /// created before budgets moved to the ledger, until first needed).
+    pub points_account: Option<String>,
     pub state: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -34,7 +38,7 @@ impl CampaignRow {
 }
 
 const COLUMNS: &str = "id, name, titles, theme, starts_at, ends_at, audience, points_cap, points_used, \
-     coupon_cap, coupons_used, state, created_at, updated_at";
+     coupon_cap, coupons_used, points_account, state, created_at, updated_at";
 
 /// Raw profile attributes of a customer.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -58,11 +62,24 @@ impl CampaignStore {
         Self { db, identity }
     }
 
-    pub async fn insert(&self, id: Uuid, staff: Uuid, d: &Definition, now: Timestamp) -> Result<(), DbError> {
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Inserts a draft inside the caller's transaction (which also funds its budget).
+    pub async fn insert(
+        &self,
+        conn: &mut AnyConnection,
+        id: Uuid,
+        staff: Uuid,
+        d: &Definition,
+        points_account: &str,
+        now: Timestamp,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO campaigns (id, name, titles, theme, starts_at, ends_at, audience, points_cap, points_used, \
-             coupon_cap, coupons_used, state, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, 'draft', $10, $11, $11)",
+             coupon_cap, coupons_used, points_account, state, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, $10, 'draft', $11, $12, $12)",
         )
         .bind(id.to_string())
         .bind(&d.name)
@@ -73,18 +90,28 @@ impl CampaignStore {
         .bind(&d.audience)
         .bind(d.points_cap)
         .bind(d.coupon_cap)
+        .bind(points_account)
         .bind(staff.to_string())
         .bind(to_micros(now))
-        .execute(self.db.writer())
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
-    /// Replaces a draft's definition; false when it is no longer a draft.
-    pub async fn update_draft(&self, id: Uuid, d: &Definition, now: Timestamp) -> Result<bool, DbError> {
+    /// Replaces a draft's definition inside the caller's transaction (which also moves
+    /// the budget difference); false when it is no longer a draft or its budget changed
+    /// meanwhile.
+    pub async fn update_draft(
+        &self,
+        conn: &mut AnyConnection,
+        id: Uuid,
+        d: &Definition,
+        points_cap_before: i64,
+        now: Timestamp,
+    ) -> Result<bool, DbError> {
         let n = sqlx::query(
             "UPDATE campaigns SET name = $1, titles = $2, theme = $3, starts_at = $4, ends_at = $5, audience = $6, \
-             points_cap = $7, coupon_cap = $8, updated_at = $9 WHERE id = $10 AND state = 'draft'",
+             points_cap = $7, coupon_cap = $8, updated_at = $9 WHERE id = $10 AND state = 'draft' AND points_cap = $11",
         )
         .bind(&d.name)
         .bind(serde_json::to_string(&d.titles).unwrap_or_default())
@@ -96,10 +123,58 @@ impl CampaignStore {
         .bind(d.coupon_cap)
         .bind(to_micros(now))
         .bind(id.to_string())
-        .execute(self.db.writer())
+        .bind(points_cap_before)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// Records the budget account of a campaign that had none, inside the transaction
+    /// that funds it; false when another node did it first.
+    pub async fn adopt_points_account(&self, conn: &mut AnyConnection, id: Uuid, account: &str) -> Result<bool, DbError> {
+        let n = sqlx::query("UPDATE campaigns SET points_account = $1 WHERE id = $2 AND points_account IS NULL")
+            .bind(account)
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Takes `n` coupons from the campaign's coupon budget inside the caller's
+    /// transaction (the one that grants them); false, and nothing taken, when fewer are
+    /// left.
+    pub async fn take_coupons(&self, conn: &mut AnyConnection, id: Uuid, n: i64) -> Result<bool, DbError> {
+        if n == 0 {
+            return Ok(true);
+        }
+        let taken = sqlx::query(
+            "UPDATE campaigns SET coupons_used = coupons_used + $1 WHERE id = $2 AND coupons_used + $1 <= coupon_cap",
+        )
+        .bind(n)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// The coupon budget of these campaigns: id → (cap, used).
+    pub async fn coupon_budgets(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (i64, i64)>, DbError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, coupon_cap, coupons_used FROM campaigns WHERE id IN ({})",
+            in_list(ids)
+        )))
+        .fetch_all(self.db.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, cap, used)| Some((Uuid::parse_str(&id).ok()?, (cap, used))))
+            .collect())
     }
 
     /// Moves the stored state from `from` to `to`; false when it was not `from` any more.

@@ -171,6 +171,8 @@ pub struct LiveCampaign {
     pub audience: Expr,
     /// Events that happened before this (micros) do not count for the campaign.
     pub starts_at: i64,
+    /// The campaign's points budget account, which awards are paid from.
+    pub points_account: huoban_ledger::AccountId,
     pub points_left: i64,
     pub coupons_left: i64,
 }
@@ -351,10 +353,10 @@ pub struct Effect {
     pub detail: serde_json::Value,
 }
 
-/// Work outside the database transaction, each keyed by (rule, event) so a replay
-/// after a crash repeats it harmlessly.
+/// An action another capability carries out — a ledger transfer of points, a coupon
+/// grant, an inbox message — inside the batch's transaction, keyed by (rule, event).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outside {
+pub struct Handoff {
     pub customer: Uuid,
     pub campaign: Uuid,
     pub rule: Uuid,
@@ -362,7 +364,7 @@ pub struct Outside {
     pub action: Action,
 }
 
-impl Outside {
+impl Handoff {
     /// The idempotency key of this action's ledger transfer, coupon or message.
     pub fn key(&self) -> String {
         format!("rule:{}:{}", self.rule, self.seq)
@@ -377,7 +379,7 @@ pub struct Plan {
     pub hits: Vec<(Uuid, Uuid, i64, i64)>,
     pub counters: HashMap<(Uuid, String), i64>,
     pub effects: Vec<Effect>,
-    pub outside: Vec<Outside>,
+    pub handoffs: Vec<Handoff>,
     pub tasks: HashMap<(Uuid, Uuid, String), i64>,
     pub badges: HashMap<(Uuid, Uuid), i64>,
     /// campaign → (points, coupons) used by this batch.
@@ -553,7 +555,7 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
                     action,
                     Action::AwardPoints { .. } | Action::IssueCoupon { .. } | Action::SendMessage { .. }
                 ) {
-                    plan.outside.push(Outside {
+                    plan.handoffs.push(Handoff {
                         customer: event.customer,
                         campaign: campaign.id,
                         rule: rule.id,
@@ -640,6 +642,7 @@ mod tests {
                 name: "c".into(),
                 audience: Expr::always(),
                 starts_at: 0,
+                points_account: huoban_ledger::AccountId::from(Uuid::from_u128(3)),
                 points_left: budget,
                 coupons_left: 0,
             }],
@@ -718,7 +721,7 @@ mod tests {
         let outcomes: Vec<&str> = plan.firings.iter().map(|f| f.outcome).collect();
         assert_eq!(outcomes, vec!["applied", "applied", "budget_exhausted"]);
         assert_eq!(plan.budget[&Uuid::from_u128(1)], (80, 0));
-        assert_eq!(plan.outside.len(), 2);
+        assert_eq!(plan.handoffs.len(), 2);
     }
 
     #[test]

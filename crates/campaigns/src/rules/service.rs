@@ -3,23 +3,31 @@
 //!
 //! ## The consumer ([`RulesService::run_batch`])
 //! 1. Read up to [`BATCH`] events after the `rules` cursor of the [`EventFeed`].
-//! 2. Load the live definitions (campaigns, rules, tasks, badges) and, for the customers
-//!    in the batch that any definition reacts to, their profiles and state — a few
-//!    queries for the whole batch.
+//! 2. Load the live definitions (campaigns with what their budgets have left, rules,
+//!    tasks, badges; compiled CEL is reused across batches) and, for the customers in the
+//!    batch that any definition reacts to, their profiles and state — a few queries for the
+//!    whole batch.
 //! 3. Decide every effect in memory ([`domain::decide`], pure).
-//! 4. Do the effects that live outside this database transaction, each idempotent on
-//!    its key `rule:{rule}:{event_seq}`: ledger transfers of points (from the points
-//!    clearing account), coupon grants, inbox messages.
-//! 5. In one transaction: budget use (guarded: never past a cap), the firing rows
-//!    (primary key (rule, event seq): at most once), rule state, window hits, counters,
-//!    effects, nudges, task and badge progress, and the cursor advance. If the cursor
-//!    moved meanwhile (another node) or a budget guard fails, everything rolls back and
-//!    the batch is read again; step 4 then replays, never doubles.
+//! 4. Commit everything in **one** transaction, taking locks in the order every campaign
+//!    transaction takes them: the cursor advance (a conditional update: if another node
+//!    consumed these events, roll back and read again); the points awards, posted on the
+//!    ledger inside this transaction from each campaign's budget account
+//!    ([`huoban_ledger::Ledger::transfer_in`], keyed `rule:{rule}:{event_seq}`); the
+//!    coupons, granted inside it ([`RewardsService::grant_in`]) and taken from the coupon
+//!    budgets by a guarded update; the inbox messages ([`InboxService::deliver_in`]); then
+//!    the firing rows (primary key (rule, event seq): at most once), rule state, window
+//!    hits, counters, effects, nudges, task and badge progress.
+//! 5. After the commit, and only then: the ledger announces the postings, the inbox pushes
+//!    the messages to open pages.
+//!
+//! If a budget ran out between the decision and the commit (a task claim took the last
+//! points), the ledger refuses the award — it never takes a budget below zero — or the
+//! coupon guard fails; the transaction is rolled back and the batch decided again with
+//! the budgets as they are now, so the firing becomes `budget_exhausted` and pays nothing.
+//! A crash at any point commits all of a batch or none of it.
 
 use std::{collections::HashMap, time::Duration};
 
-use futures::StreamExt;
-use huoban_accounts::AccountsService;
 use huoban_engage::{
     EngageState,
     events::feed::{EventFeed, FeedEvent},
@@ -27,7 +35,7 @@ use huoban_engage::{
 };
 use huoban_inbox::{InboxService, NewMessage};
 use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::to_micros, ids::new_id};
-use huoban_ledger::{Amount, IdempotencyKey, Ledger, TransferMeta, TransferRequest, Unit};
+use huoban_ledger::{IdempotencyKey, Ledger, LedgerError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -40,6 +48,7 @@ use super::{
 use crate::{
     badges::{service::tiers_of, store::BadgeStore},
     campaigns::{
+        budget::Budgets,
         domain::{State, ended},
         service::{CampaignService, attrs_of, iso, state_of},
     },
@@ -50,7 +59,7 @@ use crate::{
 /// Events read per batch.
 pub const BATCH: u32 = 1000;
 /// The ledger category of points paid by campaigns (counted toward levels).
-pub const REWARDS_CATEGORY: &str = "rewards";
+pub use crate::campaigns::budget::REWARDS_CATEGORY;
 /// The feed consumer name.
 pub const CONSUMER: &str = "rules";
 
@@ -107,9 +116,10 @@ pub struct RulesService {
     badges: BadgeStore,
     campaigns: CampaignService,
     rewards: RewardsService,
-    accounts: AccountsService,
     ledger: Ledger,
     inbox: InboxService,
+    /// Compiled CEL by source, kept across batches.
+    compiled: expr::Compiled,
     clock: SharedClock,
 }
 
@@ -138,9 +148,9 @@ impl RulesService {
             badges: BadgeStore::new(engage.db.clone()),
             campaigns,
             rewards,
-            accounts: engage.accounts.clone(),
             ledger: engage.ledger.clone(),
             inbox: engage.inbox.clone(),
+            compiled: expr::Compiled::default(),
             clock: engage.clock.clone(),
         }
     }
@@ -277,32 +287,42 @@ impl RulesService {
         })
     }
 
-    /// Loads the live definitions.
+    /// Loads the live definitions, with what the campaigns' budgets have left now.
     async fn world(&self) -> Result<World, ApiError> {
         let now = self.clock.now();
         let live = self.campaigns.store().live(now).await?;
         let mut world = World::default();
         let mut index = HashMap::new();
+        let mut accounts = Vec::with_capacity(live.len());
         for row in &live {
             let Ok(id) = row.id.parse::<Uuid>() else { continue };
-            let Ok(audience) = expr::compile(&row.audience, &["customer"]) else {
+            let Ok(audience) = self.compiled.get(&row.audience, &["customer"]) else {
                 continue;
             };
+            let points_account = self.campaigns.points_account(row).await?;
+            accounts.push(points_account);
             index.insert(row.id.clone(), world.campaigns.len());
             world.campaigns.push(LiveCampaign {
                 id,
                 name: row.name.clone(),
                 audience,
                 starts_at: row.starts_at,
-                points_left: row.points_cap - row.points_used,
+                points_account,
+                points_left: 0,
                 coupons_left: row.coupon_cap - row.coupons_used,
             });
+        }
+        let left = self.campaigns.budgets().left(&accounts).await?;
+        for c in &mut world.campaigns {
+            c.points_left = left.get(&c.points_account).copied().unwrap_or(0);
         }
         let ids: Vec<Uuid> = world.campaigns.iter().map(|c| c.id).collect();
         let vars = ["event", "customer", "counters"];
         for row in self.store.of_campaigns(&ids).await? {
-            let (Some(&campaign), Ok(condition)) = (index.get(&row.campaign_id), expr::compile(&row.condition, &vars))
-            else {
+            let (Some(&campaign), Ok(condition)) = (
+                index.get(&row.campaign_id),
+                self.compiled.get(&row.condition, &vars),
+            ) else {
                 continue;
             };
             let view = rule_view(row);
@@ -318,7 +338,8 @@ impl RulesService {
             });
         }
         for row in self.tasks.of_campaigns(&ids).await? {
-            let (Some(&campaign), Ok(filter)) = (index.get(&row.campaign_id), expr::compile(&row.filter, &vars)) else {
+            let (Some(&campaign), Ok(filter)) = (index.get(&row.campaign_id), self.compiled.get(&row.filter, &vars))
+            else {
                 continue;
             };
             world.tasks.push(LiveTask {
@@ -338,7 +359,7 @@ impl RulesService {
                     None => continue,
                 },
             };
-            let Ok(filter) = expr::compile(&row.filter, &vars) else {
+            let Ok(filter) = self.compiled.get(&row.filter, &vars) else {
                 continue;
             };
             world.badges.push(LiveBadge {
@@ -361,75 +382,48 @@ impl RulesService {
             return Ok(0);
         };
         let read = started.elapsed();
-        let mut world = self.world().await?;
-        let loaded_world = started.elapsed();
-        let relevant: Vec<Event> = events
-            .iter()
-            .filter(|e| world.reacts_to(&e.kind))
-            .map(|e| Event {
-                seq: e.seq,
-                customer: e.customer,
-                event_id: e.event_id.clone(),
-                kind: e.kind.clone(),
-                channel: e.channel.clone(),
-                at: e.at,
-                properties: e.properties.clone(),
-            })
-            .collect();
-        let now = self.clock.now();
-        let mut plan = domain::Plan::default();
-        let mut dropped: HashMap<Uuid, i64> = HashMap::new();
-        if !relevant.is_empty() {
-            let mut customers: Vec<Uuid> = relevant.iter().map(|e| e.customer).collect();
-            customers.sort_unstable();
-            customers.dedup();
-            let mut loaded = Loaded::default();
-            for (id, (row, tags)) in self.campaigns.store().profiles(&customers).await? {
-                loaded.profiles.insert(id, attrs_of(&row, tags, "", now));
-            }
-            let rules: Vec<Uuid> = world.rules.iter().map(|r| r.id).collect();
-            let windowed: Vec<Uuid> = world
-                .rules
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut world = self.world().await?;
+            let relevant: Vec<Event> = events
                 .iter()
-                .filter(|r| r.aggregate.is_some())
-                .map(|r| r.id)
+                .filter(|e| world.reacts_to(&e.kind))
+                .map(|e| Event {
+                    seq: e.seq,
+                    customer: e.customer,
+                    event_id: e.event_id.clone(),
+                    kind: e.kind.clone(),
+                    channel: e.channel.clone(),
+                    at: e.at,
+                    properties: e.properties.clone(),
+                })
                 .collect();
-            let max_days = world
-                .rules
-                .iter()
-                .filter_map(|r| r.aggregate.map(|a| a.within_days))
-                .max()
-                .unwrap_or(0);
-            let earliest = relevant.iter().map(|e| to_micros(e.at)).min().unwrap_or(0);
-            let tasks: Vec<Uuid> = world.tasks.iter().map(|t| t.id).collect();
-            let badges: Vec<Uuid> = world.badges.iter().map(|b| b.id).collect();
-            self.store
-                .load(
-                    &rules,
-                    &windowed,
-                    &tasks,
-                    &badges,
-                    &customers,
-                    earliest - max_days * 86_400_000_000,
-                    &mut loaded,
-                )
-                .await?;
-            let before = started.elapsed();
-            plan = domain::decide(&mut world, &relevant, loaded);
+            let plan = if relevant.is_empty() {
+                domain::Plan::default()
+            } else {
+                let loaded = self.load(&world, &relevant).await?;
+                domain::decide(&mut world, &relevant, loaded)
+            };
             let decided = started.elapsed();
-            self.outside(&mut plan, &mut dropped).await?;
-            tracing::debug!(?before, ?decided, outside = ?started.elapsed(), "rules batch decided");
+            match self.commit(feed, from, to, &world, plan).await? {
+                Committed::Done => {
+                    tracing::debug!(events = events.len(), ?read, ?decided, total = ?started.elapsed(), "rules batch committed");
+                    break;
+                }
+                // Another node consumed these events: read the feed again.
+                Committed::CursorMoved => return Ok(events.len()),
+                Committed::BudgetMoved if attempt < 8 => {
+                    tracing::debug!(attempt, "a budget changed under the batch; deciding again");
+                }
+                Committed::BudgetMoved => {
+                    return Err(ApiError::conflict(
+                        "budget-contended",
+                        "The campaign budgets kept changing under the rules batch",
+                    ));
+                }
+            }
         }
-        // Effects are stamped just before their commit (the lag metric measures to here).
-        let now = self.clock.now();
-        let mut tx = self.store.db().begin().await?;
-        if !self.store.write_plan(&mut tx, &plan, &dropped, now).await? || !feed.advance(&mut tx, from, to, now).await?
-        {
-            tx.rollback().await.map_err(huoban_kit::DbError::from)?;
-            return Ok(events.len());
-        }
-        tx.commit().await.map_err(huoban_kit::DbError::from)?;
-        tracing::debug!(events = events.len(), ?read, ?loaded_world, total = ?started.elapsed(), "rules batch committed");
         let done = to_micros(self.clock.now());
         for e in &events {
             metrics::observe(done - to_micros(e.received_at));
@@ -438,88 +432,183 @@ impl RulesService {
         Ok(events.len())
     }
 
-    /// Step 4: points, coupons and messages, each idempotent on its (rule, event) key.
-    async fn outside(&self, plan: &mut domain::Plan, dropped: &mut HashMap<Uuid, i64>) -> Result<(), ApiError> {
-        if plan.outside.is_empty() {
-            return Ok(());
+    /// The stored state of the customers of these events.
+    async fn load(&self, world: &World, relevant: &[Event]) -> Result<Loaded, ApiError> {
+        let now = self.clock.now();
+        let mut customers: Vec<Uuid> = relevant.iter().map(|e| e.customer).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let mut loaded = Loaded::default();
+        for (id, (row, tags)) in self.campaigns.store().profiles(&customers).await? {
+            loaded.profiles.insert(id, attrs_of(&row, tags, "", now));
         }
-        let mut points_accounts = HashMap::new();
-        let mut clearing = None;
-        let mut transfers = Vec::new();
-        for o in &plan.outside {
-            match &o.action {
-                Action::AwardPoints { points } => {
-                    let account = match points_accounts.get(&o.customer) {
-                        Some(a) => *a,
-                        None => {
-                            let a = self.accounts.ensure_standard_accounts(o.customer).await?.points;
-                            points_accounts.insert(o.customer, a);
-                            a
-                        }
+        let rules: Vec<Uuid> = world.rules.iter().map(|r| r.id).collect();
+        let windowed: Vec<Uuid> = world
+            .rules
+            .iter()
+            .filter(|r| r.aggregate.is_some())
+            .map(|r| r.id)
+            .collect();
+        let max_days = world
+            .rules
+            .iter()
+            .filter_map(|r| r.aggregate.map(|a| a.within_days))
+            .max()
+            .unwrap_or(0);
+        let earliest = relevant.iter().map(|e| to_micros(e.at)).min().unwrap_or(0);
+        let tasks: Vec<Uuid> = world.tasks.iter().map(|t| t.id).collect();
+        let badges: Vec<Uuid> = world.badges.iter().map(|b| b.id).collect();
+        self.store
+            .load(
+                &rules,
+                &windowed,
+                &tasks,
+                &badges,
+                &customers,
+                earliest - max_days * 86_400_000_000,
+                &mut loaded,
+            )
+            .await?;
+        Ok(loaded)
+    }
+
+    /// Step 4: commits a decided batch in one transaction, or rolls it back and says why.
+    async fn commit(
+        &self,
+        feed: &EventFeed,
+        from: i64,
+        to: i64,
+        world: &World,
+        mut plan: domain::Plan,
+    ) -> Result<Committed, ApiError> {
+        // What the handoffs need, read before the transaction so that it holds its locks
+        // only for writing.
+        let mut payees: Vec<Uuid> = plan
+            .handoffs
+            .iter()
+            .filter(|h| matches!(h.action, Action::AwardPoints { .. }))
+            .map(|h| h.customer)
+            .collect();
+        payees.sort_unstable();
+        payees.dedup();
+        let points = self.campaigns.budgets().points_accounts(&payees).await?;
+        let mut rewards = HashMap::new();
+        for h in &plan.handoffs {
+            if let Action::IssueCoupon { reward } = &h.action
+                && !rewards.contains_key(reward)
+            {
+                rewards.insert(*reward, self.rewards.store().reward(*reward).await?);
+            }
+        }
+        let budget_of: HashMap<Uuid, huoban_ledger::AccountId> =
+            world.campaigns.iter().map(|c| (c.id, c.points_account)).collect();
+        let mut awards = Vec::new();
+        let mut messages = Vec::new();
+        for h in &plan.handoffs {
+            match &h.action {
+                Action::AwardPoints { points: n } => {
+                    let (Some(budget), Some(account)) = (budget_of.get(&h.campaign), points.get(&h.customer)) else {
+                        return Err(ApiError::internal("an award lost its accounts"));
                     };
-                    let from = match clearing {
-                        Some(c) => c,
-                        None => {
-                            let c = self.accounts.clearing(Unit::Points).await?;
-                            clearing = Some(c);
-                            c
-                        }
-                    };
-                    let key = IdempotencyKey::new("rule", format!("{}:{}", o.rule, o.seq))?;
-                    transfers.push(
-                        TransferRequest::single(key, Unit::Points, from, account, Amount::new(*points)?).with_meta(
-                            TransferMeta {
-                                description: Some("Campaign reward".to_owned()),
-                                merchant_category: Some(REWARDS_CATEGORY.to_owned()),
-                                metadata: Some(json!({ "source": "rule", "rule": o.rule, "event_seq": o.seq,
-                                                       "campaign": o.campaign })),
-                                ..TransferMeta::default()
-                            },
-                        ),
-                    );
+                    awards.push(Budgets::award(
+                        IdempotencyKey::new("rule", format!("{}:{}", h.rule, h.seq))?,
+                        *budget,
+                        *account,
+                        *n,
+                        "Campaign reward",
+                        json!({ "source": "rule", "rule": h.rule, "event_seq": h.seq, "campaign": h.campaign }),
+                    )?);
                 }
-                Action::IssueCoupon { reward } => {
-                    if let Err(e) = self.rewards.grant(o.customer, *reward, &o.key()).await {
-                        tracing::info!(error = %e, rule = %o.rule, "coupon not issued");
-                        *dropped.entry(o.campaign).or_default() += 1;
-                        if let Some(effect) = plan
-                            .effects
-                            .iter_mut()
-                            .find(|x| x.kind == "coupon" && x.rule == Some(o.rule) && x.seq == Some(o.seq))
-                        {
-                            effect.detail["issued"] = json!(false);
-                            effect.detail["problem"] = json!(e.slug);
-                        }
-                    }
-                }
-                Action::SendMessage { title, body, link } => {
-                    self.inbox
-                        .deliver(NewMessage {
-                            customer_id: o.customer,
-                            kind: "campaign".to_owned(),
-                            title: title.clone(),
-                            body: body.clone(),
-                            link: link.clone(),
-                            data: json!({ "rule": o.rule, "campaign": o.campaign, "event_seq": o.seq }),
-                            dedupe_key: Some(o.key()),
-                        })
-                        .await?;
-                }
+                Action::SendMessage { title, body, link } => messages.push(NewMessage {
+                    customer_id: h.customer,
+                    kind: "campaign".to_owned(),
+                    title: title.clone(),
+                    body: body.clone(),
+                    link: link.clone(),
+                    data: json!({ "rule": h.rule, "campaign": h.campaign, "event_seq": h.seq }),
+                    dedupe_key: Some(h.key()),
+                }),
                 _ => {}
             }
         }
-        let ledger = self.ledger.clone();
-        let results: Vec<_> = futures::stream::iter(transfers)
-            .map(|t| {
-                let ledger = ledger.clone();
-                async move { ledger.transfer(t).await }
-            })
-            .buffer_unordered(256)
-            .collect()
-            .await;
-        for r in results {
-            r?;
+
+        // Effects are stamped just before their commit (the lag metric measures to here).
+        let now = self.clock.now();
+        let mut tx = self.store.db().begin().await?;
+        let rollback = |tx: sqlx::Transaction<'static, sqlx::Any>| async move {
+            tx.rollback().await.map_err(huoban_kit::DbError::from)
+        };
+        if !feed.advance(&mut tx, from, to, now).await? {
+            rollback(tx).await?;
+            return Ok(Committed::CursorMoved);
         }
-        Ok(())
+        let paid = self.ledger.transfer_in(&mut tx, awards).await?;
+        for result in &paid.results {
+            match result {
+                Ok(_) => {}
+                Err(LedgerError::InsufficientFunds { .. }) => {
+                    rollback(tx).await?;
+                    return Ok(Committed::BudgetMoved);
+                }
+                Err(e) => {
+                    let problem = ApiError::internal(format!("a rule's award was refused: {e}"));
+                    rollback(tx).await?;
+                    return Err(problem);
+                }
+            }
+        }
+        // Coupons: granted here, so a coupon exists exactly when its effect does; a refusal
+        // (out of stock, the customer's limit) is recorded on the effect and not counted.
+        let mut coupons: HashMap<Uuid, i64> = HashMap::new();
+        for h in &plan.handoffs {
+            let Action::IssueCoupon { reward } = &h.action else {
+                continue;
+            };
+            let granted = match rewards.get(reward) {
+                Some(Some(row)) => self.rewards.grant_in(&mut tx, h.customer, row, &h.key(), now).await?,
+                _ => Err(ApiError::not_found("The reward")),
+            };
+            let effect = plan
+                .effects
+                .iter_mut()
+                .find(|x| x.kind == "coupon" && x.rule == Some(h.rule) && x.seq == Some(h.seq));
+            match granted {
+                Ok(claim) => {
+                    *coupons.entry(h.campaign).or_default() += 1;
+                    if let Some(effect) = effect {
+                        effect.detail["issued"] = json!(true);
+                        effect.detail["coupon_code"] = json!(claim.code);
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, rule = %h.rule, "coupon not issued");
+                    if let Some(effect) = effect {
+                        effect.detail["issued"] = json!(false);
+                        effect.detail["problem"] = json!(e.slug);
+                    }
+                }
+            }
+        }
+        let mut by_campaign: Vec<(Uuid, i64)> = coupons.into_iter().collect();
+        by_campaign.sort_unstable();
+        for (campaign, n) in by_campaign {
+            if !self.campaigns.store().take_coupons(&mut tx, campaign, n).await? {
+                rollback(tx).await?;
+                return Ok(Committed::BudgetMoved);
+            }
+        }
+        let delivered = self.inbox.deliver_in(&mut tx, messages).await?;
+        self.store.write_plan(&mut tx, &plan, now).await?;
+        tx.commit().await.map_err(huoban_kit::DbError::from)?;
+        self.ledger.announce(&paid);
+        self.inbox.push(delivered);
+        Ok(Committed::Done)
     }
+}
+
+/// How a batch's commit ended.
+enum Committed {
+    Done,
+    CursorMoved,
+    BudgetMoved,
 }

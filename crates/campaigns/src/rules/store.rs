@@ -4,9 +4,12 @@
 //! transaction ([`RuleStore::write_plan`]); SQLite statements use `?` placeholders,
 //! PostgreSQL `$N`.
 
-use std::collections::HashMap;
-
-use huoban_kit::{Backend, Db, DbError, clock::to_micros, ids::new_id};
+use huoban_kit::{
+    Backend, Db, DbError,
+    clock::to_micros,
+    db::Bind,
+    ids::new_id,
+};
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -54,71 +57,15 @@ pub struct NudgeRow {
     pub created_at: i64,
 }
 
-/// A value to bind in a multi-row statement.
-#[derive(Debug, Clone)]
-pub enum Bind {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    OptInt(Option<i64>),
-}
-
-/// `INSERT INTO {head} VALUES (…),(…) {tail}` for `rows` rows of `cols` columns.
-fn multi_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
-    let mut sql = format!("INSERT INTO {head} VALUES ");
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push(',');
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    n += 1;
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql.push(' ');
-    sql.push_str(tail);
-    sql
-}
-
-/// Runs a multi-row insert in chunks.
-pub async fn insert_rows(
+/// Runs a multi-row insert (see [`huoban_kit::db::insert_rows`]).
+async fn insert_rows(
     conn: &mut AnyConnection,
     backend: Backend,
     head: &str,
     tail: &str,
     rows: Vec<Vec<Bind>>,
 ) -> Result<(), DbError> {
-    let Some(cols) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    let per = (8000 / cols).max(1);
-    for chunk in rows.chunks(per) {
-        let sql = multi_sql(backend, head, cols, chunk.len(), tail);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for b in row {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::OptText(s) => q.bind(s.clone()),
-                    Bind::Int(i) => q.bind(*i),
-                    Bind::OptInt(i) => q.bind(*i),
-                };
-            }
-        }
-        q.execute(&mut *conn).await?;
-    }
+    huoban_kit::db::insert_rows(conn, backend, head, tail, &rows).await?;
     Ok(())
 }
 
@@ -271,36 +218,13 @@ impl RuleStore {
         Ok(())
     }
 
-    /// Writes a batch's plan inside the caller's transaction. Budget use moves with a
-    /// guarded update; `Ok(false)` when a cap would be passed (the caller rolls back).
-    pub async fn write_plan(
-        &self,
-        conn: &mut AnyConnection,
-        plan: &Plan,
-        dropped_coupons: &HashMap<Uuid, i64>,
-        now: Timestamp,
-    ) -> Result<bool, DbError> {
+    /// Writes a batch's plan inside the caller's transaction: firings (a second firing of
+    /// a (rule, event) fails on the primary key, and the caller rolls back), consumer
+    /// state, effects, nudges, task and badge progress. Budgets, coupons and messages are
+    /// the caller's (they belong to other capabilities).
+    pub async fn write_plan(&self, conn: &mut AnyConnection, plan: &Plan, now: Timestamp) -> Result<(), DbError> {
         let backend = self.db.backend();
         let now = to_micros(now);
-        for (campaign, (points, coupons)) in &plan.budget {
-            let coupons = coupons - dropped_coupons.get(campaign).copied().unwrap_or(0);
-            if *points == 0 && coupons == 0 {
-                continue;
-            }
-            let n = sqlx::query(
-                "UPDATE campaigns SET points_used = points_used + $1, coupons_used = coupons_used + $2 \
-                 WHERE id = $3 AND points_used + $1 <= points_cap AND coupons_used + $2 <= coupon_cap",
-            )
-            .bind(*points)
-            .bind(coupons)
-            .bind(campaign.to_string())
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if n != 1 {
-                return Ok(false);
-            }
-        }
         insert_rows(
             conn,
             backend,
@@ -449,7 +373,7 @@ impl RuleStore {
                 .collect(),
         )
         .await?;
-        Ok(true)
+        Ok(())
     }
 
     /// A customer's effects, newest first.
@@ -465,8 +389,13 @@ impl RuleStore {
         .await?)
     }
 
-    /// Records one effect outside a batch (a task claim).
-    pub async fn record_effect(&self, e: &super::domain::Effect, now: Timestamp) -> Result<(), DbError> {
+    /// Records one effect outside a batch (a task claim), inside the caller's transaction.
+    pub async fn record_effect(
+        &self,
+        conn: &mut AnyConnection,
+        e: &super::domain::Effect,
+        now: Timestamp,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO campaign_effects (id, customer_id, campaign_id, rule_id, event_seq, event_id, kind, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -480,7 +409,7 @@ impl RuleStore {
         .bind(e.kind)
         .bind(e.detail.to_string())
         .bind(to_micros(now))
-        .execute(self.db.writer())
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }

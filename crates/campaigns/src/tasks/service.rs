@@ -1,18 +1,19 @@
 //! [`TaskService`]: staff add tasks to campaigns; customers see their progress this
 //! period and claim the reward of a complete task.
 //!
-//! A claim marks the task claimed and takes the reward from the campaign's budgets in one
-//! transaction, then pays: points by a ledger transfer keyed `task:{task}:{customer}:{period}`,
-//! a coupon by a grant keyed the same way. A second claim answers `task-already-claimed`
-//! after repeating the (idempotent) payment, so a claim interrupted after its commit is
-//! finished by the retry and never paid twice.
+//! A claim is one transaction: the points move out of the campaign's budget account on
+//! the ledger (keyed `task:{task}:{customer}:{period}`; the ledger refuses to take the
+//! budget below zero: `budget-exhausted`), the coupon is granted and counted against the
+//! coupon budget (guarded), the task is marked claimed (guarded: `task-already-claimed`)
+//! and the effect recorded — all committed together or not at all, so a claim racing
+//! the rules consumer for the last of a budget can never make the campaign overpay, and
+//! a crash leaves either the whole claim or nothing.
 
 use std::collections::BTreeMap;
 
-use huoban_accounts::AccountsService;
 use huoban_engage::{EngageState, rewards::service::RewardsService};
 use huoban_kit::{ApiError, SharedClock, ids::new_id};
-use huoban_ledger::{Amount, IdempotencyKey, Ledger, TransferMeta, TransferRequest, Unit};
+use huoban_ledger::{IdempotencyKey, LedgerError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -23,6 +24,7 @@ use super::{
 };
 use crate::{
     campaigns::{
+        budget::{Budgets, all_posted},
         domain::{State, ended},
         service::{CampaignService, audience_matches, iso, state_of},
     },
@@ -81,8 +83,6 @@ pub struct TaskService {
     effects: RuleStore,
     campaigns: CampaignService,
     rewards: RewardsService,
-    accounts: AccountsService,
-    ledger: Ledger,
     clock: SharedClock,
 }
 
@@ -108,8 +108,6 @@ impl TaskService {
             effects: RuleStore::new(engage.db.clone()),
             campaigns,
             rewards,
-            accounts: engage.accounts.clone(),
-            ledger: engage.ledger.clone(),
             clock: engage.clock.clone(),
         }
     }
@@ -204,26 +202,66 @@ impl TaskService {
         let period = Period::parse(&row.period).unwrap_or(Period::Once);
         let key = period.key(now, &attrs.time_zone);
         let (progress, claimed) = self.store.progress(task, customer, &key).await?;
-        if claimed {
-            // Finish a payment a crash may have interrupted, then refuse.
-            self.pay(customer, &row, &key).await?;
+        domain::check_claim(progress, row.target, claimed)?;
+        let budgets = self.campaigns.budgets();
+        let mut awards = Vec::new();
+        if row.reward_points > 0 {
+            let budget = self.campaigns.points_account(&campaign).await?;
+            let points = budgets
+                .points_accounts(&[customer])
+                .await?
+                .remove(&customer)
+                .ok_or_else(|| ApiError::internal("no points account"))?;
+            awards.push(Budgets::award(
+                IdempotencyKey::new("task", format!("{task}:{customer}:{key}"))?,
+                budget,
+                points,
+                row.reward_points,
+                "Task reward",
+                json!({ "source": "task", "task": task, "period": key, "campaign": campaign_id }),
+            )?);
+        }
+        let reward = match row.reward_coupon.as_deref().and_then(|r| r.parse::<Uuid>().ok()) {
+            Some(reward) => Some(
+                self.rewards
+                    .store()
+                    .reward(reward)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("the task's reward left the catalog"))?,
+            ),
+            None => None,
+        };
+        let exhausted = || {
+            ApiError::conflict("budget-exhausted", "The campaign's budget is used up")
+                .detail("the campaign cannot pay this reward any more")
+        };
+        // One transaction, locks in the order every campaign transaction takes them:
+        // ledger accounts, reward stock, the campaign row, then the task's own rows. A
+        // refusal returns before the commit: dropping the transaction rolls it back.
+        let mut tx = self.effects.db().begin().await?;
+        let paid = budgets.ledger().transfer_in(&mut tx, awards).await?;
+        match paid.results.first() {
+            Some(Err(LedgerError::InsufficientFunds { .. })) => return Err(exhausted()),
+            Some(Err(_)) => return Err(all_posted(paid).err().unwrap_or_else(exhausted)),
+            _ => {}
+        }
+        let mut coupon_code = None;
+        if let Some(reward) = &reward {
+            let granted = self
+                .rewards
+                .grant_in(&mut tx, customer, reward, &format!("task:{task}:{key}"), now)
+                .await??;
+            coupon_code = Some(granted.code);
+            if !self.campaigns.store().take_coupons(&mut tx, campaign_id, 1).await? {
+                return Err(exhausted());
+            }
+        }
+        if !self.store.mark_claimed(&mut tx, &row, customer, &key, now).await? {
             return Err(domain::already_claimed());
         }
-        domain::check_claim(progress, row.target, false)?;
-        let coupons = i64::from(row.reward_coupon.is_some());
-        match self.store.claim(&row, customer, &key, coupons, now).await? {
-            None => return Err(domain::already_claimed()),
-            Some(false) => {
-                return Err(
-                    ApiError::conflict("budget-exhausted", "The campaign's budget is used up")
-                        .detail("the campaign cannot pay this reward any more"),
-                );
-            }
-            Some(true) => {}
-        }
-        let view = self.pay(customer, &row, &key).await?;
         self.effects
             .record_effect(
+                &mut tx,
                 &Effect {
                     customer,
                     campaign: campaign_id,
@@ -232,40 +270,16 @@ impl TaskService {
                     event_id: None,
                     kind: "task_reward",
                     detail: json!({ "task": task, "period": key, "points": row.reward_points,
-                                    "coupon_code": view.coupon_code, "campaign_name": campaign.name }),
+                                    "coupon_code": coupon_code, "campaign_name": campaign.name }),
                 },
                 now,
             )
             .await?;
-        Ok(view)
-    }
-
-    async fn pay(&self, customer: Uuid, row: &TaskRow, period: &str) -> Result<TaskClaimView, ApiError> {
-        let task: Uuid = row.id.parse().map_err(ApiError::internal)?;
-        if row.reward_points > 0 {
-            let points = self.accounts.ensure_standard_accounts(customer).await?.points;
-            let clearing = self.accounts.clearing(Unit::Points).await?;
-            let key = IdempotencyKey::new("task", format!("{task}:{customer}:{period}"))?;
-            let request = TransferRequest::single(key, Unit::Points, clearing, points, Amount::new(row.reward_points)?)
-                .with_meta(TransferMeta {
-                    description: Some("Task reward".to_owned()),
-                    merchant_category: Some(crate::rules::service::REWARDS_CATEGORY.to_owned()),
-                    metadata: Some(json!({ "source": "task", "task": task, "period": period })),
-                    ..TransferMeta::default()
-                });
-            self.ledger.transfer(request).await?;
-        }
-        let mut coupon_code = None;
-        if let Some(reward) = row.reward_coupon.as_deref().and_then(|r| r.parse::<Uuid>().ok()) {
-            let (claim, _) = self
-                .rewards
-                .grant(customer, reward, &format!("task:{task}:{period}"))
-                .await?;
-            coupon_code = Some(claim.code);
-        }
+        tx.commit().await.map_err(huoban_kit::DbError::from)?;
+        budgets.ledger().announce(&paid);
         Ok(TaskClaimView {
             task_id: task,
-            period_key: period.to_owned(),
+            period_key: key,
             points: row.reward_points,
             coupon_code,
         })

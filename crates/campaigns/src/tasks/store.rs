@@ -2,6 +2,7 @@
 
 use huoban_kit::{Db, DbError, clock::to_micros};
 use jiff::Timestamp;
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::domain::TaskInput;
@@ -88,18 +89,16 @@ impl TaskStore {
         Ok(row.map_or((0, false), |(p, c)| (p, c.is_some())))
     }
 
-    /// Marks a complete task claimed and takes its reward from the campaign's budgets, in
-    /// one transaction. `Ok(None)` when it was claimed meanwhile; `Ok(Some(false))` when
-    /// the budget cannot cover it (nothing written).
-    pub async fn claim(
+    /// Marks a complete, unclaimed task claimed inside the caller's transaction (the one
+    /// that pays its reward); false when it was claimed meanwhile or is not complete.
+    pub async fn mark_claimed(
         &self,
+        conn: &mut AnyConnection,
         task: &TaskRow,
         customer: Uuid,
         period: &str,
-        coupons: i64,
         now: Timestamp,
-    ) -> Result<Option<bool>, DbError> {
-        let mut tx = self.db.begin().await?;
+    ) -> Result<bool, DbError> {
         let n = sqlx::query(
             "UPDATE task_progress SET claimed_at = $1 WHERE task_id = $2 AND customer_id = $3 AND period_key = $4 \
              AND claimed_at IS NULL AND progress >= $5",
@@ -109,26 +108,9 @@ impl TaskStore {
         .bind(customer.to_string())
         .bind(period)
         .bind(task.target)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-        if n != 1 {
-            return Ok(None);
-        }
-        let n = sqlx::query(
-            "UPDATE campaigns SET points_used = points_used + $1, coupons_used = coupons_used + $2 \
-             WHERE id = $3 AND points_used + $1 <= points_cap AND coupons_used + $2 <= coupon_cap",
-        )
-        .bind(task.reward_points)
-        .bind(coupons)
-        .bind(&task.campaign_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n != 1 {
-            return Ok(Some(false));
-        }
-        tx.commit().await?;
-        Ok(Some(true))
+        Ok(n == 1)
     }
 }

@@ -55,6 +55,7 @@
 //! hold.
 
 pub mod domain;
+pub mod grant;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -165,7 +165,7 @@ const CLAIM_EXPIRED: &str = "claim-expired";
 
 /// The answer for a released claim, from the slug it stored, so a replay answers as the
 /// first attempt did.
-fn failure_problem(slug: Option<&str>) -> ApiError {
+pub(super) fn failure_problem(slug: Option<&str>) -> ApiError {
     match slug {
         Some(INSUFFICIENT_POINTS) => ApiError::conflict(INSUFFICIENT_POINTS, "Not enough points")
             .detail("Your points balance does not cover this reward; nothing was charged."),
@@ -196,7 +196,7 @@ fn stock_of(row: &RewardRow) -> StockView {
     }
 }
 
-fn claim_view(claim: &ClaimRow) -> ClaimView {
+pub(super) fn claim_view(claim: &ClaimRow) -> ClaimView {
     ClaimView {
         claim_id: claim.id.clone(),
         reward_id: claim.reward_id.clone(),
@@ -681,7 +681,7 @@ impl RewardsService {
 
 /// 64 bits for a coupon code from a UUIDv7's random tail (its low 62 bits come from the
 /// operating system's generator), so no extra random-number dependency is needed.
-fn random_bits() -> u64 {
+pub(super) fn random_bits() -> u64 {
     let bytes = Uuid::now_v7().into_bytes();
     u64::from_be_bytes(bytes[8..16].try_into().unwrap_or([0; 8]))
 }

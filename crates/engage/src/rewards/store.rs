@@ -67,7 +67,7 @@ impl ClaimRow {
     }
 }
 
-const CLAIM_COLUMNS: &str = "id, reward_id, customer_id, idem_key, state, points, code, failure, transfer_id, \
+pub(super) const CLAIM_COLUMNS: &str = "id, reward_id, customer_id, idem_key, state, points, code, failure, transfer_id, \
      created_at, updated_at, claimed_at, valid_until";
 
 /// A claim about to be reserved.

@@ -1,0 +1,11 @@
+-- Campaign points budgets live on the ledger (crates/campaigns). Same file on both backends.
+--
+-- `points_account` is the campaign's budget account (owner `campaign`, type `budget`, POINTS,
+-- never below zero), funded from the bank's points clearing account in the same transaction
+-- that creates the campaign or changes a draft's budget. Every award — a rule firing, a task
+-- claim — is a ledger transfer out of it, so the ledger itself refuses to pay past the cap;
+-- points used and left are read from its balance. `points_used` is no longer written (kept
+-- for the campaigns that existed before: their account is opened and funded with what was
+-- left the first time they are needed). Coupon budgets stay counts (`coupons_used`, guarded),
+-- moved in the transaction that grants the coupon.
+ALTER TABLE campaigns ADD COLUMN points_account TEXT;
