@@ -120,6 +120,21 @@ pub async fn staff_campaign(app: &TestApp, staff: &str, id: &str) -> Value {
     reply.body
 }
 
+/// A catalog reward for prizes: `stock` units, `limit` per customer; returns its id.
+pub async fn staff_reward(app: &TestApp, staff: &str, stock: i64, limit: i64) -> String {
+    let reward = app
+        .post(
+            "/api/v1/staff/rewards",
+            Some(staff),
+            json!({ "titles": { "zh-CN": "新春红包券" }, "points_price": 100, "total_stock": stock,
+                    "per_customer_limit": limit, "claimable_from": instant(app, -1),
+                    "claimable_until": instant(app, 24 * 40), "coupon_valid_days": 30 }),
+        )
+        .await;
+    assert_eq!(reward.status, StatusCode::CREATED, "{:?}", reward.body);
+    reward.body["id"].as_str().expect("id").to_owned()
+}
+
 pub async fn assert_ledger_ok(app: &TestApp) {
     let report = app.app.ledger.invariants().await.expect("invariants");
     assert!(report.is_ok(), "{:?}", report.violations);

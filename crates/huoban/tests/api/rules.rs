@@ -3,8 +3,12 @@
 //! within 7 days but not when they are spread over 8; a replayed batch pays nothing more; budgets stop awards with no partial
 //! award (points and coupons); a once-only rule; invalid CEL refused with its parse error
 //! and nothing saved; nudges shown and dismissed; the lag metric; ledger invariants.
+//! Budgets are exact: task claims and rule awards racing on the last of a small budget
+//! never pay more than it (read from the ledger), and a batch that fails before its commit
+//! leaves no message, points or coupon behind, while its retry applies each once.
 
 use huoban_identity::Role;
+use huoban_kit::Clock;
 use jiff::SignedDuration;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -12,6 +16,7 @@ use serde_json::json;
 use crate::{
     campaigns::{
         add_rule, assert_ledger_ok, campaign_body, caught_up, effects, live_campaign, points, send, staff_campaign,
+        staff_reward,
     },
     helpers::TestApp,
     on_both_backends,
@@ -24,6 +29,8 @@ on_both_backends!(
     a_once_only_rule_fires_once_per_customer,
     an_invalid_expression_is_refused_with_its_parse_error_and_nothing_is_saved,
     nudges_are_shown_until_dismissed,
+    task_claims_and_rule_awards_racing_on_a_small_budget_never_pay_past_it,
+    a_failed_batch_leaves_no_message_points_or_coupon_and_its_retry_applies_each_once,
 );
 
 async fn a_rule_fires_exactly_once_when_the_same_event_is_sent_twice_and_explains_itself(app: TestApp) {
@@ -336,4 +343,210 @@ async fn nudges_are_shown_until_dismissed(app: TestApp) {
             .expect("list")
             .is_empty()
     );
+}
+
+/// Points that left a campaign's budget account for anyone but the bank's clearing
+/// (which only funds budgets): what the campaign paid, read from the ledger itself.
+async fn paid_from_budget(app: &TestApp, account: &str) -> i64 {
+    let paid: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(c.amount) AS BIGINT) FROM ledger_entries d JOIN ledger_entries c \
+         ON c.transfer_id = d.transfer_id AND c.leg = d.leg AND c.amount > 0 \
+         JOIN ledger_accounts a ON a.id = c.account_id \
+         WHERE d.account_id = $1 AND d.amount < 0 AND a.owner_kind = 'customer'",
+    )
+    .bind(account)
+    .fetch_one(app.app.db.reader())
+    .await
+    .expect("paid");
+    paid.unwrap_or(0)
+}
+
+async fn applied(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM rule_firings WHERE outcome = 'applied'")
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("count")
+}
+
+async fn task_claims_and_rule_awards_racing_on_a_small_budget_never_pay_past_it(app: TestApp) {
+    let staff = app.staff(Role::Operator).await;
+    let reward = staff_reward(&app, &staff, 100, 5).await;
+    // 100 points and 3 coupons, asked for by 8 customers × (a 10-point rule with a coupon
+    // and a 30-point task claim with a coupon): 320 points and 16 coupons wanted.
+    let campaign = live_campaign(&app, &staff, campaign_body(&app, "", 100, 3)).await;
+    add_rule(
+        &app,
+        &staff,
+        &campaign,
+        json!({ "name": "Share bonus", "trigger": "share",
+                "actions": [{ "type": "award_points", "points": 10 }, { "type": "issue_coupon", "reward": reward },
+                            { "type": "send_message", "title": "分享奖励", "body": "谢谢分享" }] }),
+    )
+    .await;
+    let task = app
+        .post(
+            &format!("/api/v1/staff/campaigns/{campaign}/tasks"),
+            Some(&staff),
+            json!({ "titles": { "zh-CN": "绿色出行" }, "period": "daily", "event_type": "green_trip",
+                    "target": 1, "reward_points": 30, "reward_coupon": reward }),
+        )
+        .await;
+    assert_eq!(task.status, StatusCode::CREATED, "{:?}", task.body);
+    let task = task.body["id"].as_str().expect("id").to_owned();
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        let (_, token) = crate::accounts::customer(&app, &format!("139000031{i:02}")).await;
+        send(&app, &token, &[("g-1", "green_trip", json!({}))]).await;
+        tokens.push(token);
+    }
+    // Claims and rule-firing events at once: the consumer and the claims race on the
+    // last points and coupons.
+    let at = (app.clock.now() - SignedDuration::from_secs(1)).to_string();
+    let claim_path = format!("/api/v1/tasks/{task}/claim");
+    let claims = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|t| app.post(&claim_path, Some(t), json!({}))),
+    );
+    let shares = futures::future::join_all(tokens.iter().map(|t| {
+        app.post(
+            "/api/v1/events",
+            Some(t),
+            json!({ "events": [{ "id": "s-1", "type": "share", "channel": "app", "at": at, "properties": {} }] }),
+        )
+    }));
+    let (claims, shares) = tokio::join!(claims, shares);
+    let mut claimed = 0;
+    for c in &claims {
+        match c.status {
+            StatusCode::OK => claimed += 1,
+            _ => assert_eq!(c.body["type"], "urn:huoban:problem:budget-exhausted", "{:?}", c.body),
+        }
+    }
+    assert!(shares.iter().all(|s| s.status == StatusCode::OK));
+    caught_up(&app).await;
+
+    let view = staff_campaign(&app, &staff, &campaign).await;
+    let account = view["points_account"].as_str().expect("budget account").to_owned();
+    let used = view["points_used"].as_i64().expect("used");
+    let paid = paid_from_budget(&app, &account).await;
+    assert!(used <= 100, "{view:?}");
+    assert_eq!(paid, used, "what the ledger paid out is the budget used");
+    assert_eq!(view["points_left"].as_i64(), Some(100 - used));
+    let mut received = 0;
+    for t in &tokens {
+        received += points(&app, t).await;
+    }
+    assert_eq!(received, paid, "customers received exactly what the budget paid");
+    // Every award paid is explained by an effect, and only those.
+    let explained: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(CASE WHEN kind = 'points' THEN 10 ELSE 30 END) AS BIGINT) FROM campaign_effects \
+         WHERE campaign_id = $1 AND kind IN ('points', 'task_reward')",
+    )
+    .bind(&campaign)
+    .fetch_one(app.app.db.reader())
+    .await
+    .expect("effects");
+    assert_eq!(explained.unwrap_or(0), paid);
+    assert_eq!(used, claimed * 30 + 10 * applied(&app).await);
+    // Coupons: never more than the coupon budget, and the count matches what was granted.
+    let granted = app.count("reward_claims").await;
+    assert!(granted <= 3, "{granted} coupons granted on a budget of 3");
+    assert_eq!(view["coupons_used"].as_i64(), Some(granted));
+    // A message only for a firing that applied.
+    let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox_messages WHERE title = '分享奖励'")
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("messages");
+    assert_eq!(messages, applied(&app).await);
+    assert_ledger_ok(&app).await;
+}
+
+/// Makes every insert into `campaign_effects` fail: the last thing a rules batch writes
+/// before its commit, after its points, coupon and message.
+async fn inject_failure(app: &TestApp, on: bool) {
+    let statements: &[&str] = match (app.backend, on) {
+        (huoban_kit::Backend::Sqlite, true) => &[
+            "CREATE TRIGGER test_fail BEFORE INSERT ON campaign_effects BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        ],
+        (huoban_kit::Backend::Sqlite, false) => &["DROP TRIGGER test_fail"],
+        (huoban_kit::Backend::Postgres, true) => &[
+            "CREATE FUNCTION test_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER test_fail BEFORE INSERT ON campaign_effects FOR EACH ROW EXECUTE FUNCTION test_fail()",
+        ],
+        (huoban_kit::Backend::Postgres, false) => &["DROP TRIGGER test_fail ON campaign_effects"],
+    };
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(app.app.db.writer())
+            .await
+            .expect(sql);
+    }
+}
+
+async fn a_failed_batch_leaves_no_message_points_or_coupon_and_its_retry_applies_each_once(app: TestApp) {
+    let staff = app.staff(Role::Operator).await;
+    let reward = staff_reward(&app, &staff, 100, 5).await;
+    let (_, token) = crate::accounts::customer(&app, "13900003201").await;
+    let campaign = live_campaign(&app, &staff, campaign_body(&app, "", 1000, 10)).await;
+    add_rule(
+        &app,
+        &staff,
+        &campaign,
+        json!({ "name": "Share bonus", "trigger": "share",
+                "actions": [{ "type": "award_points", "points": 15 }, { "type": "issue_coupon", "reward": reward },
+                            { "type": "send_message", "title": "分享奖励", "body": "谢谢分享" }] }),
+    )
+    .await;
+    caught_up(&app).await;
+    let cursor = || async {
+        let at: Option<i64> = sqlx::query_scalar("SELECT position FROM event_cursors WHERE consumer = 'rules'")
+            .fetch_optional(app.app.db.reader())
+            .await
+            .expect("cursor");
+        at.unwrap_or(0)
+    };
+    let before = cursor().await;
+    inject_failure(&app, true).await;
+    let at = (app.clock.now() - SignedDuration::from_secs(1)).to_string();
+    let sent = app
+        .post(
+            "/api/v1/events",
+            Some(&token),
+            json!({ "events": [{ "id": "s-1", "type": "share", "channel": "app", "at": at, "properties": {} }] }),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+    // A batch that fails at its last write, after everything else was written in its
+    // transaction (the background consumer meets the same failure and retries).
+    let feed = huoban_engage::events::feed::EventFeed::new(app.app.db.clone(), "rules");
+    let failed = app.app.campaigns_state().rules.run_batch(&feed).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(cursor().await, before, "the cursor did not move");
+    assert_eq!(points(&app, &token).await, 0, "no points without the effect");
+    assert_eq!(app.count("reward_claims").await, 0, "no coupon without the effect");
+    let inbox = app.get("/api/v1/inbox", Some(&token)).await;
+    assert!(
+        inbox.body["items"].as_array().expect("items").is_empty(),
+        "no message without the effect: {:?}",
+        inbox.body
+    );
+    assert_eq!(app.count("rule_firings").await, 0);
+    let view = staff_campaign(&app, &staff, &campaign).await;
+    assert_eq!((view["points_used"].as_i64(), view["coupons_used"].as_i64()), (Some(0), Some(0)));
+
+    // Once the failure is gone the consumer's retry applies everything, once.
+    inject_failure(&app, false).await;
+    caught_up(&app).await;
+    assert_eq!(points(&app, &token).await, 15);
+    assert_eq!(app.count("reward_claims").await, 1);
+    let inbox = app.get("/api/v1/inbox", Some(&token)).await;
+    assert_eq!(inbox.body["items"].as_array().expect("items").len(), 1, "{:?}", inbox.body);
+    let list = effects(&app, &token).await;
+    let coupon = list.iter().find(|e| e["kind"] == "coupon").expect("coupon effect");
+    assert_eq!(coupon["detail"]["issued"], true);
+    assert!(list.iter().all(|e| e["rule_name"] == "Share bonus"), "{list:?}");
+    let view = staff_campaign(&app, &staff, &campaign).await;
+    assert_eq!((view["points_used"].as_i64(), view["coupons_used"].as_i64()), (Some(15), Some(1)));
+    assert_ledger_ok(&app).await;
 }
