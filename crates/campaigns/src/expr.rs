@@ -146,9 +146,21 @@ pub fn value<T: Serialize>(v: &T) -> Option<Value> {
     cel::to_value(v).ok()
 }
 
-/// A context binding the given converted variables.
-pub fn context_of(event: Option<Value>, customer: Option<Value>, counters: Option<Value>) -> Context<'static, 'static> {
-    let mut context = Context::default();
+/// A context with CEL's standard library and no variables. Building one costs far more
+/// than an evaluation (it registers every standard function), so a batch builds one and
+/// evaluates each event in a child scope of it ([`context_of`]).
+pub fn root() -> Context<'static, 'static> {
+    Context::default()
+}
+
+/// A child scope of `root` binding the given converted variables.
+pub fn context_of<'r>(
+    root: &'r Context<'r, 'static>,
+    event: Option<Value>,
+    customer: Option<Value>,
+    counters: Option<Value>,
+) -> Context<'r, 'static> {
+    let mut context = root.new_inner_scope();
     for (name, value) in [("event", event), ("customer", customer), ("counters", counters)] {
         if let Some(value) = value {
             context.add_variable_from_value(name, value);

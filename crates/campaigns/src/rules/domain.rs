@@ -313,15 +313,28 @@ pub struct World {
 }
 
 impl World {
-    /// Whether any live expression reads (`event`, `customer`, `counters`).
-    pub fn variables(&self) -> (bool, bool, bool) {
+    /// For an event type: `None` when no definition reacts to it, else whether the
+    /// expressions evaluated on such an event (conditions and filters of the definitions it
+    /// triggers, audiences of their campaigns) read `event`, `customer`, `counters`.
+    pub fn needs(&self, kind: &str) -> Option<(bool, bool, bool)> {
+        let rules: Vec<&LiveRule> = self.rules.iter().filter(|r| r.trigger == kind).collect();
+        let tasks: Vec<&LiveTask> = self.tasks.iter().filter(|t| t.event_type == kind).collect();
+        let badges: Vec<&LiveBadge> = self.badges.iter().filter(|b| b.event_type == kind).collect();
+        if rules.is_empty() && tasks.is_empty() && badges.is_empty() {
+            return None;
+        }
         let uses = |name: &str| {
-            self.rules.iter().any(|r| r.condition.uses(name))
-                || self.tasks.iter().any(|t| t.filter.uses(name))
-                || self.badges.iter().any(|b| b.filter.uses(name))
-                || self.campaigns.iter().any(|c| c.audience.uses(name))
+            rules
+                .iter()
+                .any(|r| r.condition.uses(name) || self.campaigns[r.campaign].audience.uses(name))
+                || tasks
+                    .iter()
+                    .any(|t| t.filter.uses(name) || self.campaigns[t.campaign].audience.uses(name))
+                || badges.iter().any(|b| {
+                    b.filter.uses(name) || b.campaign.is_some_and(|c| self.campaigns[c].audience.uses(name))
+                })
         };
-        (uses("event"), uses("customer"), uses("counters"))
+        Some((uses("event"), uses("customer"), uses("counters")))
     }
 
     /// Whether any definition reacts to this event type.
@@ -393,12 +406,22 @@ const DAY_MICROS: i64 = 86_400_000_000;
 /// Decides a batch. `events` in feed order; `loaded` holds the state before it.
 pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
     let mut plan = Plan::default();
-    let needs = world.variables();
+    let mut needs_of: HashMap<String, Option<(bool, bool, bool)>> = HashMap::new();
     let mut customer_values: HashMap<(Uuid, String), Option<cel::Value>> = HashMap::new();
+    // An audience reads only `customer` (its attributes and the channel), so it is
+    // evaluated once per customer, channel and campaign in a batch.
+    let mut audiences: HashMap<(Uuid, String, usize), bool> = HashMap::new();
+    let root = expr::root();
     for event in events {
-        if !world.reacts_to(&event.kind) {
+        let needs = match needs_of.get(&event.kind) {
+            Some(n) => *n,
+            None => *needs_of
+                .entry(event.kind.clone())
+                .or_insert_with(|| world.needs(&event.kind)),
+        };
+        let Some(needs) = needs else {
             continue;
-        }
+        };
         let Some(profile) = loaded.profiles.get(&event.customer) else {
             continue;
         };
@@ -431,12 +454,12 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
             None
         };
         let counters_value = if needs.2 { expr::value(&*counters) } else { None };
-        let context = expr::context_of(event_value, customer_value, counters_value);
-        let mut admitted: HashMap<usize, bool> = HashMap::new();
+        let context = expr::context_of(&root, event_value, customer_value, counters_value);
         let mut admits = |campaigns: &[LiveCampaign], c: usize| {
-            *admitted
-                .entry(c)
-                .or_insert_with(|| at >= campaigns[c].starts_at && campaigns[c].audience.matches_in(&context))
+            at >= campaigns[c].starts_at
+                && *audiences
+                    .entry((event.customer, event.channel.clone(), c))
+                    .or_insert_with(|| campaigns[c].audience.matches_in(&context))
         };
         let mut any = false;
         for rule in world.rules.iter().filter(|r| r.trigger == event.kind) {

@@ -56,8 +56,13 @@ use crate::{
     tasks::store::TaskStore,
 };
 
-/// Events read per batch.
+/// Events read per batch when the consumer keeps up.
 pub const BATCH: u32 = 1000;
+/// Most events read per batch when it is behind: the batch size doubles while reads come
+/// back full. A batch's fixed costs (its reads, its turn at the database's writer — on
+/// SQLite one writer serves ingest and every consumer — its commit) are then shared by
+/// more events, so a backlog shrinks faster than it would in steps of [`BATCH`].
+pub const MAX_BATCH: u32 = 8000;
 /// The ledger category of points paid by campaigns (counted toward levels).
 pub use crate::campaigns::budget::REWARDS_CATEGORY;
 /// The feed consumer name.
@@ -274,10 +279,17 @@ impl RulesService {
         let service = self.clone();
         let feed = EventFeed::new(self.store.db().clone(), CONSUMER);
         tokio::spawn(async move {
+            let mut limit = BATCH;
             loop {
-                match service.run_batch(&feed).await {
+                match service.run_batch_of(&feed, limit).await {
                     Ok(0) => feed.wait(Duration::from_millis(500)).await,
-                    Ok(_) => {}
+                    Ok(n) => {
+                        limit = if n as u32 >= limit {
+                            (limit * 2).min(MAX_BATCH)
+                        } else {
+                            BATCH
+                        };
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "rules batch failed; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -373,38 +385,40 @@ impl RulesService {
         Ok(world)
     }
 
-    /// Processes one batch; returns the number of events consumed (0: none waiting).
+    /// Processes one batch of up to [`BATCH`] events; returns the number of events
+    /// consumed (0: none waiting).
     pub async fn run_batch(&self, feed: &EventFeed) -> Result<usize, ApiError> {
+        self.run_batch_of(feed, BATCH).await
+    }
+
+    /// Processes one batch of up to `limit` events.
+    pub async fn run_batch_of(&self, feed: &EventFeed, limit: u32) -> Result<usize, ApiError> {
         let started = std::time::Instant::now();
         let from = feed.position().await?;
-        let events: Vec<FeedEvent> = feed.read(from, BATCH).await?;
-        let Some(to) = events.last().map(|e| e.seq) else {
+        let read: Vec<FeedEvent> = feed.read(from, limit).await?;
+        let Some(to) = read.last().map(|e| e.seq) else {
             return Ok(0);
         };
+        let received: Vec<i64> = read.iter().map(|e| to_micros(e.received_at)).collect();
+        let events: Vec<Event> = read
+            .into_iter()
+            .map(|e| Event {
+                seq: e.seq,
+                customer: e.customer,
+                event_id: e.event_id,
+                kind: e.kind,
+                channel: e.channel,
+                at: e.at,
+                properties: e.properties,
+            })
+            .collect();
         let read = started.elapsed();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut world = self.world().await?;
-            let relevant: Vec<Event> = events
-                .iter()
-                .filter(|e| world.reacts_to(&e.kind))
-                .map(|e| Event {
-                    seq: e.seq,
-                    customer: e.customer,
-                    event_id: e.event_id.clone(),
-                    kind: e.kind.clone(),
-                    channel: e.channel.clone(),
-                    at: e.at,
-                    properties: e.properties.clone(),
-                })
-                .collect();
-            let plan = if relevant.is_empty() {
-                domain::Plan::default()
-            } else {
-                let loaded = self.load(&world, &relevant).await?;
-                domain::decide(&mut world, &relevant, loaded)
-            };
+            let loaded = self.load(&world, &events).await?;
+            let plan = domain::decide(&mut world, &events, loaded);
             let decided = started.elapsed();
             match self.commit(feed, from, to, &world, plan).await? {
                 Committed::Done => {
@@ -425,16 +439,24 @@ impl RulesService {
             }
         }
         let done = to_micros(self.clock.now());
-        for e in &events {
-            metrics::observe(done - to_micros(e.received_at));
+        for at in &received {
+            metrics::observe(done - at);
         }
         metrics::consumed(events.len());
         Ok(events.len())
     }
 
-    /// The stored state of the customers of these events.
-    async fn load(&self, world: &World, relevant: &[Event]) -> Result<Loaded, ApiError> {
+    /// The stored state of the customers of the events some definition reacts to.
+    async fn load(&self, world: &World, events: &[Event]) -> Result<Loaded, ApiError> {
         let now = self.clock.now();
+        let mut kinds: HashMap<&str, bool> = HashMap::new();
+        let relevant: Vec<&Event> = events
+            .iter()
+            .filter(|e| *kinds.entry(e.kind.as_str()).or_insert_with(|| world.reacts_to(&e.kind)))
+            .collect();
+        if relevant.is_empty() {
+            return Ok(Loaded::default());
+        }
         let mut customers: Vec<Uuid> = relevant.iter().map(|e| e.customer).collect();
         customers.sort_unstable();
         customers.dedup();
