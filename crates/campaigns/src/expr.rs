@@ -81,7 +81,10 @@ pub fn compile(source: &str, allowed: &[&str]) -> Result<Expr, String> {
 /// live definitions does not compile the same CEL again (compiling costs far more than
 /// evaluating). Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
-pub struct Compiled(Arc<Mutex<HashMap<(String, String), Result<Expr, String>>>>);
+pub struct Compiled(Arc<Mutex<HashMap<CompiledKey, Result<Expr, String>>>>);
+
+/// (source, allowed variables joined by commas).
+type CompiledKey = (String, String);
 
 /// Distinct expressions remembered; past it the cache starts afresh.
 const COMPILED_MAX: usize = 10_000;

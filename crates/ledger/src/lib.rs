@@ -191,10 +191,8 @@ impl Ledger {
         conn: &mut sqlx::AnyConnection,
         requests: Vec<TransferRequest>,
     ) -> Result<InTransaction, LedgerError> {
-        let checked: Vec<Result<domain::CheckedTransfer, LedgerError>> = requests
-            .into_iter()
-            .map(|r| check_transfer(r, Mode::Post))
-            .collect();
+        let checked: Vec<Result<domain::CheckedTransfer, LedgerError>> =
+            requests.into_iter().map(|r| check_transfer(r, Mode::Post)).collect();
         let ops: Vec<writer::Op<'_>> = checked
             .iter()
             .filter_map(|c| c.as_ref().ok().map(writer::Op::Transfer))
@@ -211,7 +209,9 @@ impl Ledger {
                 Err(e) => Err(e),
                 Ok(_) => match applied.next() {
                     Some(writer::Outcome::Transfer(r)) => r,
-                    _ => Err(LedgerError::Inconsistent("an in-transaction batch lost an answer".into())),
+                    _ => Err(LedgerError::Inconsistent(
+                        "an in-transaction batch lost an answer".into(),
+                    )),
                 },
             });
         }

@@ -150,7 +150,11 @@ impl CampaignService {
                 .transfer_in(&mut tx, funding.into_iter().collect())
                 .await?,
         )?;
-        if self.store.adopt_points_account(&mut tx, id, &account.to_string()).await? {
+        if self
+            .store
+            .adopt_points_account(&mut tx, id, &account.to_string())
+            .await?
+        {
             tx.commit().await.map_err(huoban_kit::DbError::from)?;
             self.budgets.ledger().announce(&funded);
             return Ok(account);

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use huoban_kit::{Db, DbError, clock::to_micros};
-use sqlx::AnyConnection;
 use jiff::Timestamp;
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::domain::{Definition, State};
@@ -132,7 +132,12 @@ impl CampaignStore {
 
     /// Records the budget account of a campaign that had none, inside the transaction
     /// that funds it; false when another node did it first.
-    pub async fn adopt_points_account(&self, conn: &mut AnyConnection, id: Uuid, account: &str) -> Result<bool, DbError> {
+    pub async fn adopt_points_account(
+        &self,
+        conn: &mut AnyConnection,
+        id: Uuid,
+        account: &str,
+    ) -> Result<bool, DbError> {
         let n = sqlx::query("UPDATE campaigns SET points_account = $1 WHERE id = $2 AND points_account IS NULL")
             .bind(account)
             .bind(id.to_string())

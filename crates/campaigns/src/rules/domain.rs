@@ -330,9 +330,9 @@ impl World {
                 || tasks
                     .iter()
                     .any(|t| t.filter.uses(name) || self.campaigns[t.campaign].audience.uses(name))
-                || badges.iter().any(|b| {
-                    b.filter.uses(name) || b.campaign.is_some_and(|c| self.campaigns[c].audience.uses(name))
-                })
+                || badges
+                    .iter()
+                    .any(|b| b.filter.uses(name) || b.campaign.is_some_and(|c| self.campaigns[c].audience.uses(name)))
         };
         Some((uses("event"), uses("customer"), uses("counters")))
     }

@@ -331,10 +331,9 @@ impl RulesService {
         let ids: Vec<Uuid> = world.campaigns.iter().map(|c| c.id).collect();
         let vars = ["event", "customer", "counters"];
         for row in self.store.of_campaigns(&ids).await? {
-            let (Some(&campaign), Ok(condition)) = (
-                index.get(&row.campaign_id),
-                self.compiled.get(&row.condition, &vars),
-            ) else {
+            let (Some(&campaign), Ok(condition)) =
+                (index.get(&row.campaign_id), self.compiled.get(&row.condition, &vars))
+            else {
                 continue;
             };
             let view = rule_view(row);

@@ -4,12 +4,7 @@
 //! transaction ([`RuleStore::write_plan`]); SQLite statements use `?` placeholders,
 //! PostgreSQL `$N`.
 
-use huoban_kit::{
-    Backend, Db, DbError,
-    clock::to_micros,
-    db::Bind,
-    ids::new_id,
-};
+use huoban_kit::{Backend, Db, DbError, clock::to_micros, db::Bind, ids::new_id};
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use uuid::Uuid;

@@ -152,11 +152,13 @@ async fn replay(
                 .execute(&mut *conn)
                 .await?;
             }
-            Ok(match claim_by_key(conn, claim.customer_id.parse().unwrap_or_default(), &claim.idem_key).await? {
-                Some(c) if c.state() == Some(ClaimState::Claimed) => Ok(claim_view(&c)),
-                Some(c) => Err(failure_problem(c.failure.as_deref())),
-                None => Err(ApiError::internal("a granted claim vanished")),
-            })
+            Ok(
+                match claim_by_key(conn, claim.customer_id.parse().unwrap_or_default(), &claim.idem_key).await? {
+                    Some(c) if c.state() == Some(ClaimState::Claimed) => Ok(claim_view(&c)),
+                    Some(c) => Err(failure_problem(c.failure.as_deref())),
+                    None => Err(ApiError::internal("a granted claim vanished")),
+                },
+            )
         }
         None => Ok(Err(ApiError::internal(format!(
             "claim {} has an unknown state",

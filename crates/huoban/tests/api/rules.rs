@@ -403,11 +403,7 @@ async fn task_claims_and_rule_awards_racing_on_a_small_budget_never_pay_past_it(
     // last points and coupons.
     let at = (app.clock.now() - SignedDuration::from_secs(1)).to_string();
     let claim_path = format!("/api/v1/tasks/{task}/claim");
-    let claims = futures::future::join_all(
-        tokens
-            .iter()
-            .map(|t| app.post(&claim_path, Some(t), json!({}))),
-    );
+    let claims = futures::future::join_all(tokens.iter().map(|t| app.post(&claim_path, Some(t), json!({}))));
     let shares = futures::future::join_all(tokens.iter().map(|t| {
         app.post(
             "/api/v1/events",
@@ -466,9 +462,9 @@ async fn task_claims_and_rule_awards_racing_on_a_small_budget_never_pay_past_it(
 /// before its commit, after its points, coupon and message.
 async fn inject_failure(app: &TestApp, on: bool) {
     let statements: &[&str] = match (app.backend, on) {
-        (huoban_kit::Backend::Sqlite, true) => &[
-            "CREATE TRIGGER test_fail BEFORE INSERT ON campaign_effects BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        ],
+        (huoban_kit::Backend::Sqlite, true) => {
+            &["CREATE TRIGGER test_fail BEFORE INSERT ON campaign_effects BEGIN SELECT RAISE(ABORT, 'injected'); END"]
+        }
         (huoban_kit::Backend::Sqlite, false) => &["DROP TRIGGER test_fail"],
         (huoban_kit::Backend::Postgres, true) => &[
             "CREATE FUNCTION test_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql",
@@ -533,7 +529,10 @@ async fn a_failed_batch_leaves_no_message_points_or_coupon_and_its_retry_applies
     );
     assert_eq!(app.count("rule_firings").await, 0);
     let view = staff_campaign(&app, &staff, &campaign).await;
-    assert_eq!((view["points_used"].as_i64(), view["coupons_used"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (view["points_used"].as_i64(), view["coupons_used"].as_i64()),
+        (Some(0), Some(0))
+    );
 
     // Once the failure is gone the consumer's retry applies everything, once.
     inject_failure(&app, false).await;
@@ -541,12 +540,20 @@ async fn a_failed_batch_leaves_no_message_points_or_coupon_and_its_retry_applies
     assert_eq!(points(&app, &token).await, 15);
     assert_eq!(app.count("reward_claims").await, 1);
     let inbox = app.get("/api/v1/inbox", Some(&token)).await;
-    assert_eq!(inbox.body["items"].as_array().expect("items").len(), 1, "{:?}", inbox.body);
+    assert_eq!(
+        inbox.body["items"].as_array().expect("items").len(),
+        1,
+        "{:?}",
+        inbox.body
+    );
     let list = effects(&app, &token).await;
     let coupon = list.iter().find(|e| e["kind"] == "coupon").expect("coupon effect");
     assert_eq!(coupon["detail"]["issued"], true);
     assert!(list.iter().all(|e| e["rule_name"] == "Share bonus"), "{list:?}");
     let view = staff_campaign(&app, &staff, &campaign).await;
-    assert_eq!((view["points_used"].as_i64(), view["coupons_used"].as_i64()), (Some(15), Some(1)));
+    assert_eq!(
+        (view["points_used"].as_i64(), view["coupons_used"].as_i64()),
+        (Some(15), Some(1))
+    );
     assert_ledger_ok(&app).await;
 }

@@ -42,14 +42,27 @@ async fn transfers_in_a_rolled_back_transaction_move_nothing_and_a_committed_one
             .ledger
             .transfer_in(
                 &mut tx,
-                vec![TransferRequest::single(key("fund"), Unit::Points, bank, budget, amount(100))],
+                vec![TransferRequest::single(
+                    key("fund"),
+                    Unit::Points,
+                    bank,
+                    budget,
+                    amount(100),
+                )],
             )
             .await
             .expect("in transaction");
         assert!(answer.results[0].is_ok());
         tx.rollback().await.expect("rollback");
-        assert_eq!(h.snapshot().await, before, "{backend:?}: a rollback takes the transfer with it");
-        assert!(h.ledger.transfer_by_key(&key("fund")).await.is_err(), "the key stays free");
+        assert_eq!(
+            h.snapshot().await,
+            before,
+            "{backend:?}: a rollback takes the transfer with it"
+        );
+        assert!(
+            h.ledger.transfer_by_key(&key("fund")).await.is_err(),
+            "the key stays free"
+        );
 
         let mut listener = h.ledger.subscribe();
         let mut tx = h.db.begin().await.expect("begin");
@@ -69,14 +82,8 @@ async fn transfers_in_a_rolled_back_transaction_move_nothing_and_a_committed_one
             .expect("in transaction");
         let refused: Vec<bool> = answer.results.iter().map(Result::is_err).collect();
         assert_eq!(refused, [false, false, true, false], "{backend:?}");
-        assert!(matches!(
-            answer.results[2],
-            Err(LedgerError::InsufficientFunds { .. })
-        ));
-        assert!(
-            listener.try_recv().is_err(),
-            "nothing is announced before the commit"
-        );
+        assert!(matches!(answer.results[2], Err(LedgerError::InsufficientFunds { .. })));
+        assert!(listener.try_recv().is_err(), "nothing is announced before the commit");
         tx.commit().await.expect("commit");
         h.ledger.announce(&answer);
         let mut heard = Vec::new();
@@ -94,7 +101,13 @@ async fn transfers_in_a_rolled_back_transaction_move_nothing_and_a_committed_one
             .ledger
             .transfer_in(
                 &mut tx,
-                vec![TransferRequest::single(key("award-1"), Unit::Points, budget, alice, amount(60))],
+                vec![TransferRequest::single(
+                    key("award-1"),
+                    Unit::Points,
+                    budget,
+                    alice,
+                    amount(60),
+                )],
             )
             .await
             .expect("in transaction");
@@ -116,7 +129,13 @@ async fn in_transaction_posts_and_the_writer_share_a_budget_without_passing_it()
         let bank = h.clearing(Unit::Points).await;
         let budget = h.open(budget()).await.id;
         h.ledger
-            .transfer(TransferRequest::single(key("fund"), Unit::Points, bank, budget, amount(500)))
+            .transfer(TransferRequest::single(
+                key("fund"),
+                Unit::Points,
+                bank,
+                budget,
+                amount(500),
+            ))
             .await
             .expect("fund");
         let customers: Vec<_> = futures::future::join_all((0..8).map(|i| h.open(points_of(&format!("c{i}")))))
@@ -131,7 +150,8 @@ async fn in_transaction_posts_and_the_writer_share_a_budget_without_passing_it()
             tasks.push(tokio::spawn(async move {
                 let mut paid = 0;
                 for n in 0..7 {
-                    let r = TransferRequest::single(key(format!("w{i}-{n}")), Unit::Points, budget, customer, amount(10));
+                    let r =
+                        TransferRequest::single(key(format!("w{i}-{n}")), Unit::Points, budget, customer, amount(10));
                     if ledger.transfer(r).await.is_ok() {
                         paid += 10;
                     }
@@ -142,7 +162,9 @@ async fn in_transaction_posts_and_the_writer_share_a_budget_without_passing_it()
             tasks.push(tokio::spawn(async move {
                 let mut tx = db.begin().await.expect("begin");
                 let requests = (0..7)
-                    .map(|n| TransferRequest::single(key(format!("t{i}-{n}")), Unit::Points, budget, customer, amount(10)))
+                    .map(|n| {
+                        TransferRequest::single(key(format!("t{i}-{n}")), Unit::Points, budget, customer, amount(10))
+                    })
                     .collect();
                 let answer = ledger.transfer_in(&mut tx, requests).await.expect("in transaction");
                 tx.commit().await.expect("commit");
