@@ -1,14 +1,18 @@
 //! Campaigns (issue 4, items 2, 3, 4, 7): themed campaigns with audiences and budgets, and
 //! what runs inside them, driven by behaviour events:
 //!
-//! - [`campaigns`]: the campaign lifecycle, audience and budgets.
+//! - [`campaigns`]: the campaign lifecycle, audience and budgets ([`campaigns::budget`]:
+//!   each points budget is a ledger account of its own that the ledger never lets go
+//!   below zero).
 //! - [`rules`]: CEL rules over events with windowed aggregates, applied by a background
 //!   consumer of the event feed, each (rule, event) at most once; effects and nudges.
 //! - [`tasks`]: one-off, daily and weekly tasks with progress and a reward to claim.
 //! - [`badges`]: badges with tiers and progress, and levels from points earned.
 //!
-//! Value moves only through the ledger, with idempotency keys derived from the rule and
-//! the event that earned it.
+//! Value moves only through the ledger, out of the campaign's budget account, posted
+//! inside the transaction that records the award ([`huoban_ledger::Ledger::transfer_in`])
+//! together with its effect, its coupon and its message: a rules batch, like a task
+//! claim, commits all of that or none of it.
 
 pub mod badges;
 pub mod campaigns;
