@@ -20,6 +20,7 @@ on_both_backends!(
     invalid_campaigns_are_refused_and_nothing_is_saved,
     the_audience_excludes_customers_who_do_not_match,
     unknown_and_ended_campaigns_for_customers,
+    a_drafts_budget_is_funded_on_the_ledger_and_a_change_moves_the_difference,
 );
 
 pub fn instant(app: &TestApp, offset_hours: i64) -> String {
@@ -476,5 +477,65 @@ async fn the_demo_bank_runs_a_live_spring_festival_campaign(backend: huoban_kit:
     for kind in ["nudge", "points", "coupon", "badge"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
     }
+    assert_ledger_ok(&app).await;
+}
+
+/// The balance of a ledger account, straight from its row.
+async fn ledger_balance(app: &TestApp, account: &str) -> i64 {
+    sqlx::query_scalar("SELECT posted FROM ledger_accounts WHERE id = $1")
+        .bind(account)
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("account")
+}
+
+async fn a_drafts_budget_is_funded_on_the_ledger_and_a_change_moves_the_difference(app: TestApp) {
+    let staff = app.staff(Role::Operator).await;
+    let mut body = campaign_body(&app, "", 300, 4);
+    let created = app.post("/api/v1/staff/campaigns", Some(&staff), body.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let account = created.body["points_account"]
+        .as_str()
+        .expect("budget account")
+        .to_owned();
+    assert_eq!(
+        (
+            created.body["points_used"].as_i64(),
+            created.body["points_left"].as_i64(),
+            created.body["coupons_left"].as_i64()
+        ),
+        (Some(0), Some(300), Some(4))
+    );
+    assert_eq!(
+        ledger_balance(&app, &account).await,
+        300,
+        "funded with the whole budget"
+    );
+    let path = format!("/api/v1/staff/campaigns/{id}");
+    for (budget, left) in [(500, 500), (120, 120)] {
+        body["points_budget"] = json!(budget);
+        let updated = app
+            .send(reqwest::Method::PUT, &path, Some(&staff), Some(body.clone()), &[])
+            .await;
+        assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
+        assert_eq!(updated.body["points_left"].as_i64(), Some(left));
+        assert_eq!(updated.body["points_account"].as_str(), Some(account.as_str()));
+        assert_eq!(ledger_balance(&app, &account).await, left);
+    }
+    // A refused change moves nothing.
+    body["points_budget"] = json!(-5);
+    app.send(reqwest::Method::PUT, &path, Some(&staff), Some(body.clone()), &[])
+        .await
+        .assert_problem(422, "validation");
+    assert_eq!(ledger_balance(&app, &account).await, 120);
+    // Once scheduled the budget is fixed; the refusal moves nothing either.
+    app.post(&format!("{path}/schedule"), Some(&staff), json!({})).await;
+    body["points_budget"] = json!(900);
+    app.send(reqwest::Method::PUT, &path, Some(&staff), Some(body), &[])
+        .await
+        .assert_problem(409, "invalid-campaign-transition");
+    assert_eq!(ledger_balance(&app, &account).await, 120);
+    assert_eq!(staff_campaign(&app, &staff, &id).await["points_budget"], 120);
     assert_ledger_ok(&app).await;
 }
