@@ -5,10 +5,11 @@
 //! on the key), but a grant costs no points, so it needs no ledger step and is written
 //! `claimed` at once: it exists exactly when the caller's transaction commits.
 //!
-//! The statements run in the order a claim's reservation uses (claim row, the customer's
-//! count, the stock row), so on PostgreSQL a grant and a concurrent claim of the same
-//! reward wait for each other instead of deadlocking. A refusal rolls back a savepoint:
-//! nothing of it stays, and the caller's transaction goes on.
+//! The stock row is taken first (its guarded update locks it), then the claim row and the
+//! customer's count — the order the claim writer takes them — so on PostgreSQL a grant and
+//! a concurrent claim of the same reward wait for each other instead of deadlocking. A
+//! refusal rolls back a savepoint: nothing of it stays, and the caller's transaction goes
+//! on.
 
 use huoban_kit::{ApiError, DbError, clock::to_micros, idempotency, ids::new_id};
 use jiff::Timestamp;
@@ -48,6 +49,17 @@ impl RewardsService {
         let valid_until = to_micros(coupon_valid_until(now, reward.coupon_valid_days));
         let at = to_micros(now);
         let mut savepoint = conn.begin().await?;
+        let taken = sqlx::query(
+            "UPDATE reward_stock SET claimed = claimed + 1 WHERE reward_id = $1 AND claimed + reserved < total",
+        )
+        .bind(&reward.id)
+        .execute(&mut *savepoint)
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            savepoint.rollback().await?;
+            return Ok(Err(Refusal::OutOfStock.into()));
+        }
         let inserted = sqlx::query(
             "INSERT INTO reward_claims (id, reward_id, customer_id, idem_key, state, points, code, created_at, \
              updated_at, claimed_at, valid_until) VALUES ($1, $2, $3, $4, 'claimed', 0, $5, $6, $6, $6, $7) \
@@ -89,17 +101,6 @@ impl RewardsService {
             }
             .into()));
         }
-        let taken = sqlx::query(
-            "UPDATE reward_stock SET claimed = claimed + 1 WHERE reward_id = $1 AND claimed + reserved < total",
-        )
-        .bind(&reward.id)
-        .execute(&mut *savepoint)
-        .await?
-        .rows_affected();
-        if taken == 0 {
-            savepoint.rollback().await?;
-            return Ok(Err(Refusal::OutOfStock.into()));
-        }
         savepoint.commit().await?;
         Ok(match claim_by_key(conn, customer, key).await? {
             Some(claim) => Ok(claim_view(&claim)),
@@ -133,6 +134,11 @@ async fn replay(
         Some(ClaimState::Claimed) => Ok(Ok(claim_view(&claim))),
         Some(ClaimState::Released) => Ok(Err(failure_problem(claim.failure.as_deref()))),
         Some(ClaimState::Reserved) => {
+            // The stock row first, as everywhere (a no-op write takes its lock).
+            sqlx::query("UPDATE reward_stock SET total = total WHERE reward_id = $1")
+                .bind(&claim.reward_id)
+                .execute(&mut *conn)
+                .await?;
             let at = to_micros(now);
             let moved = sqlx::query(
                 "UPDATE reward_claims SET state = 'claimed', updated_at = $2, claimed_at = $2, valid_until = $3 \
