@@ -69,15 +69,17 @@ const NO_CACHE: &str = "no-cache";
 /// `<meta name="huoban-early" content="/api/v1/… …">`, and the strings when the page's
 /// inline ones are of another language) while the modules are still downloading; the SDK
 /// picks them up (`__huobanEarly`). One round trip less on a slow network. The profile is
-/// asked first: it is what the page waits for before it is interactive.
+/// asked first: it is what the page waits for before it is interactive. The page's strings
+/// come after this script and the links (so the browser finds those first), in the language
+/// of `<html lang>`; they are fetched only when the customer's saved language differs.
 const EARLY: &str = "window.__huobanEarly=(function(){try{var s=localStorage,t=s.getItem('huoban.token'),\
 n=navigator.language||'zh-CN',l=s.getItem('huoban.locale')||(/^en/.test(n)?'en':/TW|HK|Hant/i.test(n)?'zh-TW':'zh-CN'),\
-e=document.getElementById('huoban-strings'),m=JSON.parse(document.querySelector('script[type=importmap]').textContent).imports,\
+m=JSON.parse(document.querySelector('script[type=importmap]').textContent).imports,\
 u=m['/h5/assets/locales/'+l+'.json'],p=location.pathname,x=document.querySelector('meta[name=huoban-early]'),a={},\
 g=function(q){return fetch(q,{headers:{accept:'application/json',authorization:'Bearer '+t}})},\
 me=t&&p!=='/h5/signin'&&p!=='/h5/gallery'?g('/api/v1/me'):null;\
 if(t&&x)x.content.split(' ').forEach(function(q){if(q)a[q]=g(q)});\
-return{locale:l,token:t,me:me,api:a,strings:e&&e.dataset.locale===l?null:u?fetch(u).then(function(r){return r.json()}):null}}\
+return{locale:l,token:t,me:me,api:a,strings:document.documentElement.lang===l?null:u?fetch(u).then(function(r){return r.json()}):null}}\
 catch(e){return null}})();";
 
 /// One file, ready to serve.
@@ -125,10 +127,53 @@ enum Source {
     Dir(PathBuf),
 }
 
+/// The embedded files, scripts and stylesheets without their comment lines (fewer bytes
+/// on a slow network; the sources keep them).
 fn embedded_files() -> Vec<(String, Vec<u8>)> {
     Embedded::iter()
-        .filter_map(|name| Embedded::get(&name).map(|f| (name.to_string(), f.data.into_owned())))
+        .filter_map(|name| {
+            Embedded::get(&name).map(|f| {
+                let raw = f.data.into_owned();
+                let raw = if name.ends_with(".js") || name.ends_with(".css") {
+                    strip_comment_lines(&String::from_utf8_lossy(&raw), name.ends_with(".js")).into_bytes()
+                } else {
+                    raw
+                };
+                (name.to_string(), raw)
+            })
+        })
         .collect()
+}
+
+/// Drops whole-line comments: lines that start with `//` (scripts) and `/* … */` blocks that
+/// start a line and end one. Nothing inside a multi-line template literal is touched (an
+/// odd number of backticks so far on kept lines means we are inside one), and nothing that
+/// shares a line with code, so no string or regular expression can be cut.
+fn strip_comment_lines(source: &str, script: bool) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut in_template = false;
+    let mut in_block = false;
+    for line in source.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if in_block {
+            in_block = !trimmed.ends_with("*/");
+            continue;
+        }
+        if !in_template {
+            if script && trimmed.starts_with("//") {
+                continue;
+            }
+            if trimmed.starts_with("/*") {
+                in_block = !(trimmed.ends_with("*/") && trimmed.len() >= 4);
+                continue;
+            }
+        }
+        if script && line.bytes().filter(|b| *b == b'`').count() % 2 == 1 {
+            in_template = !in_template;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// The embedded assets, hashed but not compressed: served until [`COMPRESSED`] is ready.
@@ -329,7 +374,7 @@ impl Table {
             for (locale, strings) in LOCALES.iter().zip(&strings) {
                 let html = source
                     .replacen("<html lang=\"zh-CN\">", &format!("<html lang=\"{locale}\">"), 1)
-                    .replace("<!--huoban:head-->", &format!("{strings}{head}"));
+                    .replace("<!--huoban:head-->", &format!("{head}{strings}"));
                 let html = table.link_assets(&html);
                 let digest = Sha256::digest(html.as_bytes());
                 let etag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -814,13 +859,16 @@ mod tests {
         }
         assert!(!mapped.contains(&"/h5/assets/components/reward-shelf.js"), "{mapped:?}");
         let goal = web.asset_url("components/goal-progress.js").expect("component");
+        let head = &html[..html.find("</head>").expect("head")];
         assert!(
-            !html.contains(&format!("rel=\"modulepreload\" href=\"{goal}\"")),
-            "not preloaded"
+            !head.contains(&format!("href=\"{goal}\"")),
+            "mapped but not preloaded with the page's own modules"
         );
+        let chrome = web.asset_url("js/chrome.js").expect("chrome");
+        assert!(head.contains(&format!("rel=\"modulepreload\" href=\"{chrome}\"")));
+        // The hub asks for it at low priority, behind the requests it needs to be interactive.
         assert!(html.contains(&format!(
-            "rel=\"modulepreload\" href=\"{}\"",
-            web.asset_url("js/chrome.js").expect("chrome")
+            "<link rel=\"modulepreload\" fetchpriority=\"low\" href=\"{goal}\">"
         )));
         // Every inline script that runs is allowed by its hash, and nothing else inline.
         use base64::Engine as _;
@@ -858,6 +906,29 @@ mod tests {
         for locale in &LOCALES[1..] {
             assert_eq!(keys(locale), first, "{locale} has the keys of {}", LOCALES[0]);
         }
+    }
+
+    #[test]
+    fn comment_lines_are_dropped_and_code_is_kept() {
+        let js = "// header\n/** doc\n * more */\nconst a = `\n// inside a template\n/* also */\n`;\nconst b = 1; // trailing\n  /* one line */\nx();\n";
+        assert_eq!(
+            strip_comment_lines(js, true),
+            "const a = `\n// inside a template\n/* also */\n`;\nconst b = 1; // trailing\nx();\n"
+        );
+        let css = "/* top\n   lines */\na { b: c; }\n/* one */\n.x::after { content: \"//\"; }\n";
+        assert_eq!(
+            strip_comment_lines(css, false),
+            "a { b: c; }\n.x::after { content: \"//\"; }\n"
+        );
+        // The embedded SDK still imports and exports what it did.
+        let sdk = embedded_files()
+            .into_iter()
+            .find(|(p, _)| p == "huoban.js")
+            .expect("sdk")
+            .1;
+        let sdk = String::from_utf8_lossy(&sdk);
+        assert!(!sdk.contains("\n// "), "comment lines gone");
+        assert!(sdk.contains("export class HuobanElement") && sdk.contains("export function deviceId"));
     }
 
     #[test]
