@@ -709,6 +709,8 @@ async fn goal_checkin_quiz_and_inbox(app: &TestApp, b: &Browser) -> anyhow::Resu
     .await?;
     b.until("!document.querySelector('.toast, .confetti')", "the toast gone")
         .await?;
+    // The README's picture of the goal page (docs/goal-page.png), from the top.
+    b.js("window.scrollTo(0, 0)").await?;
     b.screenshot("goal-page").await;
     b.type_into("#deposit-form [name=amount]", "99999").await?;
     b.click("#deposit-form button[type=submit]").await?;
@@ -1180,13 +1182,31 @@ async fn tasks_and_team_challenge(app: &TestApp, b: &Browser) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    b.click(&format!("{} [data-claim]", card(daily))).await?;
+    // By keyboard: Enter on the focused button claims, and the focus lands on the answer.
+    let claim = b
+        .client
+        .find(Locator::Css(&format!("{} [data-claim]", card(daily))))
+        .await?;
+    b.js(&format!(
+        "document.querySelector(\"{} [data-claim]\").focus()",
+        card(daily)
+    ))
+    .await?;
+    claim.send_keys("\u{E007}").await?;
     b.until(
         &format!(
             "document.querySelector(\"{}\").dataset.status === 'claimed'",
             card(daily)
         ),
         "daily claimed",
+    )
+    .await?;
+    b.until(
+        &format!(
+            "document.activeElement === document.querySelector(\"{} [data-message]\")",
+            card(daily)
+        ),
+        "the focus on the claim's answer",
     )
     .await?;
     let base_points = checked.body["points_awarded"].as_i64().unwrap_or(0);
@@ -1292,6 +1312,11 @@ async fn tasks_and_team_challenge(app: &TestApp, b: &Browser) -> anyhow::Result<
     b.until(
         "document.querySelector('h-team-board [data-join-code]')",
         "my team with its code",
+    )
+    .await?;
+    b.until(
+        "document.activeElement?.closest('h-team-board')",
+        "the focus on the new team",
     )
     .await?;
     let code = b.text("h-team-board [data-join-code]").await?;

@@ -49,7 +49,12 @@ function wire(c, el) {
     const value = input.value.trim();
     if (!value) { alert.hidden = false; alert.textContent = t(form.dataset.create != null ? "team.missing_name" : "team.missing_code"); input.focus(); return; }
     btn.disabled = true;
-    try { await call(value); input.value = ""; toast(t(done)); await load(); }
+    try {
+      await call(value); input.value = ""; toast(t(done)); await load();
+      // The form is gone: the keyboard focus goes to the team that replaced it.
+      const heading = root.querySelector(`[data-challenge="${c.id}"] h-team-board h2`);
+      if (heading) { heading.tabIndex = -1; heading.focus(); }
+    }
     catch (err) { alert.hidden = false; alert.textContent = err.message; input.focus(); }
     finally { btn.disabled = false; }
   });
