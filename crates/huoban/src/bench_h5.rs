@@ -1,6 +1,7 @@
 //! `huoban bench h5`: the campaign hub's first load on a slow phone. Headless Chromium
-//! (Debian's `chromium` through `chromedriver`, at a 390×844 phone viewport) with a cold
-//! cache, the CPU slowed 4× (`Emulation.setCPUThrottlingRate`) and a slow-3G-like network
+//! (Debian's `chromium` through `chromedriver`, at a 390×844 phone viewport, set to zh-CN
+//! like the customer) with a cold cache, the CPU slowed 4×
+//! (`Emulation.setCPUThrottlingRate`) and a slow-3G-like network
 //! (`Network.emulateNetworkConditions`: 400 ms round trip, 400 kbit/s down and up), both
 //! through chromedriver's `goog/cdp/execute`. For each of `--concurrency` loads (default
 //! 5 here) it records the bytes transferred (Resource Timing `transferSize`: the page and
@@ -66,8 +67,10 @@ async fn browser() -> anyhow::Result<(Client, Driver)> {
         "goog:chromeOptions".into(),
         json!({
             "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run"],
-            "mobileEmulation": { "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true } }
+            // A phone set to the customer's language (zh-CN), as the bank's customers' are.
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--lang=zh-CN"],
+            "mobileEmulation": { "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true } },
+            "prefs": { "intl.accept_languages": "zh-CN" }
         }),
     );
     let url = format!("http://127.0.0.1:{port}");
