@@ -15,10 +15,10 @@ const root = document.querySelector("#invite");
 // ---- the inviter ----
 let programmes = new Map();
 async function mine() {
-  const [live, codes] = await Promise.all([api.get("/api/v1/invite-programmes"), api.get("/api/v1/invites/mine")]);
-  programmes = new Map(live.items.map((p) => [p.id, p]));
+  const [open, codes] = await Promise.all([api.get("/api/v1/invite-programmes"), api.get("/api/v1/invites/mine")]);
+  programmes = new Map(open.items.map((p) => [p.id, p]));
   // A code in every live programme: issued once, the same code after.
-  for (const p of live.items) {
+  for (const p of open.items) {
     if (!codes.some((c) => c.programme_id === p.id)) codes.push(await api.post("/api/v1/invites", { programme_id: p.id }));
   }
   return codes.filter((c) => programmes.has(c.programme_id) || c.unlocked);
@@ -26,7 +26,8 @@ async function mine() {
 let shown = "";
 async function showMine() {
   let codes;
-  try { codes = await mine(); } catch (e) { showError(e); return; }
+  // A failed refresh keeps what is shown (and the focus where it is).
+  try { codes = await mine(); } catch (e) { if (!shown) showError(e); return; }
   root.removeAttribute("aria-busy");
   // Redrawn only when something changed, so a refresh never moves the keyboard focus.
   const now = JSON.stringify(codes);

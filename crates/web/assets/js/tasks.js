@@ -12,7 +12,11 @@ let shown = "";
 
 async function load() {
   let list;
-  try { list = await api.get("/api/v1/tasks"); } catch (e) { showError(e); root.removeAttribute("aria-busy"); root.innerHTML = ""; return; }
+  try { list = await api.get("/api/v1/tasks"); } catch (e) {
+    // A failed refresh keeps what is shown (and the focus where it is).
+    if (!shown) { showError(e); root.removeAttribute("aria-busy"); root.innerHTML = ""; }
+    return;
+  }
   root.removeAttribute("aria-busy");
   // Redrawn only when something changed, so a refresh never moves the keyboard focus.
   const now = JSON.stringify(list);

@@ -73,7 +73,8 @@ function wire(c, el) {
 
 async function load() {
   let page;
-  try { page = await api.get("/api/v1/challenges"); } catch (e) { showError(e); return; }
+  // A failed refresh keeps what is shown (and the focus where it is).
+  try { page = await api.get("/api/v1/challenges"); } catch (e) { if (!challenges.length) showError(e); return; }
   root.removeAttribute("aria-busy");
   const changed = JSON.stringify(page.items.map((c) => [c.id, c.my_team_id])) !== JSON.stringify(challenges.map((c) => [c.id, c.my_team_id]));
   challenges = page.items;
