@@ -74,4 +74,10 @@ pub const MIGRATIONS: &[MigrationSpec] = &[
         sqlite: include_str!("../../migrations/sqlite/2026112246_reward_grants.sql"),
         postgres: include_str!("../../migrations/postgres/2026112246_reward_grants.sql"),
     },
+    MigrationSpec {
+        version: 2026120640,
+        name: "reward_campaigns",
+        sqlite: include_str!("../../migrations/sqlite/2026120640_reward_campaigns.sql"),
+        postgres: include_str!("../../migrations/postgres/2026120640_reward_campaigns.sql"),
+    },
 ];

@@ -60,6 +60,11 @@ pub struct NewRewardRequest {
     pub claimable_until: String,
     /// Days a claimed coupon stays valid, 1 to 3650.
     pub coupon_valid_days: i64,
+    /// The campaign the reward belongs to: it must exist and not have ended, and the
+    /// reward is then claimable only while the campaign is live and by customers in its
+    /// audience.
+    #[serde(default)]
+    pub campaign_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,6 +87,7 @@ pub struct StaffRewardView {
     pub claimable_until: String,
     pub coupon_valid_days: i64,
     pub created_at: String,
+    pub campaign_id: Option<String>,
     pub stock: StockView,
     /// Coupons issued.
     pub claims: i64,
@@ -101,6 +107,8 @@ pub struct RewardView {
     /// Claims you hold (issued or in progress).
     pub my_claims: i64,
     pub my_claims_left: i64,
+    /// The campaign it belongs to (live and open to you, or it would not be listed).
+    pub campaign_id: Option<String>,
 }
 
 /// A claimed coupon.
@@ -187,6 +195,13 @@ fn parse_instant(field: &'static str, text: &str) -> Result<Timestamp, ApiError>
     })
 }
 
+fn window_of(row: &RewardRow) -> Window {
+    Window {
+        from: from_micros(row.claimable_from),
+        until: from_micros(row.claimable_until),
+    }
+}
+
 fn stock_of(row: &RewardRow) -> StockView {
     StockView {
         total: row.total,
@@ -240,6 +255,7 @@ pub fn hold_request(claim: &ClaimRow, points: AccountId, clearing: AccountId) ->
 /// The rewards handle; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RewardsService {
+    state: EngageState,
     store: RewardsStore,
     clock: SharedClock,
     identity: IdentityService,
@@ -250,6 +266,7 @@ pub struct RewardsService {
 impl RewardsService {
     pub fn new(state: &EngageState) -> Self {
         Self {
+            state: state.clone(),
             store: RewardsStore::new(state.db.clone()),
             clock: state.clock.clone(),
             identity: state.identity.clone(),
@@ -278,6 +295,7 @@ impl RewardsService {
             claimable_until: iso(row.claimable_until),
             coupon_valid_days: row.coupon_valid_days,
             created_at: iso(row.created_at),
+            campaign_id: row.campaign_id,
         }
     }
 
@@ -291,7 +309,9 @@ impl RewardsService {
             total_stock: request.total_stock,
             per_customer_limit: request.per_customer_limit,
             coupon_valid_days: request.coupon_valid_days,
+            campaign_id: request.campaign_id,
         })?;
+        self.state.check_campaign(new.campaign_id()).await?;
         let id = new_id();
         self.store.insert_reward(id, &new, staff, self.clock.now()).await?;
         let row = self
@@ -312,17 +332,37 @@ impl RewardsService {
         ))
     }
 
-    /// Rewards claimable now, with stock left and the customer's own claims.
-    pub async fn claimable(&self, customer: Uuid, page: &PageQuery) -> Result<Page<RewardView>, ApiError> {
+    /// Rewards claimable now, with stock left and the customer's own claims: those in
+    /// their window that belong to no campaign or to a campaign live now whose audience
+    /// admits the customer. A page may hold fewer than `limit` items and still have a
+    /// next cursor (rewards of other campaigns were left out).
+    pub async fn claimable(
+        &self,
+        customer: Uuid,
+        channel: &str,
+        page: &PageQuery,
+    ) -> Result<Page<RewardView>, ApiError> {
         let limit = page.limit()?;
         let locale = self.identity.profile(customer).await?.locale;
-        let rows = self
+        let mut rows = self
             .store
             .rewards(Some(self.clock.now()), page.after()?.as_deref(), limit)
             .await?;
+        let next_cursor = (rows.len() > limit as usize)
+            .then(|| {
+                rows.truncate(limit as usize);
+                rows.last().map(|r| huoban_kit::page::encode_cursor(&r.id))
+            })
+            .flatten();
+        let live = if rows.iter().any(|r| r.campaign_id.is_some()) {
+            self.state.live_campaigns(customer, channel).await?
+        } else {
+            Default::default()
+        };
         let held = self.store.holdings(customer).await?;
         let items = rows
             .into_iter()
+            .filter(|row| row.campaign_id.as_ref().is_none_or(|c| live.contains(c)))
             .map(|row| {
                 let mine = held.get(&row.id).copied().unwrap_or(0);
                 RewardView {
@@ -335,10 +375,11 @@ impl RewardsService {
                     claimable_until: iso(row.claimable_until),
                     coupon_valid_days: row.coupon_valid_days,
                     per_customer_limit: row.per_customer_limit,
+                    campaign_id: row.campaign_id,
                 }
             })
             .collect();
-        Ok(Page::from_rows(items, limit, |r| r.id.clone()))
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn coupons(&self, customer: Uuid, page: &PageQuery) -> Result<Page<CouponView>, ApiError> {
@@ -361,15 +402,48 @@ impl RewardsService {
     /// Claims a unit of a reward for the customer under their idempotency key. Returns
     /// the coupon and whether this was a replay of an earlier claim with the same key.
     #[tracing::instrument(skip_all, fields(customer = %customer, reward = %reward_id))]
-    pub async fn claim(&self, customer: Uuid, reward_id: Uuid, key: &str) -> Result<(ClaimView, bool), ApiError> {
-        let reward = self
+    pub async fn claim(
+        &self,
+        customer: Uuid,
+        channel: &str,
+        reward_id: Uuid,
+        key: &str,
+    ) -> Result<(ClaimView, bool), ApiError> {
+        IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
+        // The read path: one read answers replays and the sure refusals (sold out, the
+        // customer at their limit) without a write transaction, which is what most
+        // attempts of a flash sale are.
+        let outlook = self
             .store
-            .reward(reward_id)
+            .outlook(reward_id, customer, key)
             .await?
             .ok_or_else(|| ApiError::not_found("The reward"))?;
-        // A replay answers the first result even once the window has closed.
-        if let Some(existing) = self.store.claim_by_key(customer, key).await? {
+        // A replay answers the first result even once the window has closed. Loaded from
+        // the writer pool: the first attempt may have committed a moment ago.
+        if outlook.key_claim.is_some()
+            && let Some(existing) = self.store.claim_by_key(customer, key).await?
+        {
             return self.replay(existing, reward_id).await.map(|v| (v, true));
+        }
+        let reward = outlook.reward;
+        window_of(&reward).check(self.clock.now())?;
+        if let Some(refusal) = domain::sure_refusal(
+            reward.per_customer_limit,
+            outlook.held,
+            reward.total,
+            reward.claimed,
+            reward.reserved,
+        ) {
+            return Err(refusal.into());
+        }
+        if let Some(campaign) = &reward.campaign_id
+            && !self.state.live_campaigns(customer, channel).await?.contains(campaign)
+        {
+            return Err(
+                ApiError::conflict("reward-not-claimable", "This reward cannot be claimed now")
+                    .detail("The reward belongs to a campaign that is not open to you now.")
+                    .with("campaign_id", campaign.clone()),
+            );
         }
         let (claim, fresh) = self.reserve(customer, &reward, key).await?;
         if !fresh {
@@ -456,11 +530,7 @@ impl RewardsService {
         // Validated before anything is written: the key must also be a ledger key.
         IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
         let now = self.clock.now();
-        Window {
-            from: from_micros(reward.claimable_from),
-            until: from_micros(reward.claimable_until),
-        }
-        .check(now)?;
+        window_of(reward).check(now)?;
         let reward_id: Uuid = reward.id.parse().map_err(ApiError::internal)?;
         let new = NewClaim {
             id: new_id(),

@@ -29,6 +29,8 @@ pub struct RewardRow {
     pub claimable_until: i64,
     pub coupon_valid_days: i64,
     pub created_at: i64,
+    /// The campaign it belongs to: claimable only while that campaign is live for the customer.
+    pub campaign_id: Option<String>,
     pub total: i64,
     pub claimed: i64,
     pub reserved: i64,
@@ -41,7 +43,18 @@ impl RewardRow {
 }
 
 const REWARD_COLUMNS: &str = "r.id, r.titles, r.points_price, r.per_customer_limit, r.claimable_from, \
-     r.claimable_until, r.coupon_valid_days, r.created_at, s.total, s.claimed, s.reserved";
+     r.claimable_until, r.coupon_valid_days, r.created_at, r.campaign_id, s.total, s.claimed, s.reserved";
+
+/// A reward as one claim attempt sees it: see [`RewardsStore::outlook`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Outlook {
+    #[sqlx(flatten)]
+    pub reward: RewardRow,
+    /// Claims the customer holds, reserved or claimed.
+    pub held: i64,
+    /// The claim this customer already made with the same key, if any.
+    pub key_claim: Option<String>,
+}
 
 /// A stored claim.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -111,7 +124,7 @@ impl RewardsStore {
         let mut tx = self.db.begin().await?;
         sqlx::query(
             "INSERT INTO rewards (id, titles, points_price, per_customer_limit, claimable_from, claimable_until, \
-             coupon_valid_days, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             coupon_valid_days, created_by, created_at, campaign_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_string())
         .bind(titles)
@@ -122,6 +135,7 @@ impl RewardsStore {
         .bind(new.coupon_valid_days())
         .bind(staff.to_string())
         .bind(to_micros(now))
+        .bind(new.campaign_id())
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO reward_stock (reward_id, total, claimed, reserved) VALUES ($1, $2, 0, 0)")
@@ -166,6 +180,25 @@ impl RewardsStore {
             None => query,
         };
         Ok(query.fetch_all(self.db.reader()).await?)
+    }
+
+    /// Everything a claim decides before writing, in ONE statement so it is one snapshot
+    /// on both backends (a statement is its own read transaction on SQLite, and sees one
+    /// snapshot under PostgreSQL's read committed): the reward and its stock, how many the
+    /// customer holds, and whether this customer already used the key. Read on the reader
+    /// pool: nothing here is written, and on SQLite it never waits behind the writer.
+    pub async fn outlook(&self, reward: Uuid, customer: Uuid, key: &str) -> Result<Option<Outlook>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {REWARD_COLUMNS}, \
+               COALESCE((SELECT h.held FROM reward_holders h WHERE h.reward_id = r.id AND h.customer_id = $2), 0) AS held, \
+               (SELECT c.id FROM reward_claims c WHERE c.customer_id = $2 AND c.idem_key = $3) AS key_claim \
+             FROM rewards r JOIN reward_stock s ON s.reward_id = r.id WHERE r.id = $1"
+        )))
+        .bind(reward.to_string())
+        .bind(customer.to_string())
+        .bind(key)
+        .fetch_optional(self.db.reader())
+        .await?)
     }
 
     /// What the customer holds (reserved or claimed) per reward id.

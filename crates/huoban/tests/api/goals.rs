@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use huoban_engage::{EngageState, goals::GoalsService};
+use huoban_engage::goals::GoalsService;
 use jiff::{Timestamp, ToSpan, civil::date};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -81,14 +81,7 @@ async fn wait_for_messages(app: &TestApp, kind: &str, n: usize) -> Vec<(String, 
 }
 
 fn goals_service(app: &TestApp) -> GoalsService {
-    GoalsService::new(&EngageState {
-        db: app.app.db.clone(),
-        clock: app.app.clock.clone(),
-        identity: app.app.identity.clone(),
-        accounts: app.app.accounts.clone(),
-        ledger: app.app.ledger.clone(),
-        inbox: app.app.inbox.clone(),
-    })
+    GoalsService::new(&app.app.engage_state())
 }
 
 async fn a_goal_fills_from_deposits_and_fires_each_milestone_once(app: TestApp) {
