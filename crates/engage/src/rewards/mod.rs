@@ -58,6 +58,7 @@ pub mod domain;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod writer;
 
 use huoban_kit::MigrationSpec;
 

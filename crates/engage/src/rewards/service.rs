@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 
 use huoban_accounts::AccountsService;
 use huoban_identity::IdentityService;
-use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::from_micros, idempotency, ids::new_id};
+use huoban_kit::{
+    ApiError, Page, PageQuery, SharedClock,
+    clock::{from_micros, to_micros},
+    idempotency,
+    ids::new_id,
+};
 use huoban_ledger::{
     AccountId, Amount, IdempotencyKey, Ledger, LedgerError, Transfer, TransferMeta, TransferRequest, TransferStatus,
     Unit,
@@ -483,11 +488,7 @@ impl RewardsService {
     /// A granted (free) claim needs no ledger step: it is finished at once.
     async fn finish_free(&self, claim: &ClaimRow) -> Result<ClaimView, ApiError> {
         let now = self.clock.now();
-        let days = self
-            .store
-            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
-            .await?
-            .map_or(1, |r| r.coupon_valid_days);
+        let days = self.valid_days(claim).await?;
         self.store
             .finish(claim, None, now, coupon_valid_until(now, days))
             .await?;
@@ -542,7 +543,8 @@ impl RewardsService {
             per_customer_limit: reward.per_customer_limit,
         };
         let fresh = match self.store.reserve(&new, now).await? {
-            Reservation::Reserved => true,
+            // Written just now as `new` says: no need to read it back.
+            Reservation::Reserved => return Ok((new.row(now), true)),
             Reservation::Replay => false,
             Reservation::LimitReached => {
                 return Err(Refusal::LimitReached {
@@ -617,15 +619,20 @@ impl RewardsService {
     /// points are refunded, so stock and points still agree.
     async fn finish(&self, claim: &ClaimRow, posted: &Transfer) -> Result<ClaimView, ApiError> {
         let now = self.clock.now();
-        let days = self
-            .store
-            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
-            .await?
-            .map_or(1, |r| r.coupon_valid_days);
+        let days = self.valid_days(claim).await?;
         let valid_until = coupon_valid_until(now, days);
-        self.store
-            .finish(claim, Some(&posted.id.to_string()), now, valid_until)
-            .await?;
+        let transfer_id = posted.id.to_string();
+        if self.store.finish(claim, Some(&transfer_id), now, valid_until).await? {
+            // Moved by this call, so the claim is exactly as written.
+            return Ok(claim_view(&ClaimRow {
+                state: ClaimState::Claimed.as_str().to_owned(),
+                transfer_id: Some(transfer_id),
+                updated_at: to_micros(now),
+                claimed_at: Some(to_micros(now)),
+                valid_until: Some(to_micros(valid_until)),
+                ..claim.clone()
+            }));
+        }
         let current = self.reload(claim).await?;
         match current.state() {
             Some(ClaimState::Claimed) => Ok(claim_view(&current)),
@@ -637,10 +644,21 @@ impl RewardsService {
         }
     }
 
+    /// Days a coupon of the claim's reward stays valid.
+    async fn valid_days(&self, claim: &ClaimRow) -> Result<i64, ApiError> {
+        Ok(self
+            .store
+            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
+            .await?
+            .map_or(1, |r| r.coupon_valid_days))
+    }
+
     /// Returns the unit of stock; answers with the claim's final state (someone else may
     /// have finished it first).
     async fn release(&self, claim: &ClaimRow, failure: &str) -> Result<ClaimView, ApiError> {
-        self.store.release(claim, failure, self.clock.now()).await?;
+        if self.store.release(claim, failure, self.clock.now()).await? {
+            return Err(failure_problem(Some(failure)));
+        }
         let current = self.reload(claim).await?;
         match current.state() {
             Some(ClaimState::Claimed) => Ok(claim_view(&current)),
@@ -717,11 +735,7 @@ impl RewardsService {
             }
             match (action, posted) {
                 (Recovery::Finish, Some(t)) => {
-                    let days = self
-                        .store
-                        .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
-                        .await?
-                        .map_or(1, |r| r.coupon_valid_days);
+                    let days = self.valid_days(&claim).await?;
                     if self
                         .store
                         .finish(

@@ -31,6 +31,7 @@ on_both_backends!(
     recovery_finishes_a_posted_claim_and_releases_an_unpaid_one,
     a_granted_prize_costs_no_points_takes_stock_once_and_respects_stock,
     refusals_from_the_read_are_true_and_a_voided_reservation_frees_the_last_unit,
+    concurrent_claims_of_one_customer_never_pass_the_limit,
     a_campaign_reward_is_claimable_only_while_its_campaign_is_live_for_the_customer,
     rewards_refuse_unknown_and_ended_campaigns_and_save_nothing,
 );
@@ -740,4 +741,53 @@ async fn rewards_refuse_unknown_and_ended_campaigns_and_save_nothing(app: TestAp
     assert_eq!(created.body["campaign_id"], live.as_str());
     let list = app.get("/api/v1/staff/rewards", Some(&staff)).await;
     assert_eq!(list.body["items"][0]["campaign_id"], live.as_str());
+}
+
+/// Twenty claims of one customer at once, each with its own key, committed in shared
+/// batches: the limit holds, and each refused claim leaves nothing behind.
+async fn concurrent_claims_of_one_customer_never_pass_the_limit(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 100, 3)).await;
+    let (customer, _) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, 10 * PRICE).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        // A session each, so the requests run side by side.
+        let token = app
+            .app
+            .identity
+            .open_customer_session(customer, Channel::App)
+            .await
+            .expect("session")
+            .token;
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/rewards/{reward}/claims", app.base));
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", format!("many-{i}"))
+                .send()
+                .await
+                .expect("request");
+            (r.status(), r.json::<Value>().await.expect("json"))
+        }));
+    }
+    let (mut won, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        match status {
+            StatusCode::CREATED => won += 1,
+            StatusCode::CONFLICT if body["type"] == "urn:huoban:problem:claim-limit-reached" => refused += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((won, refused), (3, 17));
+    assert_eq!(stock(&app, &reward).await, (100, 3, 0));
+    assert_eq!(points(&app, customer).await, (7 * PRICE, 7 * PRICE));
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reward_claims WHERE reward_id = $1")
+        .bind(&reward)
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("claims");
+    assert_eq!(rows, 3, "refused claims were rolled back with their batch savepoint");
+    assert_ledger_ok(&app).await;
 }
