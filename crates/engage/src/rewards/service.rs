@@ -3,7 +3,7 @@
 //! here too. The module doc of [`super`] explains why a claim can neither oversell nor
 //! charge twice.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use huoban_accounts::AccountsService;
 use huoban_identity::IdentityService;
@@ -257,9 +257,13 @@ pub fn hold_request(claim: &ClaimRow, points: AccountId, clearing: AccountId) ->
     }))
 }
 
-/// The rewards handle; cheap to clone.
+/// The rewards handle; cheap to clone (one reference count: the router clones it for
+/// every request).
 #[derive(Debug, Clone)]
-pub struct RewardsService {
+pub struct RewardsService(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     state: EngageState,
     store: RewardsStore,
     clock: SharedClock,
@@ -270,22 +274,22 @@ pub struct RewardsService {
 
 impl RewardsService {
     pub fn new(state: &EngageState) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             state: state.clone(),
             store: RewardsStore::new(state.db.clone()),
             clock: state.clock.clone(),
             identity: state.identity.clone(),
             accounts: state.accounts.clone(),
             ledger: state.ledger.clone(),
-        }
+        }))
     }
 
     pub fn identity(&self) -> &IdentityService {
-        &self.identity
+        &self.0.identity
     }
 
     pub fn store(&self) -> &RewardsStore {
-        &self.store
+        &self.0.store
     }
 
     fn staff_view(row: RewardRow) -> StaffRewardView {
@@ -316,10 +320,11 @@ impl RewardsService {
             coupon_valid_days: request.coupon_valid_days,
             campaign_id: request.campaign_id,
         })?;
-        self.state.check_campaign(new.campaign_id()).await?;
+        self.0.state.check_campaign(new.campaign_id()).await?;
         let id = new_id();
-        self.store.insert_reward(id, &new, staff, self.clock.now()).await?;
+        self.0.store.insert_reward(id, &new, staff, self.0.clock.now()).await?;
         let row = self
+            .0
             .store
             .reward(id)
             .await?
@@ -329,7 +334,7 @@ impl RewardsService {
 
     pub async fn staff_list(&self, page: &PageQuery) -> Result<Page<StaffRewardView>, ApiError> {
         let limit = page.limit()?;
-        let rows = self.store.rewards(None, page.after()?.as_deref(), limit).await?;
+        let rows = self.0.store.rewards(None, page.after()?.as_deref(), limit).await?;
         Ok(Page::from_rows(
             rows.into_iter().map(Self::staff_view).collect(),
             limit,
@@ -348,10 +353,11 @@ impl RewardsService {
         page: &PageQuery,
     ) -> Result<Page<RewardView>, ApiError> {
         let limit = page.limit()?;
-        let locale = self.identity.profile(customer).await?.locale;
+        let locale = self.0.identity.profile(customer).await?.locale;
         let mut rows = self
+            .0
             .store
-            .rewards(Some(self.clock.now()), page.after()?.as_deref(), limit)
+            .rewards(Some(self.0.clock.now()), page.after()?.as_deref(), limit)
             .await?;
         let next_cursor = (rows.len() > limit as usize)
             .then(|| {
@@ -360,11 +366,11 @@ impl RewardsService {
             })
             .flatten();
         let live = if rows.iter().any(|r| r.campaign_id.is_some()) {
-            self.state.live_campaigns(customer, channel).await?
+            self.0.state.live_campaigns(customer, channel).await?
         } else {
             Default::default()
         };
-        let held = self.store.holdings(customer).await?;
+        let held = self.0.store.holdings(customer).await?;
         let items = rows
             .into_iter()
             .filter(|row| row.campaign_id.as_ref().is_none_or(|c| live.contains(c)))
@@ -389,8 +395,8 @@ impl RewardsService {
 
     pub async fn coupons(&self, customer: Uuid, page: &PageQuery) -> Result<Page<CouponView>, ApiError> {
         let limit = page.limit()?;
-        let locale = self.identity.profile(customer).await?.locale;
-        let rows = self.store.coupons(customer, page.after()?.as_deref(), limit).await?;
+        let locale = self.0.identity.profile(customer).await?.locale;
+        let rows = self.0.store.coupons(customer, page.after()?.as_deref(), limit).await?;
         let items = rows
             .into_iter()
             .map(|(claim, titles)| {
@@ -419,6 +425,7 @@ impl RewardsService {
         // customer at their limit) without a write transaction, which is what most
         // attempts of a flash sale are.
         let outlook = self
+            .0
             .store
             .outlook(reward_id, customer, key)
             .await?
@@ -426,12 +433,12 @@ impl RewardsService {
         // A replay answers the first result even once the window has closed. Loaded from
         // the writer pool: the first attempt may have committed a moment ago.
         if outlook.key_claim.is_some()
-            && let Some(existing) = self.store.claim_by_key(customer, key).await?
+            && let Some(existing) = self.0.store.claim_by_key(customer, key).await?
         {
             return self.replay(existing, reward_id).await.map(|v| (v, true));
         }
         let reward = outlook.reward;
-        window_of(&reward).check(self.clock.now())?;
+        window_of(&reward).check(self.0.clock.now())?;
         if let Some(refusal) = domain::sure_refusal(
             reward.per_customer_limit,
             outlook.held,
@@ -442,7 +449,7 @@ impl RewardsService {
             return Err(refusal.into());
         }
         if let Some(campaign) = &reward.campaign_id
-            && !self.state.live_campaigns(customer, channel).await?.contains(campaign)
+            && !self.0.state.live_campaigns(customer, channel).await?.contains(campaign)
         {
             return Err(
                 ApiError::conflict("reward-not-claimable", "This reward cannot be claimed now")
@@ -466,11 +473,12 @@ impl RewardsService {
     #[tracing::instrument(skip_all, fields(customer = %customer, reward = %reward_id))]
     pub async fn grant(&self, customer: Uuid, reward_id: Uuid, key: &str) -> Result<(ClaimView, bool), ApiError> {
         let reward = self
+            .0
             .store
             .reward(reward_id)
             .await?
             .ok_or_else(|| ApiError::not_found("The reward"))?;
-        let (claim, fresh) = match self.store.claim_by_key(customer, key).await? {
+        let (claim, fresh) = match self.0.store.claim_by_key(customer, key).await? {
             Some(existing) => (existing, false),
             None => self.reserve_at(customer, &reward, key, 0).await?,
         };
@@ -487,9 +495,10 @@ impl RewardsService {
 
     /// A granted (free) claim needs no ledger step: it is finished at once.
     async fn finish_free(&self, claim: &ClaimRow) -> Result<ClaimView, ApiError> {
-        let now = self.clock.now();
+        let now = self.0.clock.now();
         let days = self.valid_days(claim).await?;
-        self.store
+        self.0
+            .store
             .finish(claim, None, now, coupon_valid_until(now, days))
             .await?;
         let current = self.reload(claim).await?;
@@ -530,7 +539,7 @@ impl RewardsService {
     ) -> Result<(ClaimRow, bool), ApiError> {
         // Validated before anything is written: the key must also be a ledger key.
         IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
-        let now = self.clock.now();
+        let now = self.0.clock.now();
         window_of(reward).check(now)?;
         let reward_id: Uuid = reward.id.parse().map_err(ApiError::internal)?;
         let new = NewClaim {
@@ -542,7 +551,7 @@ impl RewardsService {
             code: CouponCode::from_random(random_bits()).to_string(),
             per_customer_limit: reward.per_customer_limit,
         };
-        let fresh = match self.store.reserve(&new, now).await? {
+        let fresh = match self.0.store.reserve(&new, now).await? {
             // Written just now as `new` says: no need to read it back.
             Reservation::Reserved => return Ok((new.row(now), true)),
             Reservation::Replay => false,
@@ -555,6 +564,7 @@ impl RewardsService {
             Reservation::OutOfStock => return Err(Refusal::OutOfStock.into()),
         };
         let claim = self
+            .0
             .store
             .claim_by_key(customer, key)
             .await?
@@ -564,8 +574,8 @@ impl RewardsService {
 
     async fn points_and_clearing(&self, customer: &str) -> Result<(AccountId, AccountId), ApiError> {
         let customer: Uuid = customer.parse().map_err(ApiError::internal)?;
-        let points = self.accounts.ensure_standard_accounts(customer).await?.points;
-        Ok((points, self.accounts.clearing(Unit::Points).await?))
+        let points = self.0.accounts.ensure_standard_accounts(customer).await?.points;
+        Ok((points, self.0.accounts.clearing(Unit::Points).await?))
     }
 
     /// Step 2 alone: holds the claim's points in the ledger (or finds the hold an earlier
@@ -576,7 +586,7 @@ impl RewardsService {
             .await
             .map_err(|e| LedgerError::InvalidInput(e.to_string()))?;
         let request = hold_request(claim, points, clearing).map_err(|e| LedgerError::InvalidInput(e.to_string()))?;
-        Ok(self.ledger.create_pending(request, Some(HOLD_TTL)).await?.transfer)
+        Ok(self.0.ledger.create_pending(request, Some(HOLD_TTL)).await?.transfer)
     }
 
     /// Steps 2 and 3 for a reserved claim: hold, post, finish — or release.
@@ -602,7 +612,7 @@ impl RewardsService {
         let posted = match hold.status {
             TransferStatus::Posted => hold,
             TransferStatus::Voided => return self.release(&claim, CLAIM_EXPIRED).await,
-            TransferStatus::Pending => match self.ledger.post_pending(hold.id).await {
+            TransferStatus::Pending => match self.0.ledger.post_pending(hold.id).await {
                 Ok(t) => t,
                 Err(LedgerError::PendingAlreadyPosted(_)) => hold,
                 Err(LedgerError::PendingExpired(_) | LedgerError::PendingAlreadyVoided(_)) => {
@@ -618,11 +628,11 @@ impl RewardsService {
     /// meanwhile (only possible when this request stalled past [`STALE_AFTER`]), the
     /// points are refunded, so stock and points still agree.
     async fn finish(&self, claim: &ClaimRow, posted: &Transfer) -> Result<ClaimView, ApiError> {
-        let now = self.clock.now();
+        let now = self.0.clock.now();
         let days = self.valid_days(claim).await?;
         let valid_until = coupon_valid_until(now, days);
         let transfer_id = posted.id.to_string();
-        if self.store.finish(claim, Some(&transfer_id), now, valid_until).await? {
+        if self.0.store.finish(claim, Some(&transfer_id), now, valid_until).await? {
             // Moved by this call, so the claim is exactly as written.
             return Ok(claim_view(&ClaimRow {
                 state: ClaimState::Claimed.as_str().to_owned(),
@@ -647,6 +657,7 @@ impl RewardsService {
     /// Days a coupon of the claim's reward stays valid.
     async fn valid_days(&self, claim: &ClaimRow) -> Result<i64, ApiError> {
         Ok(self
+            .0
             .store
             .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
             .await?
@@ -656,7 +667,7 @@ impl RewardsService {
     /// Returns the unit of stock; answers with the claim's final state (someone else may
     /// have finished it first).
     async fn release(&self, claim: &ClaimRow, failure: &str) -> Result<ClaimView, ApiError> {
-        if self.store.release(claim, failure, self.clock.now()).await? {
+        if self.0.store.release(claim, failure, self.0.clock.now()).await? {
             return Err(failure_problem(Some(failure)));
         }
         let current = self.reload(claim).await?;
@@ -667,7 +678,8 @@ impl RewardsService {
     }
 
     async fn reload(&self, claim: &ClaimRow) -> Result<ClaimRow, ApiError> {
-        self.store
+        self.0
+            .store
             .claim(&claim.id)
             .await?
             .ok_or_else(|| ApiError::internal("a claim vanished"))
@@ -684,7 +696,7 @@ impl RewardsService {
                 metadata: Some(serde_json::json!({ "source": "reward", "claim_id": claim.id })),
                 ..TransferMeta::default()
             });
-        self.ledger.transfer(request).await?;
+        self.0.ledger.transfer(request).await?;
         Ok(())
     }
 
@@ -693,10 +705,10 @@ impl RewardsService {
     /// stock returned. Safe to run on several nodes at once and beside live claims.
     #[tracing::instrument(skip_all)]
     pub async fn recover_stale(&self) -> Result<RecoveryReport, ApiError> {
-        let now = self.clock.now();
+        let now = self.0.clock.now();
         let before = now.checked_sub(STALE_AFTER).unwrap_or(now);
         let mut report = RecoveryReport::default();
-        for claim in self.store.stale_reservations(before, RECOVERY_BATCH).await? {
+        for claim in self.0.store.stale_reservations(before, RECOVERY_BATCH).await? {
             if claim.points == 0 {
                 // A grant that stopped before finishing: it owes no points, so it is issued.
                 if self.finish_free(&claim).await.is_ok() {
@@ -704,7 +716,7 @@ impl RewardsService {
                 }
                 continue;
             }
-            let hold = match self.ledger.transfer_by_key(&ledger_key(&claim)?).await {
+            let hold = match self.0.ledger.transfer_by_key(&ledger_key(&claim)?).await {
                 Ok(t) => Some(t),
                 Err(LedgerError::TransferNotFound(_)) => None,
                 Err(e) => {
@@ -718,7 +730,7 @@ impl RewardsService {
             if action == Recovery::VoidFirst
                 && let Some(open) = &hold
             {
-                action = match self.ledger.void_pending(open.id).await {
+                action = match self.0.ledger.void_pending(open.id).await {
                     Ok(_) | Err(LedgerError::PendingExpired(_) | LedgerError::PendingAlreadyVoided(_)) => {
                         Recovery::Release
                     }
@@ -737,6 +749,7 @@ impl RewardsService {
                 (Recovery::Finish, Some(t)) => {
                     let days = self.valid_days(&claim).await?;
                     if self
+                        .0
                         .store
                         .finish(
                             &claim,
@@ -750,7 +763,7 @@ impl RewardsService {
                     }
                 }
                 _ => {
-                    if self.store.release(&claim, CLAIM_EXPIRED, now).await? {
+                    if self.0.store.release(&claim, CLAIM_EXPIRED, now).await? {
                         report.released += 1;
                     }
                 }

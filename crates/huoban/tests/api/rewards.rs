@@ -32,6 +32,7 @@ on_both_backends!(
     a_granted_prize_costs_no_points_takes_stock_once_and_respects_stock,
     refusals_from_the_read_are_true_and_a_voided_reservation_frees_the_last_unit,
     concurrent_claims_of_one_customer_never_pass_the_limit,
+    two_nodes_reserving_at_once_never_pass_the_stock,
     a_campaign_reward_is_claimable_only_while_its_campaign_is_live_for_the_customer,
     rewards_refuse_unknown_and_ended_campaigns_and_save_nothing,
 );
@@ -788,6 +789,37 @@ async fn concurrent_claims_of_one_customer_never_pass_the_limit(app: TestApp) {
         .fetch_one(app.app.db.reader())
         .await
         .expect("claims");
-    assert_eq!(rows, 3, "refused claims were rolled back with their batch savepoint");
+    assert_eq!(rows, 3, "refused claims wrote nothing");
     assert_ledger_ok(&app).await;
+}
+
+/// Two services with a claim writer each, as two nodes have, reserving the same reward at
+/// once: their batches take the stock row in turn, so the stock is never passed.
+async fn two_nodes_reserving_at_once_never_pass_the_stock(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 10, 1)).await;
+    let nodes = [service(&app), service(&app)];
+    let row = nodes[0]
+        .store()
+        .reward(reward.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("reward");
+    let crowd = customers(&app, 40).await;
+    let mut tasks = Vec::new();
+    for (i, (customer, _)) in crowd.into_iter().enumerate() {
+        let (node, row) = (nodes[i % 2].clone(), row.clone());
+        tasks.push(tokio::spawn(async move {
+            node.reserve(customer, &row, &format!("node-{i}")).await
+        }));
+    }
+    let (mut reserved, mut sold_out) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok((_, true)) => reserved += 1,
+            Err(e) if e.slug == "out-of-stock" => sold_out += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((reserved, sold_out), (10, 30));
+    assert_eq!(stock(&app, &reward).await, (10, 0, 10));
 }
