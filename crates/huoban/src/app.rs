@@ -303,7 +303,11 @@ impl App {
             body_limit: self.config.http.body_limit_bytes,
             // Transfers keep their key in the ledger, atomically with the value they move.
             // These keep the key in their own rows, in the same transaction as their effect.
-            native: Arc::from(vec!["/api/v1/transfers", "/api/v1/rewards/{id}/claims"]),
+            native: Arc::from(vec![
+                "/api/v1/transfers",
+                "/api/v1/rewards/{id}/claims",
+                "/api/v1/goals/{id}/conversions",
+            ]),
         };
         let api = api
             .layer(from_fn_with_state(idempotency, idempotency::middleware))

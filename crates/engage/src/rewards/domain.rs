@@ -64,27 +64,35 @@ fn in_range(field: &'static str, value: i64, min: i64, max: i64) -> Result<i64, 
     }
 }
 
+/// Titles per locale (`zh-CN`, `zh-TW`, `en`), at least one, each 1 to
+/// [`MAX_TITLE_CHARS`] characters once trimmed; the field is `titles`. Goal conversion
+/// offers are titled the same way.
+pub fn parse_titles(given: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Invalid> {
+    if given.is_empty() {
+        return Err(invalid("titles", "give a title in at least one locale"));
+    }
+    let mut titles = BTreeMap::new();
+    for (locale, title) in given {
+        let locale = Locale::parse(&locale).map_err(|e| invalid("titles", e))?;
+        let title = title.trim();
+        let chars = title.chars().count();
+        if chars == 0 || chars > MAX_TITLE_CHARS {
+            return Err(invalid(
+                "titles",
+                format!(
+                    "the {} title must be 1 to {MAX_TITLE_CHARS} characters",
+                    locale.as_str()
+                ),
+            ));
+        }
+        titles.insert(locale.as_str().to_owned(), title.to_owned());
+    }
+    Ok(titles)
+}
+
 impl NewReward {
     pub fn parse(draft: RewardDraft) -> Result<Self, Invalid> {
-        if draft.titles.is_empty() {
-            return Err(invalid("titles", "give a title in at least one locale"));
-        }
-        let mut titles = BTreeMap::new();
-        for (locale, title) in draft.titles {
-            let locale = Locale::parse(&locale).map_err(|e| invalid("titles", e))?;
-            let title = title.trim();
-            let chars = title.chars().count();
-            if chars == 0 || chars > MAX_TITLE_CHARS {
-                return Err(invalid(
-                    "titles",
-                    format!(
-                        "the {} title must be 1 to {MAX_TITLE_CHARS} characters",
-                        locale.as_str()
-                    ),
-                ));
-            }
-            titles.insert(locale.as_str().to_owned(), title.to_owned());
-        }
+        let titles = parse_titles(draft.titles)?;
         let points_price = in_range("points_price", draft.points_price, 1, MAX_POINTS_PRICE)?;
         let total_stock = in_range("total_stock", draft.total_stock, 1, MAX_TOTAL_STOCK)?;
         let per_customer_limit = in_range("per_customer_limit", draft.per_customer_limit, 1, MAX_PER_CUSTOMER)?;

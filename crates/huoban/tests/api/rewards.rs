@@ -229,6 +229,9 @@ async fn a_flash_claim_of_200_customers_on_50_units_has_exactly_50_winners(app: 
             .into_iter()
             .collect();
     assert_eq!(codes.len(), 50, "every coupon has its own code");
+    // The claim keeps its key in its own row: no attempt, won or refused, stored a
+    // response in the HTTP idempotency layer.
+    assert_eq!(app.count("idempotency_keys").await, 0);
     assert_ledger_ok(&app).await;
 }
 
