@@ -7,11 +7,14 @@
 //! - [`questionnaire`]: branching questionnaires and scored quizzes, validated as graphs,
 //!   and the built-in risk-appetite questionnaire that sets a suitability level.
 //! - [`goals`]: collaborative savings goals filling a ledger goal pocket, with a monthly
-//!   plan, milestone messages, partners and durable monthly reminders.
+//!   plan, milestone messages, partners, durable monthly reminders, an automatic monthly
+//!   transfer and points converted into the pocket under (campaign) conversion offers.
 //! - [`events`]: behaviour events reported by every channel in batches, idempotent per
 //!   client event id, and the ledger postings to customers' accounts as events.
-//! - [`rewards`]: a points-priced catalog of coupons, claimed under flash-sale load
-//!   without overselling or charging twice.
+//! - [`rewards`]: a points-priced catalog of coupons, optionally of a campaign, claimed
+//!   under flash-sale load without overselling or charging twice.
+//!
+//! Campaigns (a crate that depends on this one) answer through [`CampaignGate`].
 //!
 //! Value never changes here directly: rewards are ledger transfers with idempotency keys.
 
