@@ -23,7 +23,7 @@
 //!
 //! If the batch cannot commit (a key another node committed after the read, a deadlock
 //! between nodes), nothing of it happened and it is decided again from fresh reads, up to
-//! [`ATTEMPTS`] times; then every write in it is answered with the error (a retry is safe:
+//! `ATTEMPTS` (3) times; then every write in it is answered with the error (a retry is safe:
 //! a reservation is keyed by its Idempotency-Key, finish and release by the claim's state).
 //! The table constraints (`claimed + reserved <= total`, `held >= 0`) stay the last line
 //! of defence.
