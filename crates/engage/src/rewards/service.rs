@@ -462,7 +462,9 @@ impl RewardsService {
             // A concurrent attempt with the same key won the reservation.
             return self.replay(claim, reward_id).await.map(|v| (v, true));
         }
-        self.settle(claim).await.map(|v| (v, false))
+        self.settle(claim, Some(reward.coupon_valid_days))
+            .await
+            .map(|v| (v, false))
     }
 
     /// Issues a unit of a reward as a prize — a rule's action, an invite unlock, a team
@@ -517,7 +519,7 @@ impl RewardsService {
             Some(ClaimState::Released) => Err(failure_problem(claim.failure.as_deref())),
             // The first attempt is still running or died: drive it on. Every step is
             // idempotent, so two drivers still make one hold, one posting, one coupon.
-            Some(ClaimState::Reserved) => self.settle(claim).await,
+            Some(ClaimState::Reserved) => self.settle(claim, None).await,
             None => Err(ApiError::internal(format!("claim {} has an unknown state", claim.id))),
         }
     }
@@ -590,7 +592,8 @@ impl RewardsService {
     }
 
     /// Steps 2 and 3 for a reserved claim: hold, post, finish — or release.
-    async fn settle(&self, claim: ClaimRow) -> Result<ClaimView, ApiError> {
+    /// `valid_days`: the reward's coupon validity when the caller has it at hand.
+    async fn settle(&self, claim: ClaimRow, valid_days: Option<i64>) -> Result<ClaimView, ApiError> {
         let hold = match self.hold(&claim).await {
             Ok(t) => t,
             Err(LedgerError::InsufficientFunds {
@@ -621,15 +624,18 @@ impl RewardsService {
                 Err(e) => return Err(e.into()),
             },
         };
-        self.finish(&claim, &posted).await
+        self.finish(&claim, &posted, valid_days).await
     }
 
     /// Marks the claim claimed once its points are posted. If recovery released it
     /// meanwhile (only possible when this request stalled past [`STALE_AFTER`]), the
     /// points are refunded, so stock and points still agree.
-    async fn finish(&self, claim: &ClaimRow, posted: &Transfer) -> Result<ClaimView, ApiError> {
+    async fn finish(&self, claim: &ClaimRow, posted: &Transfer, days: Option<i64>) -> Result<ClaimView, ApiError> {
         let now = self.0.clock.now();
-        let days = self.valid_days(claim).await?;
+        let days = match days {
+            Some(days) => days,
+            None => self.valid_days(claim).await?,
+        };
         let valid_until = coupon_valid_until(now, days);
         let transfer_id = posted.id.to_string();
         if self.0.store.finish(claim, Some(&transfer_id), now, valid_until).await? {
