@@ -793,6 +793,17 @@ async fn points_convert_into_a_goal_under_a_campaign_offer_once_per_key(app: Tes
         .expect("transfer");
     assert_eq!(transfer.legs.len(), 2);
     assert_eq!(transfer.legs[0].unit, Some(huoban_ledger::Unit::Points));
+    // The ledger listener, which may see the transfer first, credits the converting
+    // customer too (the money came from the bank's clearing, the points were theirs).
+    sqlx::query("DELETE FROM goal_contributions")
+        .execute(app.app.db.writer())
+        .await
+        .expect("forgotten");
+    goals_service(&app)
+        .handle_posted(&[std::sync::Arc::new(transfer.clone())])
+        .await
+        .expect("heard");
+    assert_eq!(view(&app, &token, &id).await["contributions"][0]["is_you"], true);
 
     let replay = convert(&app, &token, &id, &festival, 25_000, Some("c-1")).await;
     assert_eq!(replay.status.as_u16(), 201, "{:?}", replay.body);
