@@ -13,8 +13,9 @@
 //! transfer off and on — the month is paid once. Too little money: nothing moves, the
 //! owner gets one inbox message for the month, and the transfer is tried again the next
 //! [`domain::SHORTFALL_RETRIES`] days at the same hour; then that month is skipped and the
-//! next month's day is due. Turning it off deletes the row: nothing more is paid. Progress
-//! and milestones move as with any deposit.
+//! next month's day is due. Turning it off deletes the row: nothing more is paid (a run
+//! that had already claimed the row a moment before may still finish that one month's
+//! payment). Progress and milestones move as with any deposit.
 //!
 //! **Points conversion.** Staff define conversion offers (`100 points = ¥1`), each
 //! optionally belonging to a campaign: it is then usable only while that campaign is live
@@ -23,7 +24,8 @@
 //! account for the bank's points clearing, and the money goes from the bank's CNY clearing
 //! into the goal's pocket. Its key is the customer's Idempotency-Key (scope
 //! `goal-conversion:{customer}`), so a retry converts nothing more. The owner and partners
-//! may convert into a shared goal.
+//! may convert into a shared goal. An offer has a per-conversion maximum but no budget of
+//! its own: the money comes from the bank's clearing, not from the campaign's points budget.
 
 use std::collections::BTreeMap;
 
