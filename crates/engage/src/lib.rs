@@ -7,11 +7,14 @@
 //! - [`questionnaire`]: branching questionnaires and scored quizzes, validated as graphs,
 //!   and the built-in risk-appetite questionnaire that sets a suitability level.
 //! - [`goals`]: collaborative savings goals filling a ledger goal pocket, with a monthly
-//!   plan, milestone messages, partners and durable monthly reminders.
+//!   plan, milestone messages, partners, durable monthly reminders, an automatic monthly
+//!   transfer and points converted into the pocket under (campaign) conversion offers.
 //! - [`events`]: behaviour events reported by every channel in batches, idempotent per
 //!   client event id, and the ledger postings to customers' accounts as events.
-//! - [`rewards`]: a points-priced catalog of coupons, claimed under flash-sale load
-//!   without overselling or charging twice.
+//! - [`rewards`]: a points-priced catalog of coupons, optionally of a campaign, claimed
+//!   under flash-sale load without overselling or charging twice.
+//!
+//! Campaigns (a crate that depends on this one) answer through [`CampaignGate`].
 //!
 //! Value never changes here directly: rewards are ledger transfers with idempotency keys.
 
@@ -29,6 +32,27 @@ use huoban_kit::{Db, MigrationSpec, SharedClock};
 use huoban_ledger::Ledger;
 use utoipa_axum::router::OpenApiRouter;
 
+/// A boxed future, as [`CampaignGate`] answers.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What engage asks of campaigns: rewards and goal conversion offers may belong to a
+/// campaign (issue 4, item 3). The campaigns crate depends on engage, so engage defines
+/// the question here and the server wires in the campaigns capability as the answer
+/// (`crates/huoban/src/app.rs`); engage never reads the campaign tables.
+pub trait CampaignGate: Send + Sync + std::fmt::Debug {
+    /// May something new belong to this campaign? `Ok` when it exists and has not ended;
+    /// otherwise the problem to answer: 404 `unknown-campaign` or 409 `campaign-ended`.
+    fn check_open<'a>(&'a self, campaign_id: &'a str) -> BoxFuture<'a, Result<(), huoban_kit::ApiError>>;
+
+    /// The campaigns live now whose audience admits the customer (signed in on
+    /// `channel`), by id.
+    fn live_for<'a>(
+        &'a self,
+        customer: uuid::Uuid,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<std::collections::BTreeSet<String>, huoban_kit::ApiError>>;
+}
+
 /// Everything the engagement routes need.
 #[derive(Debug, Clone, FromRef)]
 pub struct EngageState {
@@ -40,6 +64,39 @@ pub struct EngageState {
     /// Goal milestones and reminders are inbox messages (the server's one inbox, so they
     /// are pushed live to open pages).
     pub inbox: InboxService,
+    /// The campaigns capability, for rewards and conversion offers that belong to a
+    /// campaign; `None` (tools and tests without campaigns) refuses any campaign id.
+    pub campaigns: Option<std::sync::Arc<dyn CampaignGate>>,
+}
+
+impl EngageState {
+    /// Refuses a campaign id that names no campaign or an ended one (nothing to check
+    /// without an id).
+    pub async fn check_campaign(&self, campaign_id: Option<&str>) -> Result<(), huoban_kit::ApiError> {
+        match (campaign_id, &self.campaigns) {
+            (None, _) => Ok(()),
+            (Some(id), Some(campaigns)) => campaigns.check_open(id).await,
+            (Some(_), None) => Err(huoban_kit::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "unknown-campaign",
+                "Unknown campaign",
+            )
+            .detail("campaigns are not available on this server")
+            .with("field", "campaign_id")),
+        }
+    }
+
+    /// The live campaigns open to the customer; empty without a campaigns capability.
+    pub async fn live_campaigns(
+        &self,
+        customer: uuid::Uuid,
+        channel: &str,
+    ) -> Result<std::collections::BTreeSet<String>, huoban_kit::ApiError> {
+        match &self.campaigns {
+            Some(campaigns) => campaigns.live_for(customer, channel).await,
+            None => Ok(Default::default()),
+        }
+    }
 }
 
 pub fn migrations() -> Vec<MigrationSpec> {

@@ -277,6 +277,14 @@ impl App {
             accounts: self.accounts.clone(),
             ledger: self.ledger.clone(),
             inbox: self.inbox.clone(),
+            campaigns: Some(Arc::new(CampaignsForEngage {
+                campaigns: huoban_campaigns::campaigns::service::CampaignService::new(
+                    self.db.clone(),
+                    self.identity.store().clone(),
+                    self.clock.clone(),
+                ),
+                clock: self.clock.clone(),
+            })),
         }
     }
 
@@ -295,7 +303,11 @@ impl App {
             body_limit: self.config.http.body_limit_bytes,
             // Transfers keep their key in the ledger, atomically with the value they move.
             // These keep the key in their own rows, in the same transaction as their effect.
-            native: Arc::from(vec!["/api/v1/transfers", "/api/v1/rewards/{id}/claims"]),
+            native: Arc::from(vec![
+                "/api/v1/transfers",
+                "/api/v1/rewards/{id}/claims",
+                "/api/v1/goals/{id}/conversions",
+            ]),
         };
         let api = api
             .layer(from_fn_with_state(idempotency, idempotency::middleware))
@@ -507,6 +519,55 @@ impl huoban_social::CampaignCheck for CampaignsForSocial {
                     .with("field", "campaign_id"));
             }
             Ok(())
+        })
+    }
+}
+
+/// Campaigns answering engage: a reward or a goal conversion offer may only belong to a
+/// campaign that exists and has not ended, and is usable only while that campaign is live
+/// for the customer. Built on the campaign service alone (not on the campaigns state,
+/// which is itself built on the engage state).
+#[derive(Debug)]
+struct CampaignsForEngage {
+    campaigns: huoban_campaigns::campaigns::service::CampaignService,
+    clock: SharedClock,
+}
+
+impl huoban_engage::CampaignGate for CampaignsForEngage {
+    fn check_open<'a>(&'a self, campaign_id: &'a str) -> huoban_engage::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            use huoban_campaigns::campaigns::{
+                domain::{State, ended, unknown},
+                service::state_of,
+            };
+            let id = uuid::Uuid::parse_str(campaign_id).map_err(|_| unknown().with("field", "campaign_id"))?;
+            let row = self
+                .campaigns
+                .row(id)
+                .await
+                .map_err(|e| e.with("field", "campaign_id"))?;
+            if state_of(&row, self.clock.now()) == State::Ended {
+                return Err(ended()
+                    .detail("nothing new can join an ended campaign")
+                    .with("field", "campaign_id"));
+            }
+            Ok(())
+        })
+    }
+
+    fn live_for<'a>(
+        &'a self,
+        customer: uuid::Uuid,
+        channel: &'a str,
+    ) -> huoban_engage::BoxFuture<'a, Result<std::collections::BTreeSet<String>, ApiError>> {
+        Box::pin(async move {
+            Ok(self
+                .campaigns
+                .for_customer(customer, channel)
+                .await?
+                .into_iter()
+                .map(|c| c.id.to_string())
+                .collect())
         })
     }
 }

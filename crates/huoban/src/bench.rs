@@ -602,18 +602,8 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
 /// Creates the `flash-claim` reward: `stock` units at [`FLASH_PRICE`] points, one per
 /// customer, claimable from an hour ago for a day. Returns its id.
 pub async fn create_flash_reward(app: &App, stock: i64) -> anyhow::Result<String> {
-    use huoban_engage::{
-        EngageState,
-        rewards::service::{NewRewardRequest, RewardsService},
-    };
-    let service = RewardsService::new(&EngageState {
-        db: app.db.clone(),
-        clock: app.clock.clone(),
-        identity: app.identity.clone(),
-        accounts: app.accounts.clone(),
-        ledger: app.ledger.clone(),
-        inbox: app.inbox.clone(),
-    });
+    use huoban_engage::rewards::service::{NewRewardRequest, RewardsService};
+    let service = RewardsService::new(&app.engage_state());
     let now = app.clock.now();
     let at = |hours: i64| -> anyhow::Result<String> {
         Ok(now.checked_add(jiff::SignedDuration::from_hours(hours))?.to_string())
@@ -633,6 +623,7 @@ pub async fn create_flash_reward(app: &App, stock: i64) -> anyhow::Result<String
                 claimable_from: at(-1)?,
                 claimable_until: at(24)?,
                 coupon_valid_days: 30,
+                campaign_id: None,
             },
         )
         .await

@@ -208,7 +208,15 @@ pub const KNOWN_KEYS: &[&str] = &[
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.
-const OTHER_VARIABLES: &[&str] = &["config", "test_postgres_url", "web_assets_dir"];
+const OTHER_VARIABLES: &[&str] = &[
+    "config",
+    "test_postgres_url",
+    "web_assets_dir",
+    // `huoban bench h5`: other browser paths, and the request waterfall.
+    "chromedriver",
+    "chromium",
+    "bench_h5_waterfall",
+];
 
 /// Flags given on the command line; they win over everything else.
 #[derive(Debug, Clone, Default)]

@@ -159,7 +159,10 @@ pub async fn seed(app: &App) -> anyhow::Result<DemoReport> {
     let campaign = crate::demo_campaign::seed(app)
         .await
         .context("demo: the Spring Festival campaign")?;
-    crate::demo_social::seed(app, &rows, settings.seed, campaign)
+    crate::demo_campaign::seed_goals(app, &rows)
+        .await
+        .context("demo: savings goals")?;
+    crate::demo_social::seed(app, &rows, settings.seed, campaign.id)
         .await
         .context("demo: invites and team challenges")?;
     crate::demo_risk::seed(app, &rows)

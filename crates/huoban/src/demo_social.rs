@@ -66,6 +66,7 @@ pub async fn seed(app: &App, rows: &[CustomerRow], seed: u64, campaign: Uuid) ->
                 claimable_from: hours(-72),
                 claimable_until: hours(24 * 30),
                 coupon_valid_days: 30,
+                campaign_id: Some(campaign.to_string()),
             },
         )
         .await

@@ -367,11 +367,34 @@ pub struct Leg {
     pub debit: AccountId,
     pub credit: AccountId,
     pub amount: Amount,
+    /// The leg's unit when it is not the transfer's: one posted transfer may move several
+    /// units at once (points out of a customer's points account and money into their goal
+    /// pocket), all or nothing. Both accounts of a leg hold its unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
 }
 
 impl Leg {
     pub fn new(debit: AccountId, credit: AccountId, amount: Amount) -> Self {
-        Self { debit, credit, amount }
+        Self {
+            debit,
+            credit,
+            amount,
+            unit: None,
+        }
+    }
+
+    /// A leg in `unit`, which may differ from its transfer's.
+    pub fn in_unit(unit: Unit, debit: AccountId, credit: AccountId, amount: Amount) -> Self {
+        Self {
+            unit: Some(unit),
+            ..Self::new(debit, credit, amount)
+        }
+    }
+
+    /// The unit this leg moves, given its transfer's.
+    pub fn unit_in(&self, transfer_unit: Unit) -> Unit {
+        self.unit.unwrap_or(transfer_unit)
     }
 }
 
@@ -489,6 +512,8 @@ pub struct CheckedTransfer {
     pub request: TransferRequest,
     pub mode: Mode,
     pub movements: BTreeMap<AccountId, Movement>,
+    /// The unit each touched account must hold.
+    pub units: BTreeMap<AccountId, Unit>,
     pub request_hash: String,
 }
 
@@ -537,9 +562,21 @@ pub fn check_transfer(request: TransferRequest, mode: Mode) -> Result<CheckedTra
     }
 
     let mut movements: BTreeMap<AccountId, Movement> = BTreeMap::new();
+    let mut units: BTreeMap<AccountId, Unit> = BTreeMap::new();
     for leg in &request.legs {
         if leg.debit == leg.credit {
             return Err(LedgerError::SameAccount(leg.debit.to_string()));
+        }
+        let unit = leg.unit_in(request.unit);
+        if unit != request.unit && matches!(mode, Mode::Hold { .. }) {
+            return Err(LedgerError::InvalidTransfer("a hold moves one unit only".into()));
+        }
+        for account in [leg.debit, leg.credit] {
+            if *units.entry(account).or_insert(unit) != unit {
+                return Err(LedgerError::InvalidTransfer(format!(
+                    "account {account} appears in legs of two units"
+                )));
+            }
         }
         let out = movements.entry(leg.debit).or_default();
         out.out = out
@@ -560,6 +597,7 @@ pub fn check_transfer(request: TransferRequest, mode: Mode) -> Result<CheckedTra
         request,
         mode,
         movements,
+        units,
         request_hash,
     })
 }
@@ -569,10 +607,14 @@ pub fn check_transfer(request: TransferRequest, mode: Mode) -> Result<CheckedTra
 /// `serde_json` objects are ordered maps here (no `preserve_order`), so metadata key
 /// order does not matter.
 pub fn request_hash(request: &TransferRequest, mode: Mode) -> String {
-    let legs: Vec<_> = request
+    // A leg in the transfer's own unit hashes as it always has, so stored hashes stay valid.
+    let legs: Vec<serde_json::Value> = request
         .legs
         .iter()
-        .map(|l| (l.debit.to_string(), l.credit.to_string(), l.amount.get()))
+        .map(|l| match l.unit.filter(|u| *u != request.unit) {
+            None => serde_json::json!([l.debit.to_string(), l.credit.to_string(), l.amount.get()]),
+            Some(u) => serde_json::json!([l.debit.to_string(), l.credit.to_string(), l.amount.get(), u.as_str()]),
+        })
         .collect();
     let (hold, expires_after) = match mode {
         Mode::Post => (false, None),
@@ -736,13 +778,25 @@ pub fn apply_movements(
     unit: Unit,
     step: impl Fn(&AccountState, Movement) -> Result<Balance, LedgerError>,
 ) -> Result<Vec<(AccountId, Balance)>, LedgerError> {
+    apply_movements_in(accounts, movements, &BTreeMap::new(), unit, step)
+}
+
+/// [`apply_movements`] where accounts listed in `units` must hold that unit instead of
+/// `unit` (the legs of a transfer that moves several units).
+pub fn apply_movements_in(
+    accounts: &BTreeMap<AccountId, AccountState>,
+    movements: &BTreeMap<AccountId, Movement>,
+    units: &BTreeMap<AccountId, Unit>,
+    unit: Unit,
+    step: impl Fn(&AccountState, Movement) -> Result<Balance, LedgerError>,
+) -> Result<Vec<(AccountId, Balance)>, LedgerError> {
     // Existence and unit first, so that the error names the first real problem rather
     // than a balance on an account that should never have been touched.
     for id in movements.keys() {
         accounts
             .get(id)
             .ok_or_else(|| LedgerError::UnknownAccount(id.to_string()))?
-            .check_unit(unit)?;
+            .check_unit(units.get(id).copied().unwrap_or(unit))?;
     }
     movements
         .iter()
@@ -981,6 +1035,13 @@ mod tests {
         let mut other = base.clone();
         other.key = IdempotencyKey::new("test", "k2").expect("key");
         assert_eq!(request_hash(&base, Mode::Post), request_hash(&other, Mode::Post));
+        // A leg naming the transfer's own unit is the leg it always was; another unit is
+        // other content.
+        let mut named = base.clone();
+        named.legs[0].unit = Some(Unit::Cny);
+        assert_eq!(request_hash(&base, Mode::Post), request_hash(&named, Mode::Post));
+        named.legs[0].unit = Some(Unit::Points);
+        assert_ne!(request_hash(&base, Mode::Post), request_hash(&named, Mode::Post));
     }
 
     #[test]

@@ -384,8 +384,11 @@ pub(crate) async fn legs_of(
     let mut legs: HashMap<TransferId, Vec<Leg>> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         let sql = format!(
-            "SELECT transfer_id, debit_account, credit_account, amount FROM ledger_legs \
-             WHERE transfer_id IN ({}) ORDER BY transfer_id, leg",
+            "SELECT l.transfer_id, l.debit_account, l.credit_account, l.amount, t.unit AS transfer_unit, \
+               a.unit AS leg_unit \
+             FROM ledger_legs l JOIN ledger_transfers t ON t.id = l.transfer_id \
+             JOIN ledger_accounts a ON a.id = l.debit_account \
+             WHERE l.transfer_id IN ({}) ORDER BY l.transfer_id, l.leg",
             placeholders(1, chunk.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -399,6 +402,13 @@ pub(crate) async fn legs_of(
                 credit: parse(&col::<String>(&row, "credit_account")?, "account id")?,
                 amount: Amount::new(col(&row, "amount")?)
                     .map_err(|_| LedgerError::Inconsistent("stored leg amount is not positive".into()))?,
+                // A leg's unit is its accounts' (they never change unit); named only when
+                // it is not the transfer's.
+                unit: {
+                    let leg_unit: Unit = parse(&col::<String>(&row, "leg_unit")?, "unit")?;
+                    let transfer_unit: Unit = parse(&col::<String>(&row, "transfer_unit")?, "unit")?;
+                    (leg_unit != transfer_unit).then_some(leg_unit)
+                },
             };
             legs.entry(transfer).or_default().push(leg);
         }
@@ -639,7 +649,7 @@ pub(crate) async fn write_batch_postgres(
                 [(leg.debit, -leg.amount.get()), (leg.credit, leg.amount.get())].map(|(account, amount)| {
                     json!({
                         "id": huoban_kit::ids::new_id().to_string(), "account_id": account.to_string(),
-                        "transfer_id": t.id.to_string(), "leg": i as i64, "unit": t.unit.as_str(),
+                        "transfer_id": t.id.to_string(), "leg": i as i64, "unit": leg.unit_in(t.unit).as_str(),
                         "amount": amount, "merchant_category": t.meta.merchant_category, "at": to_micros(at),
                     })
                 })
@@ -702,7 +712,7 @@ pub(crate) async fn insert_entries(
                         Value::Text(account.to_string()),
                         Value::Text(t.id.to_string()),
                         Value::Int(i as i64),
-                        Value::Text(t.unit.as_str().to_owned()),
+                        Value::Text(leg.unit_in(t.unit).as_str().to_owned()),
                         Value::Int(amount),
                         Value::OptText(t.meta.merchant_category.clone()),
                         Value::Int(to_micros(at)),

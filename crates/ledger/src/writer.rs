@@ -481,12 +481,16 @@ impl Plan {
                 (TransferStatus::Pending, expires_at, None)
             }
         };
-        let changes = domain::apply_movements(&self.accounts, &checked.movements, request.unit, |s, m| match checked
-            .mode
-        {
-            Mode::Post => s.post(m),
-            Mode::Hold { .. } => s.hold(m),
-        })?;
+        let changes = domain::apply_movements_in(
+            &self.accounts,
+            &checked.movements,
+            &checked.units,
+            request.unit,
+            |s, m| match checked.mode {
+                Mode::Post => s.post(m),
+                Mode::Hold { .. } => s.hold(m),
+            },
+        )?;
         let transfer = Transfer {
             id: TransferId::new(),
             key: request.key.clone(),

@@ -5,11 +5,13 @@
 // - events: behaviour events batched, kept in localStorage, sent with client ids, retried
 //   when back online (the server drops duplicates by id).
 // - live(): inbox messages over SSE (EventSource with ?access_token=), reconnecting.
-// - i18n: t(key, vars) from locales/{zh-CN,zh-TW,en}.json; fmt.* via Intl per locale.
-// - prefs: elderly mode and language, applied to <html> and saved to /api/v1/me.
+// - i18n: t(key, vars) from locales/{zh-CN,zh-TW,en}.json (the page carries its language's
+//   strings inline; others are fetched); fmt.* via Intl per locale.
+// - prefs: elderly mode and language, applied to <html> and saved to /api/v1/me; the live
+//   campaign's festival theme, remembered for the next page.
 
 const LS = globalThis.localStorage;
-const TOKEN = "huoban.token", LOCALE = "huoban.locale", MODE = "huoban.mode", QUEUE = "huoban.events", IDEM = "huoban.idem.";
+const TOKEN = "huoban.token", LOCALE = "huoban.locale", MODE = "huoban.mode", THEME = "huoban.theme", DEVICE = "huoban.device", QUEUE = "huoban.events", IDEM = "huoban.idem.";
 export const LOCALES = ["zh-CN", "zh-TW", "en"];
 let base = "";
 let strings = {};
@@ -27,6 +29,13 @@ export const session = {
   clear() { write(TOKEN, null); },
 };
 
+/** This browser's device id (made once, kept in localStorage), e.g. for `X-Device-Id`. */
+export function deviceId() {
+  let id = read(DEVICE);
+  if (!id) { id = uuid(); write(DEVICE, id); }
+  return id;
+}
+
 export const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
   : "10000000-1000-4000-8000-100000000000".replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16)));
 
@@ -40,6 +49,9 @@ export class ApiError extends Error {
 }
 
 function errorText(slug, problem) {
+  // A refused field has its own sentence when the locale has one (`error.validation.password`).
+  const field = slug === "validation" && problem.field ? "error.validation." + problem.field : null;
+  if (field && strings[field]) return t(field, problem);
   const k = "error." + slug;
   if (strings[k]) return t(k, problem);
   return problem.detail || problem.title || t("error.generic");
@@ -59,9 +71,10 @@ function idemKey(action, body) {
  * Calls the API. `opts.action` (e.g. `deposit:<goal id>`) marks a value-moving call: an
  * Idempotency-Key is created for it and reused by every retry of the same action with the
  * same body, and forgotten once the server has answered (success or a refusal).
+ * `opts.headers` adds headers (e.g. `x-device-id`).
  */
 export async function request(method, path, body, opts = {}) {
-  const headers = { accept: "application/json, application/problem+json" };
+  const headers = { ...opts.headers, accept: "application/json, application/problem+json" };
   const token = session.token;
   if (token) headers.authorization = "Bearer " + token;
   if (body !== undefined) headers["content-type"] = "application/json";
@@ -69,8 +82,8 @@ export async function request(method, path, body, opts = {}) {
   let res;
   try {
     // The page's inline head script may have started this very request already.
-    const early = opts.early;
-    res = early ? await early : await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const first = opts.early || takeEarly(method, path);
+    res = first ? await first : await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
     throw new ApiError(0, navigator.onLine === false ? "offline" : "network", {});
   }
@@ -134,17 +147,33 @@ function assetUrl(stable) {
   } catch { return stable; }
 }
 
-/** Loads the strings of `loc` (default: the saved or the browser's language). */
-// Started by the page's inline head script, in parallel with the module downloads.
+// Started by the page's inline head script, in parallel with the module downloads: the
+// profile, the strings when the page's inline ones are of another language, and the reads
+// the page names in <meta name="huoban-early">. Each is used once, by the first call for it.
 const early = globalThis.__huobanEarly || {};
 globalThis.__huobanEarly = null;
+function takeEarly(method, path) {
+  const pending = method === "GET" && !base && early.token === session.token ? early.api?.[path] : null;
+  if (pending) delete early.api[path];
+  return pending;
+}
 
+// The strings the server put in the page (`<script type="application/json" id="huoban-strings">`).
+function inlineStrings(loc) {
+  const el = document.getElementById("huoban-strings");
+  if (!el || el.dataset.locale !== loc) return null;
+  try { return JSON.parse(el.textContent); } catch { return null; }
+}
+
+/** Loads the strings of `loc` (default: the saved or the browser's language). */
 export async function loadLocale(loc = locale()) {
   const pending = early.locale === loc && early.strings;
   early.strings = null;
-  strings = await (pending ? pending.catch(() => fetch(assetUrl(`/h5/assets/locales/${loc}.json`)).then((r) => r.json()))
-    : fetch(assetUrl(`/h5/assets/locales/${loc}.json`)).then((r) => r.json()));
+  const fetchIt = () => fetch(assetUrl(`/h5/assets/locales/${loc}.json`)).then((r) => r.json());
+  strings = inlineStrings(loc) || await (pending ? pending.catch(fetchIt) : fetchIt());
   document.documentElement.lang = loc;
+  // Tells the server which language to put in the next page.
+  try { document.cookie = `huoban.locale=${loc}; path=/h5; max-age=31536000; samesite=lax`; } catch { /* no cookies */ }
   return strings;
 }
 
@@ -160,6 +189,8 @@ export const fmt = {
   percent: (p) => new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format((p || 0) / 100),
   date: (d, style = "medium") => new Intl.DateTimeFormat(locale(), { dateStyle: style }).format(typeof d === "string" && d.length === 10 ? new Date(d + "T00:00:00") : new Date(d)),
   dateTime: (d) => new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short" }).format(new Date(d)),
+  /** A prize (`{points}` or `{reward_id}`) in words: "500 points", "a coupon". */
+  prize: (p) => (p?.points ? t("prize.points", { points: fmt.number(p.points) }) : t("prize.coupon")),
 };
 
 // ---- preferences ----
@@ -173,6 +204,19 @@ function applyMode(elderly) {
 /** A festival theme for the page (`spring-festival`, `mid-autumn`), or none. */
 export function setTheme(name) {
   if (name) document.documentElement.dataset.theme = name; else delete document.documentElement.dataset.theme;
+}
+
+/**
+ * The live campaigns for this customer (`GET /api/v1/campaigns`); the first live one's
+ * festival theme is applied and remembered, so the next page starts in it (and forgotten
+ * when no campaign is live). `keepTheme` leaves the page's theme alone (a preview).
+ */
+export async function campaigns({ keepTheme = false } = {}) {
+  const list = await api.get("/api/v1/campaigns");
+  const live = list.find((c) => c.state === "live") || null;
+  write(THEME, live?.theme || null);
+  if (!keepTheme) setTheme(live?.theme);
+  return { list, live };
 }
 
 /** The signed-in customer's profile (cached for the page). */
@@ -211,7 +255,7 @@ export async function setLocale(loc) {
  */
 export async function boot({ auth = true, theme } = {}) {
   applyMode(read(MODE) === "elderly");
-  if (theme) setTheme(theme);
+  setTheme(theme || read(THEME));
   if (auth && !session.token) { toSignIn(); return new Promise(() => {}); }
   const [p] = await Promise.all([auth ? profile().catch((e) => { if (e.status !== 401) throw e; }) : null, loadLocale()]);
   if (p) {
@@ -237,10 +281,12 @@ let timer = null;
 let sending = false;
 
 export const events = {
-  /** Queues one event; it is sent within a few seconds with the others. */
-  track(type, properties = {}) {
+  /** Queues one event; it is sent within a few seconds with the others. `id` (optional)
+   * makes it count once however often it is sent (the server drops repeated ids). */
+  track(type, properties = {}, id = uuid()) {
     const q = loadQueue();
-    q.push({ id: uuid(), type, channel: "h5", at: new Date().toISOString(), properties });
+    if (q.some((e) => e.id === id)) return;
+    q.push({ id, type, channel: "h5", at: new Date().toISOString(), properties });
     write(QUEUE, JSON.stringify(q.slice(-500)));
     events.schedule();
   },
@@ -309,7 +355,10 @@ export function celebrate(symbol = "🎉") {
 
 /** Base for Huoban's custom elements: `data` property, `state` attribute
  * (loading | empty | error | ready), re-render on language/mode change. */
+let elements = 0;
 export class HuobanElement extends HTMLElement {
+  /** An id prefix unique to this element on the page (for aria-labelledby and the like). */
+  get uid() { return this._uid || (this._uid = "hb" + ++elements); }
   static get observedAttributes() { return ["state"]; }
   constructor() { super(); this._data = null; this._error = null; }
   connectedCallback() { this._prefs = () => this.render(); document.addEventListener("huoban:prefs", this._prefs); this.render(); }

@@ -10,6 +10,14 @@
 //! The stable URLs also answer (`no-cache`, with an `ETag`), for a bank's own H5 that
 //! imports a component without the map.
 //!
+//! Each page comes in one variant per language, carrying that language's strings inline (a
+//! JSON data block, not a script), so a first load needs no separate request for them. The
+//! variant is picked from the `huoban.locale` cookie the SDK keeps in step with the
+//! customer's choice, else from the first `Accept-Language` tag (as the SDK reads
+//! `navigator.language`), else zh-CN. Each page's import map lists only the modules its own
+//! graph imports (statically or with `import()`) and the locales, and its
+//! Content-Security-Policy allows exactly its two inline scripts by hash.
+//!
 //! With [`Web::from_dir`] (config `web.assets_dir`) every request reads the files from disk,
 //! uncompressed, so an edit shows on the next reload.
 
@@ -44,20 +52,35 @@ pub const PAGES: &[(&str, &str)] = &[
     ("rewards", "rewards"),
     ("inbox", "inbox"),
     ("accounts", "accounts"),
+    ("tasks", "tasks"),
+    ("invite", "invite"),
+    ("team", "team"),
     ("gallery", "gallery"),
 ];
+
+/// The page languages; the first is the default. Their strings are `locales/{locale}.json`.
+pub const LOCALES: &[&str] = &["zh-CN", "zh-TW", "en"];
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 
-/// Inline in every page's head, after the import map: starts the requests every page makes
-/// first (the customer's strings and profile) while the modules are still downloading; the
-/// SDK picks them up (`__huobanEarly`). One round trip less on a slow network.
+/// Inline in every page's head, after the import map: starts the requests the page makes
+/// first (the customer's profile, the API reads the page names in
+/// `<meta name="huoban-early" content="/api/v1/… …">`, and the strings when the page's
+/// inline ones are of another language) while the modules are still downloading; the SDK
+/// picks them up (`__huobanEarly`). One round trip less on a slow network. The profile is
+/// asked first: it is what the page waits for before it is interactive. The page's strings
+/// come after this script and the links (so the browser finds those first), in the language
+/// of `<html lang>`; they are fetched only when the customer's saved language differs.
 const EARLY: &str = "window.__huobanEarly=(function(){try{var s=localStorage,t=s.getItem('huoban.token'),\
 n=navigator.language||'zh-CN',l=s.getItem('huoban.locale')||(/^en/.test(n)?'en':/TW|HK|Hant/i.test(n)?'zh-TW':'zh-CN'),\
 m=JSON.parse(document.querySelector('script[type=importmap]').textContent).imports,\
-u=m['/h5/assets/locales/'+l+'.json'];return{locale:l,token:t,strings:u?fetch(u).then(function(r){return r.json()}):null,\
-me:t&&location.pathname!=='/h5/signin'&&location.pathname!=='/h5/gallery'?fetch('/api/v1/me',{headers:{accept:'application/json',authorization:'Bearer '+t}}):null}}catch(e){return null}})();";
+u=m['/h5/assets/locales/'+l+'.json'],p=location.pathname,x=document.querySelector('meta[name=huoban-early]'),a={},\
+g=function(q){return fetch(q,{headers:{accept:'application/json',authorization:'Bearer '+t}})},\
+me=t&&p!=='/h5/signin'&&p!=='/h5/gallery'?g('/api/v1/me'):null;\
+if(t&&x)x.content.split(' ').forEach(function(q){if(q)a[q]=g(q)});\
+return{locale:l,token:t,me:me,api:a,strings:document.documentElement.lang===l?null:u?fetch(u).then(function(r){return r.json()}):null}}\
+catch(e){return null}})();";
 
 /// One file, ready to serve.
 #[derive(Debug)]
@@ -79,9 +102,16 @@ struct Table {
     assets: Vec<Asset>,
     by_path: BTreeMap<String, usize>,
     by_hashed: BTreeMap<String, usize>,
-    pages: BTreeMap<String, Asset>,
-    /// The pages' Content-Security-Policy: scripts from this origin plus the two inline
-    /// ones every page carries (the import map and the early fetch), by their SHA-256.
+    pages: BTreeMap<String, Page>,
+}
+
+/// One page, rendered once per language.
+#[derive(Debug)]
+struct Page {
+    /// Indexed like [`LOCALES`].
+    variants: Vec<Asset>,
+    /// Scripts from this origin plus the two inline ones the page carries (its import map
+    /// and the early fetch), by their SHA-256.
     csp: String,
 }
 
@@ -97,10 +127,53 @@ enum Source {
     Dir(PathBuf),
 }
 
+/// The embedded files, scripts and stylesheets without their comment lines (fewer bytes
+/// on a slow network; the sources keep them).
 fn embedded_files() -> Vec<(String, Vec<u8>)> {
     Embedded::iter()
-        .filter_map(|name| Embedded::get(&name).map(|f| (name.to_string(), f.data.into_owned())))
+        .filter_map(|name| {
+            Embedded::get(&name).map(|f| {
+                let raw = f.data.into_owned();
+                let raw = if name.ends_with(".js") || name.ends_with(".css") {
+                    strip_comment_lines(&String::from_utf8_lossy(&raw), name.ends_with(".js")).into_bytes()
+                } else {
+                    raw
+                };
+                (name.to_string(), raw)
+            })
+        })
         .collect()
+}
+
+/// Drops whole-line comments: lines that start with `//` (scripts) and `/* … */` blocks that
+/// start a line and end one. Nothing inside a multi-line template literal is touched (an
+/// odd number of backticks so far on kept lines means we are inside one), and nothing that
+/// shares a line with code, so no string or regular expression can be cut.
+fn strip_comment_lines(source: &str, script: bool) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut in_template = false;
+    let mut in_block = false;
+    for line in source.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if in_block {
+            in_block = !trimmed.ends_with("*/");
+            continue;
+        }
+        if !in_template {
+            if script && trimmed.starts_with("//") {
+                continue;
+            }
+            if trimmed.starts_with("/*") {
+                in_block = !(trimmed.ends_with("*/") && trimmed.len() >= 4);
+                continue;
+            }
+        }
+        if script && line.bytes().filter(|b| *b == b'`').count() % 2 == 1 {
+            in_template = !in_template;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// The embedded assets, hashed but not compressed: served until [`COMPRESSED`] is ready.
@@ -292,53 +365,97 @@ impl Table {
             table.by_path.insert(path, i);
             table.by_hashed.insert(hashed, i);
         }
-        let head = table.head();
+        let strings: Vec<String> = LOCALES.iter().map(|l| table.inline_strings(l)).collect();
         for (name, raw) in page_sources {
-            let preload = table.preloads(&format!("js/{name}.js"));
-            let html = String::from_utf8_lossy(&raw).replace("<!--huoban:head-->", &format!("{head}{preload}"));
-            let html = table.link_assets(&html);
-            let digest = Sha256::digest(html.as_bytes());
-            let etag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            let page = Asset::new(
-                format!("{name}.html"),
-                String::new(),
-                format!("\"{etag}\""),
-                html.into_bytes(),
-                compress,
-            );
-            table.pages.insert(name, page);
+            let module = format!("js/{name}.js");
+            let (map, head) = table.head(&module);
+            let source = String::from_utf8_lossy(&raw);
+            let mut variants = Vec::with_capacity(LOCALES.len());
+            for (locale, strings) in LOCALES.iter().zip(&strings) {
+                let html = source
+                    .replacen("<html lang=\"zh-CN\">", &format!("<html lang=\"{locale}\">"), 1)
+                    .replace("<!--huoban:head-->", &format!("{head}{strings}"));
+                let html = table.link_assets(&html);
+                let digest = Sha256::digest(html.as_bytes());
+                let etag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                variants.push(Asset::new(
+                    format!("{name}.html"),
+                    String::new(),
+                    format!("\"{etag}\""),
+                    html.into_bytes(),
+                    compress,
+                ));
+            }
+            let csp = page_csp(&[&map, EARLY]);
+            table.pages.insert(name, Page { variants, csp });
         }
         table
     }
 
-    /// The import map (every stable module URL → its hashed URL; locales too, which the
-    /// SDK looks up there) and the stylesheet, for every page's `<head>`.
-    fn head(&mut self) -> String {
-        let mut imports = Vec::new();
-        for a in &self.assets {
-            if a.path.ends_with(".js") || a.path.ends_with(".json") {
-                imports.push(format!("\"/h5/assets/{}\":\"/h5/assets/{}\"", a.path, a.hashed));
-            }
-        }
-        let css = self.hashed_url("huoban.css");
-        let sdk = self.hashed_url("huoban.js");
-        let map = format!("{{\"imports\":{{{}}}}}", imports.join(","));
-        self.csp = page_csp(&[&map, EARLY]);
+    /// A locale's strings as a JSON data block for a page's `<head>` (not a script: the
+    /// browser does not run it, so the page's CSP needs no hash for it). `<` is escaped so
+    /// no string can close the element.
+    fn inline_strings(&self, locale: &str) -> String {
+        let json = self
+            .by_path
+            .get(&format!("locales/{locale}.json"))
+            .map(|&i| String::from_utf8_lossy(&self.assets[i].raw).into_owned())
+            .unwrap_or_else(|| "{}".into());
+        let json: String = json.chars().filter(|c| *c != '\n' && *c != '\r').collect();
         format!(
-            "<script type=\"importmap\">{map}</script><script>{EARLY}</script>\
-<link rel=\"stylesheet\" href=\"{css}\"><link rel=\"modulepreload\" href=\"{sdk}\">"
+            "<script type=\"application/json\" id=\"huoban-strings\" data-locale=\"{locale}\">{}</script>",
+            json.replace('<', "\\u003c")
         )
     }
 
-    /// `modulepreload` links for a page's module and the modules it imports, so the
-    /// browser fetches the whole graph at once instead of one level per round trip.
-    fn preloads(&self, page_module: &str) -> String {
+    /// The page's import map (each module of its graph and each locale: stable URL → hashed
+    /// URL; the SDK looks locales up there too), the early fetch, the stylesheet and
+    /// `modulepreload` links for the modules it imports statically, so the browser fetches
+    /// the whole static graph at once instead of one level per round trip. Modules it
+    /// imports with `import()` are mapped but not preloaded: they load after the page is
+    /// interactive. Returns the map (for the CSP hash) and the head.
+    fn head(&self, page_module: &str) -> (String, String) {
+        let statics = self.graph(page_module, false);
+        let all = self.graph(page_module, true);
+        let locales = LOCALES.iter().map(|l| format!("locales/{l}.json"));
+        let imports: Vec<String> = all
+            .into_iter()
+            .chain(locales)
+            .filter_map(|p| self.by_path.get(&p))
+            .map(|&i| {
+                format!(
+                    "\"/h5/assets/{}\":\"/h5/assets/{}\"",
+                    self.assets[i].path, self.assets[i].hashed
+                )
+            })
+            .collect();
+        let map = format!("{{\"imports\":{{{}}}}}", imports.join(","));
+        let css = self.hashed_url("huoban.css");
+        let preloads: String = statics
+            .iter()
+            .filter(|p| self.by_path.contains_key(p.as_str()))
+            .map(|p| format!("<link rel=\"modulepreload\" href=\"{}\">", self.hashed_url(p)))
+            .collect();
+        let head = format!(
+            "<script type=\"importmap\">{map}</script><script>{EARLY}</script>\
+<link rel=\"stylesheet\" href=\"{css}\">{preloads}"
+        );
+        (map, head)
+    }
+
+    /// A page module and the modules it imports, transitively: static imports only, or
+    /// `import()` too. The SDK first (it is every page's first dependency).
+    fn graph(&self, page_module: &str, dynamic: bool) -> Vec<String> {
         let mut seen = vec![page_module.to_owned()];
         let mut i = 0;
         while i < seen.len() {
             if let Some(&a) = self.by_path.get(&seen[i]) {
                 let source = String::from_utf8_lossy(&self.assets[a].raw).into_owned();
-                for dep in imports(&seen[i], &source) {
+                let mut deps = imports(&seen[i], &source);
+                if dynamic {
+                    deps.extend(dynamic_imports(&seen[i], &source));
+                }
+                for dep in deps {
                     if !seen.contains(&dep) && self.by_path.contains_key(&dep) {
                         seen.push(dep);
                     }
@@ -346,10 +463,11 @@ impl Table {
             }
             i += 1;
         }
-        seen.iter()
-            .filter(|p| self.by_path.contains_key(p.as_str()) && p.as_str() != "huoban.js")
-            .map(|p| format!("<link rel=\"modulepreload\" href=\"{}\">", self.hashed_url(p)))
-            .collect()
+        if let Some(sdk) = seen.iter().position(|p| p == "huoban.js") {
+            let sdk = seen.remove(sdk);
+            seen.insert(0, sdk);
+        }
+        seen
     }
 
     fn hashed_url(&self, path: &str) -> String {
@@ -381,8 +499,6 @@ impl Table {
 /// The modules `source` (at `path` under `assets/`) imports statically, as paths under
 /// `assets/`: `import … from "../x.js"` and `import "./y.js"`.
 fn imports(path: &str, source: &str) -> Vec<String> {
-    let mut dir: Vec<&str> = path.split('/').collect();
-    dir.pop();
     let mut found = Vec::new();
     for line in source.lines() {
         let line = line.trim_start();
@@ -392,22 +508,82 @@ fn imports(path: &str, source: &str) -> Vec<String> {
         let Some(spec) = line.rsplit(['"', '\'']).nth(1) else {
             continue;
         };
-        if !(spec.starts_with("./") || spec.starts_with("../")) {
-            continue;
+        if let Some(p) = resolve(path, spec) {
+            found.push(p);
         }
-        let mut parts = dir.clone();
-        for seg in spec.split('/') {
-            match seg {
-                "." => {}
-                ".." => {
-                    parts.pop();
-                }
-                s => parts.push(s),
-            }
-        }
-        found.push(parts.join("/"));
     }
     found
+}
+
+/// The modules `source` loads with `import("../x.js")` (a literal relative specifier).
+fn dynamic_imports(path: &str, source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("import(") {
+        rest = &rest[at + 7..];
+        let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            continue;
+        };
+        let Some(end) = rest[1..].find(quote) else { break };
+        if let Some(p) = resolve(path, &rest[1..1 + end]) {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// A relative specifier (`./x.js`, `../y.js`) from the module at `path`, as a path under
+/// `assets/`; `None` for anything else.
+fn resolve(path: &str, spec: &str) -> Option<String> {
+    if !(spec.starts_with("./") || spec.starts_with("../")) {
+        return None;
+    }
+    let mut parts: Vec<&str> = path.split('/').collect();
+    parts.pop();
+    for seg in spec.split('/') {
+        match seg {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The language of the page variant to serve: the `huoban.locale` cookie (the SDK keeps it
+/// equal to the saved choice), else the first `Accept-Language` tag read as the SDK reads
+/// `navigator.language` (`en…` → en; `…TW`, `…HK`, `…Hant` → zh-TW; else zh-CN). An index
+/// into [`LOCALES`].
+fn page_locale(headers: &HeaderMap) -> usize {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "huoban.locale")
+        .and_then(|(_, value)| LOCALES.iter().position(|l| *l == value.trim()));
+    if let Some(i) = cookie {
+        return i;
+    }
+    let first = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|tag| tag.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
+    let upper = first.to_ascii_uppercase();
+    let name = if upper.starts_with("EN") {
+        "en"
+    } else if upper.contains("TW") || upper.contains("HK") || upper.contains("HANT") {
+        "zh-TW"
+    } else {
+        "zh-CN"
+    };
+    LOCALES.iter().position(|l| *l == name).unwrap_or(0)
 }
 
 async fn hub(State(web): State<Web>, headers: HeaderMap) -> Response {
@@ -423,16 +599,17 @@ fn serve_page(web: &Web, segment: &str, headers: &HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let table = web.table();
-    match table.pages.get(*name) {
-        Some(page) => {
-            let mut response = respond(page, headers, NO_CACHE);
-            if let Ok(csp) = HeaderValue::from_str(&table.csp) {
-                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
-            }
-            response
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
+    let Some(page) = table.pages.get(*name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(variant) = page.variants.get(page_locale(headers)).or(page.variants.first()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = respond(variant, headers, NO_CACHE, PAGE_VARY);
+    if let Ok(csp) = HeaderValue::from_str(&page.csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
     }
+    response
 }
 
 /// The page policy: like the server's default, with the inline scripts allowed by hash
@@ -461,10 +638,10 @@ async fn asset(State(web): State<Web>, UrlPath(path): UrlPath<String>, headers: 
         } else {
             IMMUTABLE
         };
-        return respond(&table.assets[i], &headers, cache);
+        return respond(&table.assets[i], &headers, cache, "accept-encoding");
     }
     if let Some(&i) = table.by_path.get(&path) {
-        return respond(&table.assets[i], &headers, NO_CACHE);
+        return respond(&table.assets[i], &headers, NO_CACHE, "accept-encoding");
     }
     StatusCode::NOT_FOUND.into_response()
 }
@@ -483,14 +660,17 @@ fn accepts(headers: &HeaderMap, coding: &str) -> bool {
         })
 }
 
-fn respond(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
+/// Pages differ by language (cookie, `Accept-Language`) as well as by encoding.
+const PAGE_VARY: &str = "accept-encoding, accept-language, cookie";
+
+fn respond(asset: &Asset, headers: &HeaderMap, cache: &'static str, vary: &'static str) -> Response {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == asset.etag));
     let mut builder = Response::builder()
         .header(header::CACHE_CONTROL, cache)
-        .header(header::VARY, "accept-encoding")
+        .header(header::VARY, vary)
         .header(header::ETAG, asset.etag.as_str())
         .header("x-content-type-options", "nosniff");
     if not_modified {
@@ -586,6 +766,178 @@ mod tests {
             }
         }
         assert_eq!(get(&web, "/h5/nope", "br").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    async fn body_of(r: Response) -> String {
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    async fn page_with(web: &Web, uri: &str, headers: &[(header::HeaderName, &str)]) -> Response {
+        let mut request = Request::get(uri);
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        web.clone()
+            .router()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("response")
+    }
+
+    #[tokio::test]
+    async fn a_page_carries_the_strings_of_the_cookie_or_browser_language() {
+        let web = Web::embedded();
+        let lang = |html: &str| {
+            let marker = "id=\"huoban-strings\" data-locale=\"";
+            let at = html.find(marker).expect("inline strings") + marker.len();
+            html[at..at + html[at..].find('"').expect("end")].to_owned()
+        };
+        for (headers, want) in [
+            (vec![], "zh-CN"),
+            (vec![(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9")], "en"),
+            (vec![(header::ACCEPT_LANGUAGE, "zh-TW,zh;q=0.9")], "zh-TW"),
+            (vec![(header::ACCEPT_LANGUAGE, "zh-Hant-HK")], "zh-TW"),
+            (vec![(header::ACCEPT_LANGUAGE, "fr-FR,en;q=0.5")], "zh-CN"),
+            // The cookie the SDK keeps wins over the browser's language; junk is ignored.
+            (
+                vec![
+                    (header::ACCEPT_LANGUAGE, "en"),
+                    (header::COOKIE, "a=1; huoban.locale=zh-TW"),
+                ],
+                "zh-TW",
+            ),
+            (
+                vec![(header::ACCEPT_LANGUAGE, "en"), (header::COOKIE, "huoban.locale=xx")],
+                "en",
+            ),
+        ] {
+            let r = page_with(&web, "/h5/tasks", &headers).await;
+            assert!(
+                header_of(&r, header::VARY).contains("cookie"),
+                "the page varies by language"
+            );
+            let html = body_of(r).await;
+            assert_eq!(lang(&html), want, "{headers:?}");
+            assert!(html.contains(&format!("<html lang=\"{want}\">")), "{want}");
+            // The strings are the locale file's, as JSON, and cannot close the element.
+            let start = html.find("data-locale=").expect("block");
+            let json = &html[html[start..].find('>').expect("open") + start + 1..];
+            let json = &json[..json.find("</script>").expect("close")];
+            assert!(!json.contains('<'));
+            let strings: std::collections::BTreeMap<String, String> = serde_json::from_str(json).expect("JSON strings");
+            assert!(strings.contains_key("title.tasks"), "{want}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_maps_only_its_own_modules_and_allows_only_its_inline_scripts() {
+        let web = Web::embedded();
+        let r = get(&web, "/h5/", "identity").await;
+        let csp = header_of(&r, header::CONTENT_SECURITY_POLICY);
+        let html = body_of(r).await;
+        let marker = "<script type=\"importmap\">";
+        let map_start = html.find(marker).expect("map") + marker.len();
+        let map = &html[map_start..map_start + html[map_start..].find("</script>").expect("end")];
+        let map: serde_json::Value = serde_json::from_str(map).expect("map JSON");
+        let mapped: Vec<&str> = map["imports"]
+            .as_object()
+            .expect("imports")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for wanted in [
+            "/h5/assets/huoban.js",
+            "/h5/assets/js/hub.js",
+            "/h5/assets/js/chrome.js",
+            // Loaded with import() after the page is interactive: mapped, not preloaded.
+            "/h5/assets/components/goal-progress.js",
+            "/h5/assets/components/nudge-banner.js",
+            "/h5/assets/locales/en.json",
+        ] {
+            assert!(mapped.contains(&wanted), "{wanted} in {mapped:?}");
+        }
+        assert!(!mapped.contains(&"/h5/assets/components/reward-shelf.js"), "{mapped:?}");
+        let goal = web.asset_url("components/goal-progress.js").expect("component");
+        let head = &html[..html.find("</head>").expect("head")];
+        assert!(
+            !head.contains(&format!("href=\"{goal}\"")),
+            "mapped but not preloaded with the page's own modules"
+        );
+        let chrome = web.asset_url("js/chrome.js").expect("chrome");
+        assert!(head.contains(&format!("rel=\"modulepreload\" href=\"{chrome}\"")));
+        // The hub asks for it at low priority, behind the requests it needs to be interactive.
+        assert!(html.contains(&format!(
+            "<link rel=\"modulepreload\" fetchpriority=\"low\" href=\"{goal}\">"
+        )));
+        // Every inline script that runs is allowed by its hash, and nothing else inline.
+        use base64::Engine as _;
+        let mut rest = html.as_str();
+        let mut scripts = 0;
+        while let Some(at) = rest.find("<script") {
+            rest = &rest[at..];
+            let open_end = rest.find('>').expect("tag");
+            let tag = &rest[..open_end];
+            let body = &rest[open_end + 1..rest.find("</script>").expect("close")];
+            rest = &rest[open_end..];
+            if tag.contains("src=") || tag.contains("application/json") {
+                continue;
+            }
+            scripts += 1;
+            let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body.as_bytes()));
+            assert!(csp.contains(&format!("'sha256-{hash}'")), "{tag} allowed by {csp}");
+        }
+        assert_eq!(scripts, 2, "the import map and the early fetch");
+        let script_src = csp
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .expect("script-src");
+        assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    }
+
+    #[test]
+    fn every_locale_has_the_same_keys() {
+        let keys = |locale: &str| {
+            let raw = Embedded::get(&format!("locales/{locale}.json")).expect("locale file");
+            let map: std::collections::BTreeMap<String, String> = serde_json::from_slice(&raw.data).expect("JSON");
+            map.into_keys().collect::<Vec<_>>()
+        };
+        let first = keys(LOCALES[0]);
+        for locale in &LOCALES[1..] {
+            assert_eq!(keys(locale), first, "{locale} has the keys of {}", LOCALES[0]);
+        }
+    }
+
+    #[test]
+    fn comment_lines_are_dropped_and_code_is_kept() {
+        let js = "// header\n/** doc\n * more */\nconst a = `\n// inside a template\n/* also */\n`;\nconst b = 1; // trailing\n  /* one line */\nx();\n";
+        assert_eq!(
+            strip_comment_lines(js, true),
+            "const a = `\n// inside a template\n/* also */\n`;\nconst b = 1; // trailing\nx();\n"
+        );
+        let css = "/* top\n   lines */\na { b: c; }\n/* one */\n.x::after { content: \"//\"; }\n";
+        assert_eq!(
+            strip_comment_lines(css, false),
+            "a { b: c; }\n.x::after { content: \"//\"; }\n"
+        );
+        // The embedded SDK still imports and exports what it did.
+        let sdk = embedded_files()
+            .into_iter()
+            .find(|(p, _)| p == "huoban.js")
+            .expect("sdk")
+            .1;
+        let sdk = String::from_utf8_lossy(&sdk);
+        assert!(!sdk.contains("\n// "), "comment lines gone");
+        assert!(sdk.contains("export class HuobanElement") && sdk.contains("export function deviceId"));
+    }
+
+    #[test]
+    fn dynamic_imports_are_found() {
+        let src = "const a = import(\"../components/goal-progress.js\");\nawait import('./x.js'); import(variable);";
+        assert_eq!(
+            dynamic_imports("js/hub.js", src),
+            vec!["components/goal-progress.js", "js/x.js"]
+        );
     }
 
     #[test]

@@ -140,6 +140,10 @@ impl EventFeed {
     /// Moves the cursor from `from` to `to` inside the caller's transaction; false (and
     /// nothing written) when the cursor is no longer at `from` — another node consumed
     /// those events first, and the caller must roll back.
+    ///
+    /// Call it first in the transaction: the conditional update takes the cursor row's
+    /// lock, so a second consumer of the same cursor waits for the first to finish and then
+    /// sees the cursor moved, rather than applying the same events beside it.
     pub async fn advance(&self, conn: &mut AnyConnection, from: i64, to: i64, now: Timestamp) -> Result<bool, DbError> {
         let now = to_micros(now);
         if from == 0 {

@@ -290,6 +290,15 @@ impl EventsService {
                     m.into = m.into.saturating_add(into);
                 }
             }
+            // A transfer may move several units (points converted into goal money): each
+            // account's event carries its own leg's unit.
+            let unit_of = |account: AccountId| {
+                transfer
+                    .legs
+                    .iter()
+                    .find(|l| l.debit == account || l.credit == account)
+                    .map_or(transfer.unit, |l| l.unit_in(transfer.unit))
+            };
             for (account, kind, amount) in domain::classify_ledger(&movements) {
                 let Some(Some(customer)) = owners.get(&account).copied() else {
                     continue;
@@ -303,7 +312,7 @@ impl EventsService {
                     properties: json!({
                         "transfer_id": transfer.id.to_string(),
                         "account_id": account.to_string(),
-                        "unit": transfer.unit,
+                        "unit": unit_of(account),
                         "amount": amount,
                         "merchant_category": transfer.meta.merchant_category,
                         "channel": transfer.meta.channel,

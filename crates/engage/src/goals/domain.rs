@@ -47,6 +47,8 @@ pub enum GoalRefusal {
     DateTooFar(Date),
     #[error("the category must be 1 to 32 lowercase letters, digits or underscores")]
     InvalidCategory,
+    #[error("the transfer day must be 1 to {LAST_TRANSFER_DAY}, got {0}")]
+    InvalidTransferDay(i64),
 }
 
 /// A goal as the customer asked for it, checked.
@@ -295,12 +297,187 @@ pub fn behind_plan(saved: i64, plan: &Plan, today: Date) -> bool {
     saved < plan.expected_by(today)
 }
 
+/// Local hour the automatic transfer runs on its day (before the 09:00 reminder, which
+/// then already counts it).
+pub const TRANSFER_HOUR: i8 = 8;
+/// Days after a transfer refused for want of money on which it is tried again (at the
+/// same hour) before the month is skipped: the transfer day and three more.
+pub const SHORTFALL_RETRIES: i64 = 3;
+
+/// The amount of one automatic transfer: the plan's monthly amount, never past what is
+/// left to save.
+pub fn auto_transfer_amount(monthly: i64, target: i64, saved: i64) -> i64 {
+    monthly.min(target - saved).max(0)
+}
+
+/// A transfer day the customer asks for, 1 to 28 so every month has it.
+pub fn check_transfer_day(day: i64) -> Result<i8, GoalRefusal> {
+    i8::try_from(day)
+        .ok()
+        .filter(|d| (1..=LAST_TRANSFER_DAY).contains(d))
+        .ok_or(GoalRefusal::InvalidTransferDay(day))
+}
+
+/// The first date on `day` of a month that is `today` or later (`later_only`: strictly
+/// later, because today's run time has passed).
+pub fn next_transfer_date(day: i8, today: Date, later_only: bool) -> Option<Date> {
+    let this_month = Date::new(today.year(), today.month(), day).ok()?;
+    if this_month > today || (this_month == today && !later_only) {
+        Some(this_month)
+    } else {
+        this_month.checked_add(1.month()).ok()
+    }
+}
+
+/// The month a transfer made for `date` pays for, `YYYY-MM`: the transfer's idempotency
+/// key with the goal, so each month is paid once.
+pub fn transfer_month(date: Date) -> String {
+    format!("{:04}-{:02}", date.year(), date.month())
+}
+
+/// What follows a transfer refused for want of money, the `attempts`-th of its month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterShortfall {
+    TryTomorrow,
+    SkipMonth,
+}
+
+pub fn after_shortfall(attempts: i64) -> AfterShortfall {
+    if attempts <= SHORTFALL_RETRIES {
+        AfterShortfall::TryTomorrow
+    } else {
+        AfterShortfall::SkipMonth
+    }
+}
+
+/// Most points one conversion may take, and bounds on an offer's rate.
+pub const MAX_CONVERSION_POINTS: i64 = 100_000_000;
+pub const MAX_RATE_UNITS: i64 = 1_000_000;
+
+/// A points-to-money offer as staff describe it: every `points` points become `fen` fen,
+/// at most `max_points` points per conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub points: i64,
+    pub fen: i64,
+    pub max_points: i64,
+}
+
+/// Why an offer or a conversion is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConversionRefusal {
+    #[error("{field} must be between 1 and {max}, got {value}")]
+    InvalidRate { field: &'static str, value: i64, max: i64 },
+    #[error("max_points must be a multiple of points ({points}) from {points} to {MAX_CONVERSION_POINTS}, got {value}")]
+    InvalidMax { points: i64, value: i64 },
+    #[error("convert a positive multiple of {step} points, at most {max}; got {value}")]
+    InvalidPoints { step: i64, max: i64, value: i64 },
+}
+
+impl Rate {
+    pub fn check(points: i64, fen: i64, max_points: Option<i64>) -> Result<Rate, ConversionRefusal> {
+        for (field, value) in [("points", points), ("fen", fen)] {
+            if !(1..=MAX_RATE_UNITS).contains(&value) {
+                return Err(ConversionRefusal::InvalidRate {
+                    field,
+                    value,
+                    max: MAX_RATE_UNITS,
+                });
+            }
+        }
+        let max_points = max_points.unwrap_or(MAX_CONVERSION_POINTS / points * points);
+        if max_points < points || max_points > MAX_CONVERSION_POINTS || max_points % points != 0 {
+            return Err(ConversionRefusal::InvalidMax {
+                points,
+                value: max_points,
+            });
+        }
+        Ok(Rate {
+            points,
+            fen,
+            max_points,
+        })
+    }
+
+    /// The fen `points` points become: a positive whole number of steps, within the
+    /// offer's maximum. Exact: no rounding ever happens.
+    pub fn convert(&self, points: i64) -> Result<i64, ConversionRefusal> {
+        if points <= 0 || points % self.points != 0 || points > self.max_points {
+            return Err(ConversionRefusal::InvalidPoints {
+                step: self.points,
+                max: self.max_points,
+                value: points,
+            });
+        }
+        Ok(points / self.points * self.fen)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::civil::date;
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn an_automatic_transfer_is_the_monthly_amount_never_past_the_target() {
+        assert_eq!(auto_transfer_amount(50_000, 1_000_000, 0), 50_000);
+        assert_eq!(auto_transfer_amount(50_000, 1_000_000, 980_000), 20_000);
+        assert_eq!(auto_transfer_amount(50_000, 1_000_000, 1_000_000), 0);
+        assert_eq!(auto_transfer_amount(50_000, 1_000_000, 1_200_000), 0);
+    }
+
+    #[test]
+    fn transfer_days_and_dates() {
+        assert_eq!(check_transfer_day(1), Ok(1));
+        assert_eq!(check_transfer_day(28), Ok(28));
+        for bad in [0, 29, 31, -1, 1000] {
+            assert_eq!(check_transfer_day(bad), Err(GoalRefusal::InvalidTransferDay(bad)));
+        }
+        let today = date(2026, 11, 10);
+        assert_eq!(next_transfer_date(10, today, false), Some(today));
+        assert_eq!(next_transfer_date(10, today, true), Some(date(2026, 12, 10)));
+        assert_eq!(next_transfer_date(5, today, false), Some(date(2026, 12, 5)));
+        assert_eq!(
+            next_transfer_date(28, date(2026, 12, 30), false),
+            Some(date(2027, 1, 28))
+        );
+        assert_eq!(transfer_month(date(2027, 1, 28)), "2027-01");
+        assert_eq!(after_shortfall(1), AfterShortfall::TryTomorrow);
+        assert_eq!(after_shortfall(SHORTFALL_RETRIES), AfterShortfall::TryTomorrow);
+        assert_eq!(after_shortfall(SHORTFALL_RETRIES + 1), AfterShortfall::SkipMonth);
+    }
+
+    #[test]
+    fn conversions_are_whole_steps_within_the_offer() {
+        let rate = Rate::check(100, 100, Some(10_000)).expect("rate");
+        assert_eq!(rate.convert(100), Ok(100));
+        assert_eq!(rate.convert(2_500), Ok(2_500));
+        assert_eq!(Rate::check(1_000, 500, None).expect("rate").convert(3_000), Ok(1_500));
+        for bad in [0, -100, 150, 10_100] {
+            assert!(matches!(
+                rate.convert(bad),
+                Err(ConversionRefusal::InvalidPoints { .. })
+            ));
+        }
+        assert!(matches!(
+            Rate::check(0, 100, None),
+            Err(ConversionRefusal::InvalidRate { field: "points", .. })
+        ));
+        assert!(matches!(
+            Rate::check(100, 0, None),
+            Err(ConversionRefusal::InvalidRate { field: "fen", .. })
+        ));
+        assert!(matches!(
+            Rate::check(100, 100, Some(150)),
+            Err(ConversionRefusal::InvalidMax { .. })
+        ));
+        assert!(matches!(
+            Rate::check(100, 100, Some(50)),
+            Err(ConversionRefusal::InvalidMax { .. })
+        ));
+    }
 
     #[test]
     fn a_goal_needs_a_positive_target_and_a_date_within_ten_years() {

@@ -137,6 +137,8 @@ pub struct GoalView {
     pub members: Vec<MemberView>,
     pub contributions: Vec<ContributionView>,
     pub next_reminder_at: Option<String>,
+    /// The automatic monthly transfer, while it is on.
+    pub auto_transfer: Option<super::automation::AutoTransferView>,
     pub created_at: String,
 }
 
@@ -164,6 +166,7 @@ impl From<GoalRefusal> for ApiError {
             GoalRefusal::InvalidTarget(_) => "target_amount",
             GoalRefusal::InvalidDate(_) | GoalRefusal::DateInPast(_) | GoalRefusal::DateTooFar(_) => "target_date",
             GoalRefusal::InvalidCategory => "category",
+            GoalRefusal::InvalidTransferDay(_) => "transfer_day",
         };
         let detail = refusal.to_string();
         match refusal {
@@ -171,6 +174,13 @@ impl From<GoalRefusal> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-target-amount",
                 "The target amount is not valid",
+            )
+            .detail(detail)
+            .with("field", field),
+            GoalRefusal::InvalidTransferDay(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-transfer-day",
+                "The transfer day is not valid",
             )
             .detail(detail)
             .with("field", field),
@@ -186,6 +196,10 @@ impl From<GoalRefusal> for ApiError {
     }
 }
 
+pub fn not_goal_owner(title: &'static str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "not-goal-owner", title)
+}
+
 pub fn unknown_goal(id: Uuid) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown-goal", "No such goal")
         .detail(format!("You have no goal {id}."))
@@ -194,21 +208,23 @@ pub fn unknown_goal(id: Uuid) -> ApiError {
 
 /// The goals handle; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct GoalsService(Arc<Inner>);
+pub struct GoalsService(pub(super) Arc<Inner>);
 
 #[derive(Debug)]
-struct Inner {
-    store: GoalStore,
-    clock: SharedClock,
-    identity: IdentityService,
-    accounts: AccountsService,
-    ledger: Ledger,
-    inbox: InboxService,
+pub(super) struct Inner {
+    pub(super) engage: EngageState,
+    pub(super) store: GoalStore,
+    pub(super) clock: SharedClock,
+    pub(super) identity: IdentityService,
+    pub(super) accounts: AccountsService,
+    pub(super) ledger: Ledger,
+    pub(super) inbox: InboxService,
 }
 
 impl GoalsService {
     pub fn new(state: &EngageState) -> Self {
         Self(Arc::new(Inner {
+            engage: state.clone(),
             store: GoalStore::new(state.db.clone()),
             clock: state.clock.clone(),
             identity: state.identity.clone(),
@@ -222,11 +238,11 @@ impl GoalsService {
         &self.0.identity
     }
 
-    async fn zone_of(&self, customer: Uuid) -> Result<TimeZone, ApiError> {
+    pub(super) async fn zone_of(&self, customer: Uuid) -> Result<TimeZone, ApiError> {
         Ok(time_zone(&self.0.identity.profile(customer).await?.time_zone))
     }
 
-    async fn member_goal(&self, goal: Uuid, customer: Uuid) -> Result<GoalRow, ApiError> {
+    pub(super) async fn member_goal(&self, goal: Uuid, customer: Uuid) -> Result<GoalRow, ApiError> {
         self.0
             .store
             .goal_for_member(goal, customer)
@@ -375,12 +391,8 @@ impl GoalsService {
     pub async fn invite(&self, customer: Uuid, goal: Uuid, invite: NewPartner) -> Result<GoalView, ApiError> {
         let row = self.member_goal(goal, customer).await?;
         if row.owner_id != customer {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not-goal-owner",
-                "Only the goal's owner can invite",
-            )
-            .detail("Ask the goal's owner to invite your partner."));
+            return Err(not_goal_owner("Only the goal's owner can invite")
+                .detail("Ask the goal's owner to invite your partner."));
         }
         let phone = Phone::parse(&invite.phone).map_err(|e| ApiError::invalid_field("phone", e))?;
         let partner = self
@@ -497,7 +509,7 @@ impl GoalsService {
             let pocket = AccountId::from(goal.pocket_id);
             for transfer in transfers {
                 for leg in transfer.legs.iter().filter(|l| l.credit == pocket) {
-                    let contributor = self.customer_owning(leg.debit).await?;
+                    let contributor = self.contributor(transfer, leg.debit).await?;
                     self.0
                         .store
                         .record_contribution(
@@ -516,6 +528,22 @@ impl GoalsService {
             touched += 1;
         }
         Ok(touched)
+    }
+
+    /// Who put money that `debit` paid into a pocket: the customer owning the account, or
+    /// for points converted by a campaign offer (paid from the bank's clearing) the
+    /// customer whose points they were.
+    async fn contributor(&self, transfer: &Transfer, debit: AccountId) -> Result<Option<Uuid>, ApiError> {
+        if let Some(customer) = self.customer_owning(debit).await? {
+            return Ok(Some(customer));
+        }
+        Ok(transfer
+            .meta
+            .metadata
+            .as_ref()
+            .filter(|m| m["source"] == super::automation::CONVERSION_SOURCE)
+            .and_then(|m| m["customer_id"].as_str())
+            .and_then(|c| Uuid::parse_str(c).ok()))
     }
 
     async fn customer_owning(&self, account: AccountId) -> Result<Option<Uuid>, ApiError> {
@@ -554,7 +582,7 @@ impl GoalsService {
         {
             let transfer = self.0.ledger.get_transfer(posting.transfer_id).await?;
             for leg in transfer.legs.iter().filter(|l| l.credit == pocket) {
-                let contributor = self.customer_owning(leg.debit).await?;
+                let contributor = self.contributor(&transfer, leg.debit).await?;
                 self.0
                     .store
                     .record_contribution(row.id, transfer.id.as_uuid(), contributor, leg.amount.get(), posting.at)
@@ -564,7 +592,7 @@ impl GoalsService {
         Ok(())
     }
 
-    async fn view(&self, row: &GoalRow, customer: Uuid) -> Result<GoalView, ApiError> {
+    pub(super) async fn view(&self, row: &GoalRow, customer: Uuid) -> Result<GoalView, ApiError> {
         let tz = self.zone_of(row.owner_id).await?;
         let now = self.0.clock.now();
         let today = local_date(now, &tz);
@@ -638,6 +666,7 @@ impl GoalsService {
             members: member_views,
             contributions,
             next_reminder_at: self.0.store.reminder_due(row.id).await?.map(|t| t.to_string()),
+            auto_transfer: self.auto_transfer_view(row, saved).await?,
             created_at: from_micros(row.created_at).to_string(),
         })
     }
@@ -718,7 +747,7 @@ impl GoalsService {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn deliver(
+    pub(super) async fn deliver(
         &self,
         row: &GoalRow,
         customer: Uuid,
@@ -761,13 +790,18 @@ impl GoalsService {
         })
     }
 
-    /// The listener and the reminder tick, for the server's background work.
+    /// The listener, the reminder tick and the automatic-transfer tick, for the server's
+    /// background work.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![self.spawn_listener(), self.spawn_reminder_tick(Duration::from_secs(5))]
+        vec![
+            self.spawn_listener(),
+            self.spawn_reminder_tick(Duration::from_secs(5)),
+            self.spawn_transfer_tick(Duration::from_secs(5)),
+        ]
     }
 }
 
-fn plan_of(row: &GoalRow) -> Plan {
+pub(super) fn plan_of(row: &GoalRow) -> Plan {
     Plan::compute(row.target_amount, row.plan_start, row.target_date, row.transfer_day)
 }
 
@@ -782,7 +816,7 @@ fn next_reminder(plan: &Plan, from: Date, now: Timestamp, tz: &TimeZone) -> Opti
         .find(|t| *t > now)
 }
 
-fn yuan(fen: i64) -> String {
+pub(super) fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let fen = fen.unsigned_abs();
     format!("{sign}¥{}.{:02}", fen / 100, fen % 100)

@@ -73,6 +73,34 @@ pub struct ClaimedReminder {
     pub due_at: Timestamp,
 }
 
+/// A goal's automatic monthly transfer.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AutoTransferRow {
+    pub goal_id: String,
+    pub customer_id: String,
+    pub from_account: String,
+    pub transfer_day: i64,
+    pub due_at: i64,
+    pub month: String,
+    pub attempts: i64,
+}
+
+const AUTO_COLUMNS: &str = "goal_id, customer_id, from_account, transfer_day, due_at, month, attempts";
+
+/// A points-to-money offer for goals.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OfferRow {
+    pub id: String,
+    pub titles: String,
+    pub campaign_id: Option<String>,
+    pub points: i64,
+    pub fen: i64,
+    pub max_points: i64,
+    pub created_at: i64,
+}
+
+const OFFER_COLUMNS: &str = "id, titles, campaign_id, points, fen, max_points, created_at";
+
 #[derive(Debug, Clone)]
 pub struct GoalStore {
     db: Db,
@@ -358,5 +386,145 @@ impl GoalStore {
             .fetch_optional(self.db.reader())
             .await?;
         Ok(due.map(huoban_kit::clock::from_micros))
+    }
+
+    /// Turns a goal's automatic transfer on (or changes it): the row is replaced, so its
+    /// next due time, month and attempts start afresh.
+    pub async fn upsert_auto_transfer(&self, row: &AutoTransferRow, now: Timestamp) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO goal_auto_transfers (goal_id, customer_id, from_account, transfer_day, due_at, month, \
+             attempts, claimed_until, claim_token, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, NULL, $7, $7) \
+             ON CONFLICT (goal_id) DO UPDATE SET customer_id = excluded.customer_id, \
+               from_account = excluded.from_account, transfer_day = excluded.transfer_day, \
+               due_at = excluded.due_at, month = excluded.month, attempts = 0, claimed_until = 0, \
+               claim_token = NULL, updated_at = excluded.updated_at",
+        )
+        .bind(&row.goal_id)
+        .bind(&row.customer_id)
+        .bind(&row.from_account)
+        .bind(row.transfer_day)
+        .bind(row.due_at)
+        .bind(&row.month)
+        .bind(to_micros(now))
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Turns it off; false when it was not on.
+    pub async fn delete_auto_transfer(&self, goal: Uuid) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM goal_auto_transfers WHERE goal_id = $1")
+            .bind(goal.to_string())
+            .execute(self.db.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn auto_transfer(&self, goal: Uuid) -> Result<Option<AutoTransferRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {AUTO_COLUMNS} FROM goal_auto_transfers WHERE goal_id = $1"
+        )))
+        .bind(goal.to_string())
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    /// Claims up to `limit` automatic transfers due at `now` for `lease_until`, like
+    /// [`GoalStore::claim_due`]: the condition is repeated in the UPDATE, so two nodes
+    /// never hold the same claim.
+    #[tracing::instrument(skip_all)]
+    pub async fn claim_due_transfers(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        token: &str,
+        limit: i64,
+    ) -> Result<Vec<AutoTransferRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE goal_auto_transfers SET claimed_until = $2, claim_token = $3, updated_at = $1 \
+             WHERE goal_id IN (SELECT goal_id FROM goal_auto_transfers WHERE due_at <= $1 AND claimed_until <= $1 \
+                               ORDER BY due_at LIMIT $4) \
+               AND due_at <= $1 AND claimed_until <= $1 \
+             RETURNING {AUTO_COLUMNS}"
+        )))
+        .bind(to_micros(now))
+        .bind(to_micros(lease_until))
+        .bind(token)
+        .bind(limit)
+        .fetch_all(self.db.writer())
+        .await?)
+    }
+
+    /// Moves a claimed transfer to its next attempt and releases the claim; only the
+    /// claim's holder can (a transfer turned off meanwhile has no row left to move).
+    pub async fn reschedule_transfer(
+        &self,
+        goal: &str,
+        token: &str,
+        due_at: Timestamp,
+        month: &str,
+        attempts: i64,
+        now: Timestamp,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE goal_auto_transfers SET due_at = $3, month = $4, attempts = $5, claimed_until = 0, \
+             claim_token = NULL, updated_at = $6 WHERE goal_id = $1 AND claim_token = $2",
+        )
+        .bind(goal)
+        .bind(token)
+        .bind(to_micros(due_at))
+        .bind(month)
+        .bind(attempts)
+        .bind(to_micros(now))
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a claimed transfer for good (the goal is complete or gone).
+    pub async fn finish_transfers(&self, goal: &str, token: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM goal_auto_transfers WHERE goal_id = $1 AND claim_token = $2")
+            .bind(goal)
+            .bind(token)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_offer(&self, offer: &OfferRow, staff: Uuid) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO goal_conversion_offers (id, titles, campaign_id, points, fen, max_points, created_by, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&offer.id)
+        .bind(&offer.titles)
+        .bind(&offer.campaign_id)
+        .bind(offer.points)
+        .bind(offer.fen)
+        .bind(offer.max_points)
+        .bind(staff.to_string())
+        .bind(offer.created_at)
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn offer(&self, id: Uuid) -> Result<Option<OfferRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {OFFER_COLUMNS} FROM goal_conversion_offers WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    /// Offers newest first, at most 200 (a handful exist at any time).
+    pub async fn offers(&self) -> Result<Vec<OfferRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {OFFER_COLUMNS} FROM goal_conversion_offers ORDER BY id DESC LIMIT 200"
+        )))
+        .fetch_all(self.db.reader())
+        .await?)
     }
 }

@@ -26,6 +26,7 @@ pub struct RewardDraft {
     pub claimable_from: Timestamp,
     pub claimable_until: Timestamp,
     pub coupon_valid_days: i64,
+    pub campaign_id: Option<String>,
 }
 
 /// A reward that passed every rule; only [`NewReward::parse`] makes one.
@@ -37,6 +38,7 @@ pub struct NewReward {
     per_customer_limit: i64,
     window: Window,
     coupon_valid_days: i64,
+    campaign_id: Option<String>,
 }
 
 /// Why a draft is not a reward: the field and what is wrong with it.
@@ -62,27 +64,35 @@ fn in_range(field: &'static str, value: i64, min: i64, max: i64) -> Result<i64, 
     }
 }
 
+/// Titles per locale (`zh-CN`, `zh-TW`, `en`), at least one, each 1 to
+/// [`MAX_TITLE_CHARS`] characters once trimmed; the field is `titles`. Goal conversion
+/// offers are titled the same way.
+pub fn parse_titles(given: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Invalid> {
+    if given.is_empty() {
+        return Err(invalid("titles", "give a title in at least one locale"));
+    }
+    let mut titles = BTreeMap::new();
+    for (locale, title) in given {
+        let locale = Locale::parse(&locale).map_err(|e| invalid("titles", e))?;
+        let title = title.trim();
+        let chars = title.chars().count();
+        if chars == 0 || chars > MAX_TITLE_CHARS {
+            return Err(invalid(
+                "titles",
+                format!(
+                    "the {} title must be 1 to {MAX_TITLE_CHARS} characters",
+                    locale.as_str()
+                ),
+            ));
+        }
+        titles.insert(locale.as_str().to_owned(), title.to_owned());
+    }
+    Ok(titles)
+}
+
 impl NewReward {
     pub fn parse(draft: RewardDraft) -> Result<Self, Invalid> {
-        if draft.titles.is_empty() {
-            return Err(invalid("titles", "give a title in at least one locale"));
-        }
-        let mut titles = BTreeMap::new();
-        for (locale, title) in draft.titles {
-            let locale = Locale::parse(&locale).map_err(|e| invalid("titles", e))?;
-            let title = title.trim();
-            let chars = title.chars().count();
-            if chars == 0 || chars > MAX_TITLE_CHARS {
-                return Err(invalid(
-                    "titles",
-                    format!(
-                        "the {} title must be 1 to {MAX_TITLE_CHARS} characters",
-                        locale.as_str()
-                    ),
-                ));
-            }
-            titles.insert(locale.as_str().to_owned(), title.to_owned());
-        }
+        let titles = parse_titles(draft.titles)?;
         let points_price = in_range("points_price", draft.points_price, 1, MAX_POINTS_PRICE)?;
         let total_stock = in_range("total_stock", draft.total_stock, 1, MAX_TOTAL_STOCK)?;
         let per_customer_limit = in_range("per_customer_limit", draft.per_customer_limit, 1, MAX_PER_CUSTOMER)?;
@@ -90,6 +100,11 @@ impl NewReward {
         if draft.claimable_until <= draft.claimable_from {
             return Err(invalid("claimable_until", "must be after claimable_from"));
         }
+        let campaign_id = match draft.campaign_id.as_deref().map(str::trim) {
+            None => None,
+            Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => Some(id.to_owned()),
+            Some(_) => return Err(invalid("campaign_id", "a campaign id is 1 to 64 visible characters")),
+        };
         Ok(Self {
             titles,
             points_price,
@@ -100,6 +115,7 @@ impl NewReward {
                 until: draft.claimable_until,
             },
             coupon_valid_days,
+            campaign_id,
         })
     }
 
@@ -120,6 +136,10 @@ impl NewReward {
     }
     pub fn coupon_valid_days(&self) -> i64 {
         self.coupon_valid_days
+    }
+    /// The campaign the reward belongs to, if any.
+    pub fn campaign_id(&self) -> Option<&str> {
+        self.campaign_id.as_deref()
     }
 }
 
@@ -158,6 +178,23 @@ pub enum Refusal {
     OutOfStock,
     #[error("you already hold the most this reward allows per customer ({limit})")]
     LimitReached { limit: i64 },
+}
+
+/// A refusal that is sure from one consistent read of the stock and the customer's
+/// holding, before anything is written: the same two guards, in the same order, as the
+/// reservation's guarded writes (the customer's limit, then the stock, with reservations
+/// counting as taken). So the read refuses exactly what the write would have refused at
+/// the instant of the read; it can never let more through, because every claim it does
+/// not refuse still passes the guarded writes. A reservation released after the read is
+/// seen by the next read: nothing is cached.
+pub fn sure_refusal(limit: i64, held: i64, total: i64, claimed: i64, reserved: i64) -> Option<Refusal> {
+    if claims_left(limit, held) == 0 {
+        Some(Refusal::LimitReached { limit })
+    } else if stock_left(total, claimed, reserved) == 0 {
+        Some(Refusal::OutOfStock)
+    } else {
+        None
+    }
 }
 
 /// Claims a customer may still make: the limit less what they hold (reserved or claimed).
@@ -311,6 +348,7 @@ mod tests {
             claimable_from: ts("2026-11-11T00:00:00Z"),
             claimable_until: ts("2026-11-12T00:00:00Z"),
             coupon_valid_days: 30,
+            campaign_id: None,
         }
     }
 
@@ -354,6 +392,8 @@ mod tests {
             ),
             ("coupon_valid_days", Box::new(|d| d.coupon_valid_days = 0)),
             ("claimable_until", Box::new(|d| d.claimable_until = d.claimable_from)),
+            ("campaign_id", Box::new(|d| d.campaign_id = Some(" ".into()))),
+            ("campaign_id", Box::new(|d| d.campaign_id = Some("x".repeat(65)))),
         ];
         for (field, breakit) in cases {
             let mut d = draft();
@@ -381,6 +421,18 @@ mod tests {
         assert_eq!(claims_left(1, 3), 0);
         assert_eq!(stock_left(50, 30, 5), 15);
         assert_eq!(stock_left(50, 50, 0), 0);
+    }
+
+    #[test]
+    fn sure_refusals_follow_the_write_guards_in_order() {
+        assert_eq!(sure_refusal(1, 0, 50, 49, 0), None);
+        assert_eq!(sure_refusal(1, 0, 50, 49, 1), Some(Refusal::OutOfStock));
+        assert_eq!(sure_refusal(1, 0, 50, 50, 0), Some(Refusal::OutOfStock));
+        // The limit is checked first, as the reservation checks it first.
+        assert_eq!(sure_refusal(1, 1, 50, 50, 0), Some(Refusal::LimitReached { limit: 1 }));
+        assert_eq!(sure_refusal(2, 1, 50, 10, 0), None);
+        // A released reservation makes the unit claimable again.
+        assert_eq!(sure_refusal(1, 0, 50, 49, 0), None);
     }
 
     #[test]

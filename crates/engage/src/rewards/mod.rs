@@ -6,18 +6,29 @@
 //! - [`domain`]: the rules (validation, window, limits, coupon codes, validity, what
 //!   recovery does), pure and unit-tested.
 //! - [`store`]: the tables `rewards`, `reward_stock`, `reward_holders`, `reward_claims`.
+//! - [`writer`]: the claim writer, group commit for the claim writes.
 //! - [`service`]: [`service::RewardsService`], the claim steps and the recovery pass.
 //! - [`routes`]: `POST|GET /api/v1/staff/rewards`, `GET /api/v1/rewards`,
 //!   `POST /api/v1/rewards/{id}/claims`, `GET /api/v1/coupons`.
 //!
-//! ## A claim: reserve both, then post both or release both
-//! 1. **Reserve**, in one database transaction: insert the claim row in state `reserved`
-//!    (`UNIQUE (customer_id, idem_key)`: a second attempt with the key writes nothing and
-//!    becomes a replay), count it against the customer's limit with a guarded upsert
-//!    (`held = held + 1 WHERE held < limit`), then reserve a unit of stock with
-//!    `UPDATE reward_stock SET reserved = reserved + 1 WHERE reward_id = $1 AND
-//!    claimed + reserved < total`. Any guard that affects no row rolls the whole
-//!    transaction back: 409 `claim-limit-reached` or `out-of-stock`, nothing written.
+//! A reward may belong to a campaign (`campaign_id`, checked at creation through
+//! [`crate::CampaignGate`]: 404 `unknown-campaign`, 409 `campaign-ended`); it is then listed
+//! and claimable only while that campaign is live and its audience admits the customer
+//! (409 `reward-not-claimable` otherwise). Grants (prizes a rule, invite or team already
+//! earned) are not held back by the campaign's state.
+//!
+//! ## A claim: read, reserve both, then post both or release both
+//! 0. **Read**, one statement on the reader pool: the reward with its stock, the customer's
+//!    holding, and whether this customer used the key already. A used key is a replay.
+//!    Otherwise the window, then [`domain::sure_refusal`]: the customer at their limit, or
+//!    no unit left (reservations count as taken) — the very guards of step 1, so the read
+//!    refuses exactly what step 1 would have refused at that instant and lets through
+//!    everything else. Most attempts of a flash sale end here, with no write.
+//! 1. **Reserve**, through the [`writer`] (one transaction for whatever claim writes are
+//!    waiting, under the reward's stock-row lock): the claim row in state `reserved` (a key
+//!    used already writes nothing and becomes a replay), the customer's count unless they
+//!    hold their limit, a unit of stock unless `claimed + reserved = total`. A refused
+//!    reservation writes nothing: 409 `claim-limit-reached` or `out-of-stock`.
 //! 2. **Hold the points**: a ledger two-phase transfer from the customer's points account
 //!    to the bank's points clearing, scope `reward:{customer}`, key = the Idempotency-Key,
 //!    built from the claim row alone and expiring after [`service::HOLD_TTL`]. Too few
@@ -27,21 +38,23 @@
 //!    unit from `reserved` to `claimed`. If the hold expired or was voided first, the
 //!    reservation is released instead (409 `claim-expired`).
 //!
-//! **Why it cannot oversell.** Stock only ever leaves the pool through the guarded
-//! update in step 1. It is one statement on one row: PostgreSQL takes the row lock and
-//! re-evaluates `claimed + reserved < total` against the latest committed version after
-//! waiting for a concurrent writer; SQLite has a single writer connection, so the
-//! statements run one after another. Either way `claimed + reserved` can reach `total`
-//! and never pass it, and the table's CHECK refuses any write that would. Units move from
-//! `reserved` to `claimed` (finish) or back to the pool (release) only by transactions
-//! that also move the claim out of `reserved` under `WHERE state = 'reserved'`, so each
-//! reservation is settled once, whoever settles it.
+//! **Why it cannot oversell.** Stock only ever leaves the pool in step 1, decided by the
+//! writer while it holds the reward's stock row locked (`FOR UPDATE` on PostgreSQL, the
+//! file's write lock on SQLite) and counting every earlier write of its batch, so no two
+//! decisions see the same free unit, on one node or several; `claimed + reserved` can
+//! reach `total` and never pass it, and the table's CHECK refuses any write that would.
+//! The read of step 0 only ever refuses. Units move from `reserved` to `claimed` (finish)
+//! or back to the pool (release) only together with the claim leaving `reserved`, checked
+//! under the same lock (and again by `WHERE state = 'reserved'`), so each reservation is
+//! settled once, whoever settles it.
 //!
 //! **Why it cannot charge twice.** A claim has one ledger key, so every attempt for it
 //! (the first, a concurrent or later replay, recovery) finds the same hold; the ledger
 //! posts or voids a hold exactly once. A replay of a `claimed` claim answers the stored
 //! coupon; of a `released` one, the stored problem; of a `reserved` one, it drives steps
-//! 2–3 on (all idempotent). Refusals in step 1 store nothing, so their key stays free.
+//! 2–3 on (all idempotent). Refusals in steps 0 and 1 store nothing, so their key stays
+//! free, and the HTTP idempotency layer stores no response for claims (their key is kept
+//! natively).
 //!
 //! **Stock and points always agree.** A crash between steps leaves a `reserved` claim.
 //! [`service::RewardsService::recover_stale`] (run every 30 s by the server, on any node)
@@ -59,6 +72,7 @@ pub mod grant;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod writer;
 
 use huoban_kit::MigrationSpec;
 
@@ -74,5 +88,11 @@ pub const MIGRATIONS: &[MigrationSpec] = &[
         name: "reward_grants",
         sqlite: include_str!("../../migrations/sqlite/2026112246_reward_grants.sql"),
         postgres: include_str!("../../migrations/postgres/2026112246_reward_grants.sql"),
+    },
+    MigrationSpec {
+        version: 2026120640,
+        name: "reward_campaigns",
+        sqlite: include_str!("../../migrations/sqlite/2026120640_reward_campaigns.sql"),
+        postgres: include_str!("../../migrations/postgres/2026120640_reward_campaigns.sql"),
     },
 ];

@@ -36,12 +36,15 @@ pub fn router(state: EngageState) -> OpenApiRouter {
 }
 
 /// Add a reward to the catalog: titles per locale, points price, stock, per-customer
-/// limit, claim window and how long a coupon stays valid.
+/// limit, claim window, how long a coupon stays valid, and optionally the campaign it
+/// belongs to.
 #[utoipa::path(post, path = "/api/v1/staff/rewards", tag = TAG, security(("bearer" = [])),
     request_body = NewRewardRequest,
     responses((status = 201, body = StaffRewardView),
               (status = 401, description = "unauthenticated", body = Problem),
               (status = 403, description = "permission-denied, staff-only", body = Problem),
+              (status = 404, description = "unknown-campaign: `campaign_id` names no campaign", body = Problem),
+              (status = 409, description = "campaign-ended: the campaign has ended", body = Problem),
               (status = 422, description = "validation (with `field`), invalid-body", body = Problem)))]
 #[tracing::instrument(skip_all, fields(staff = %auth.staff_id))]
 async fn staff_create(
@@ -69,7 +72,8 @@ async fn staff_list(
     Ok(ApiJson(s.staff_list(&page).await?))
 }
 
-/// Rewards claimable now, newest first, with stock left and your own claims.
+/// Rewards claimable now, newest first, with stock left and your own claims. Rewards of a
+/// campaign are listed only while it is live and you are in its audience.
 #[utoipa::path(get, path = "/api/v1/rewards", tag = TAG, security(("bearer" = [])),
     params(PageQuery),
     responses((status = 200, body = Page<RewardView>),
@@ -81,7 +85,9 @@ async fn claimable(
     auth: CustomerAuth,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<Page<RewardView>>, ApiError> {
-    Ok(ApiJson(s.claimable(auth.customer_id, &page).await?))
+    Ok(ApiJson(
+        s.claimable(auth.customer_id, auth.channel.as_str(), &page).await?,
+    ))
 }
 
 /// Claim a reward for points. `Idempotency-Key` is required: a retry with the same key
@@ -94,7 +100,7 @@ async fn claimable(
               (status = 401, description = "unauthenticated", body = Problem),
               (status = 403, description = "customers-only", body = Problem),
               (status = 404, description = "not-found: no such reward", body = Problem),
-              (status = 409, description = "out-of-stock, claim-limit-reached, reward-not-claimable, insufficient-points, claim-expired; nothing was charged", body = Problem),
+              (status = 409, description = "out-of-stock, claim-limit-reached, reward-not-claimable (outside its window, or its campaign is not live or not open to you), insufficient-points, claim-expired; nothing was charged", body = Problem),
               (status = 422, description = "idempotency-key-mismatch: the key was used to claim another reward", body = Problem)))]
 #[tracing::instrument(skip_all, fields(customer = %auth.customer_id, reward = %id))]
 async fn claim(
@@ -103,7 +109,7 @@ async fn claim(
     ApiPath(id): ApiPath<Uuid>,
     RequiredKey(key): RequiredKey,
 ) -> Result<Response, ApiError> {
-    let (view, replayed) = s.claim(auth.customer_id, id, &key).await?;
+    let (view, replayed) = s.claim(auth.customer_id, auth.channel.as_str(), id, &key).await?;
     let mut response = (StatusCode::CREATED, ApiJson(view)).into_response();
     if replayed {
         idempotency::mark_replayed(&mut response);

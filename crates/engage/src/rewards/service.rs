@@ -3,11 +3,16 @@
 //! here too. The module doc of [`super`] explains why a claim can neither oversell nor
 //! charge twice.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use huoban_accounts::AccountsService;
 use huoban_identity::IdentityService;
-use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::from_micros, idempotency, ids::new_id};
+use huoban_kit::{
+    ApiError, Page, PageQuery, SharedClock,
+    clock::{from_micros, to_micros},
+    idempotency,
+    ids::new_id,
+};
 use huoban_ledger::{
     AccountId, Amount, IdempotencyKey, Ledger, LedgerError, Transfer, TransferMeta, TransferRequest, TransferStatus,
     Unit,
@@ -60,6 +65,11 @@ pub struct NewRewardRequest {
     pub claimable_until: String,
     /// Days a claimed coupon stays valid, 1 to 3650.
     pub coupon_valid_days: i64,
+    /// The campaign the reward belongs to: it must exist and not have ended, and the
+    /// reward is then claimable only while the campaign is live and by customers in its
+    /// audience.
+    #[serde(default)]
+    pub campaign_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,6 +92,7 @@ pub struct StaffRewardView {
     pub claimable_until: String,
     pub coupon_valid_days: i64,
     pub created_at: String,
+    pub campaign_id: Option<String>,
     pub stock: StockView,
     /// Coupons issued.
     pub claims: i64,
@@ -101,6 +112,8 @@ pub struct RewardView {
     /// Claims you hold (issued or in progress).
     pub my_claims: i64,
     pub my_claims_left: i64,
+    /// The campaign it belongs to (live and open to you, or it would not be listed).
+    pub campaign_id: Option<String>,
 }
 
 /// A claimed coupon.
@@ -187,6 +200,13 @@ fn parse_instant(field: &'static str, text: &str) -> Result<Timestamp, ApiError>
     })
 }
 
+fn window_of(row: &RewardRow) -> Window {
+    Window {
+        from: from_micros(row.claimable_from),
+        until: from_micros(row.claimable_until),
+    }
+}
+
 fn stock_of(row: &RewardRow) -> StockView {
     StockView {
         total: row.total,
@@ -237,9 +257,14 @@ pub fn hold_request(claim: &ClaimRow, points: AccountId, clearing: AccountId) ->
     }))
 }
 
-/// The rewards handle; cheap to clone.
+/// The rewards handle; cheap to clone (one reference count: the router clones it for
+/// every request).
 #[derive(Debug, Clone)]
-pub struct RewardsService {
+pub struct RewardsService(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    state: EngageState,
     store: RewardsStore,
     clock: SharedClock,
     identity: IdentityService,
@@ -249,21 +274,22 @@ pub struct RewardsService {
 
 impl RewardsService {
     pub fn new(state: &EngageState) -> Self {
-        Self {
+        Self(Arc::new(Inner {
+            state: state.clone(),
             store: RewardsStore::new(state.db.clone()),
             clock: state.clock.clone(),
             identity: state.identity.clone(),
             accounts: state.accounts.clone(),
             ledger: state.ledger.clone(),
-        }
+        }))
     }
 
     pub fn identity(&self) -> &IdentityService {
-        &self.identity
+        &self.0.identity
     }
 
     pub fn store(&self) -> &RewardsStore {
-        &self.store
+        &self.0.store
     }
 
     fn staff_view(row: RewardRow) -> StaffRewardView {
@@ -278,6 +304,7 @@ impl RewardsService {
             claimable_until: iso(row.claimable_until),
             coupon_valid_days: row.coupon_valid_days,
             created_at: iso(row.created_at),
+            campaign_id: row.campaign_id,
         }
     }
 
@@ -291,10 +318,13 @@ impl RewardsService {
             total_stock: request.total_stock,
             per_customer_limit: request.per_customer_limit,
             coupon_valid_days: request.coupon_valid_days,
+            campaign_id: request.campaign_id,
         })?;
+        self.0.state.check_campaign(new.campaign_id()).await?;
         let id = new_id();
-        self.store.insert_reward(id, &new, staff, self.clock.now()).await?;
+        self.0.store.insert_reward(id, &new, staff, self.0.clock.now()).await?;
         let row = self
+            .0
             .store
             .reward(id)
             .await?
@@ -304,7 +334,7 @@ impl RewardsService {
 
     pub async fn staff_list(&self, page: &PageQuery) -> Result<Page<StaffRewardView>, ApiError> {
         let limit = page.limit()?;
-        let rows = self.store.rewards(None, page.after()?.as_deref(), limit).await?;
+        let rows = self.0.store.rewards(None, page.after()?.as_deref(), limit).await?;
         Ok(Page::from_rows(
             rows.into_iter().map(Self::staff_view).collect(),
             limit,
@@ -312,17 +342,38 @@ impl RewardsService {
         ))
     }
 
-    /// Rewards claimable now, with stock left and the customer's own claims.
-    pub async fn claimable(&self, customer: Uuid, page: &PageQuery) -> Result<Page<RewardView>, ApiError> {
+    /// Rewards claimable now, with stock left and the customer's own claims: those in
+    /// their window that belong to no campaign or to a campaign live now whose audience
+    /// admits the customer. A page may hold fewer than `limit` items and still have a
+    /// next cursor (rewards of other campaigns were left out).
+    pub async fn claimable(
+        &self,
+        customer: Uuid,
+        channel: &str,
+        page: &PageQuery,
+    ) -> Result<Page<RewardView>, ApiError> {
         let limit = page.limit()?;
-        let locale = self.identity.profile(customer).await?.locale;
-        let rows = self
+        let locale = self.0.identity.profile(customer).await?.locale;
+        let mut rows = self
+            .0
             .store
-            .rewards(Some(self.clock.now()), page.after()?.as_deref(), limit)
+            .rewards(Some(self.0.clock.now()), page.after()?.as_deref(), limit)
             .await?;
-        let held = self.store.holdings(customer).await?;
+        let next_cursor = (rows.len() > limit as usize)
+            .then(|| {
+                rows.truncate(limit as usize);
+                rows.last().map(|r| huoban_kit::page::encode_cursor(&r.id))
+            })
+            .flatten();
+        let live = if rows.iter().any(|r| r.campaign_id.is_some()) {
+            self.0.state.live_campaigns(customer, channel).await?
+        } else {
+            Default::default()
+        };
+        let held = self.0.store.holdings(customer).await?;
         let items = rows
             .into_iter()
+            .filter(|row| row.campaign_id.as_ref().is_none_or(|c| live.contains(c)))
             .map(|row| {
                 let mine = held.get(&row.id).copied().unwrap_or(0);
                 RewardView {
@@ -335,16 +386,17 @@ impl RewardsService {
                     claimable_until: iso(row.claimable_until),
                     coupon_valid_days: row.coupon_valid_days,
                     per_customer_limit: row.per_customer_limit,
+                    campaign_id: row.campaign_id,
                 }
             })
             .collect();
-        Ok(Page::from_rows(items, limit, |r| r.id.clone()))
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn coupons(&self, customer: Uuid, page: &PageQuery) -> Result<Page<CouponView>, ApiError> {
         let limit = page.limit()?;
-        let locale = self.identity.profile(customer).await?.locale;
-        let rows = self.store.coupons(customer, page.after()?.as_deref(), limit).await?;
+        let locale = self.0.identity.profile(customer).await?.locale;
+        let rows = self.0.store.coupons(customer, page.after()?.as_deref(), limit).await?;
         let items = rows
             .into_iter()
             .map(|(claim, titles)| {
@@ -361,22 +413,58 @@ impl RewardsService {
     /// Claims a unit of a reward for the customer under their idempotency key. Returns
     /// the coupon and whether this was a replay of an earlier claim with the same key.
     #[tracing::instrument(skip_all, fields(customer = %customer, reward = %reward_id))]
-    pub async fn claim(&self, customer: Uuid, reward_id: Uuid, key: &str) -> Result<(ClaimView, bool), ApiError> {
-        let reward = self
+    pub async fn claim(
+        &self,
+        customer: Uuid,
+        channel: &str,
+        reward_id: Uuid,
+        key: &str,
+    ) -> Result<(ClaimView, bool), ApiError> {
+        IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
+        // The read path: one read answers replays and the sure refusals (sold out, the
+        // customer at their limit) without a write transaction, which is what most
+        // attempts of a flash sale are.
+        let outlook = self
+            .0
             .store
-            .reward(reward_id)
+            .outlook(reward_id, customer, key)
             .await?
             .ok_or_else(|| ApiError::not_found("The reward"))?;
-        // A replay answers the first result even once the window has closed.
-        if let Some(existing) = self.store.claim_by_key(customer, key).await? {
+        // A replay answers the first result even once the window has closed. Loaded from
+        // the writer pool: the first attempt may have committed a moment ago.
+        if outlook.key_claim.is_some()
+            && let Some(existing) = self.0.store.claim_by_key(customer, key).await?
+        {
             return self.replay(existing, reward_id).await.map(|v| (v, true));
+        }
+        let reward = outlook.reward;
+        window_of(&reward).check(self.0.clock.now())?;
+        if let Some(refusal) = domain::sure_refusal(
+            reward.per_customer_limit,
+            outlook.held,
+            reward.total,
+            reward.claimed,
+            reward.reserved,
+        ) {
+            return Err(refusal.into());
+        }
+        if let Some(campaign) = &reward.campaign_id
+            && !self.0.state.live_campaigns(customer, channel).await?.contains(campaign)
+        {
+            return Err(
+                ApiError::conflict("reward-not-claimable", "This reward cannot be claimed now")
+                    .detail("The reward belongs to a campaign that is not open to you now.")
+                    .with("campaign_id", campaign.clone()),
+            );
         }
         let (claim, fresh) = self.reserve(customer, &reward, key).await?;
         if !fresh {
             // A concurrent attempt with the same key won the reservation.
             return self.replay(claim, reward_id).await.map(|v| (v, true));
         }
-        self.settle(claim).await.map(|v| (v, false))
+        self.settle(claim, Some(reward.coupon_valid_days))
+            .await
+            .map(|v| (v, false))
     }
 
     /// Issues a unit of a reward as a prize — a rule's action, an invite unlock, a team
@@ -387,11 +475,12 @@ impl RewardsService {
     #[tracing::instrument(skip_all, fields(customer = %customer, reward = %reward_id))]
     pub async fn grant(&self, customer: Uuid, reward_id: Uuid, key: &str) -> Result<(ClaimView, bool), ApiError> {
         let reward = self
+            .0
             .store
             .reward(reward_id)
             .await?
             .ok_or_else(|| ApiError::not_found("The reward"))?;
-        let (claim, fresh) = match self.store.claim_by_key(customer, key).await? {
+        let (claim, fresh) = match self.0.store.claim_by_key(customer, key).await? {
             Some(existing) => (existing, false),
             None => self.reserve_at(customer, &reward, key, 0).await?,
         };
@@ -408,13 +497,10 @@ impl RewardsService {
 
     /// A granted (free) claim needs no ledger step: it is finished at once.
     async fn finish_free(&self, claim: &ClaimRow) -> Result<ClaimView, ApiError> {
-        let now = self.clock.now();
-        let days = self
+        let now = self.0.clock.now();
+        let days = self.valid_days(claim).await?;
+        self.0
             .store
-            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
-            .await?
-            .map_or(1, |r| r.coupon_valid_days);
-        self.store
             .finish(claim, None, now, coupon_valid_until(now, days))
             .await?;
         let current = self.reload(claim).await?;
@@ -433,7 +519,7 @@ impl RewardsService {
             Some(ClaimState::Released) => Err(failure_problem(claim.failure.as_deref())),
             // The first attempt is still running or died: drive it on. Every step is
             // idempotent, so two drivers still make one hold, one posting, one coupon.
-            Some(ClaimState::Reserved) => self.settle(claim).await,
+            Some(ClaimState::Reserved) => self.settle(claim, None).await,
             None => Err(ApiError::internal(format!("claim {} has an unknown state", claim.id))),
         }
     }
@@ -455,12 +541,8 @@ impl RewardsService {
     ) -> Result<(ClaimRow, bool), ApiError> {
         // Validated before anything is written: the key must also be a ledger key.
         IdempotencyKey::new(format!("{LEDGER_SCOPE}:{customer}"), key)?;
-        let now = self.clock.now();
-        Window {
-            from: from_micros(reward.claimable_from),
-            until: from_micros(reward.claimable_until),
-        }
-        .check(now)?;
+        let now = self.0.clock.now();
+        window_of(reward).check(now)?;
         let reward_id: Uuid = reward.id.parse().map_err(ApiError::internal)?;
         let new = NewClaim {
             id: new_id(),
@@ -471,8 +553,9 @@ impl RewardsService {
             code: CouponCode::from_random(random_bits()).to_string(),
             per_customer_limit: reward.per_customer_limit,
         };
-        let fresh = match self.store.reserve(&new, now).await? {
-            Reservation::Reserved => true,
+        let fresh = match self.0.store.reserve(&new, now).await? {
+            // Written just now as `new` says: no need to read it back.
+            Reservation::Reserved => return Ok((new.row(now), true)),
             Reservation::Replay => false,
             Reservation::LimitReached => {
                 return Err(Refusal::LimitReached {
@@ -483,6 +566,7 @@ impl RewardsService {
             Reservation::OutOfStock => return Err(Refusal::OutOfStock.into()),
         };
         let claim = self
+            .0
             .store
             .claim_by_key(customer, key)
             .await?
@@ -492,8 +576,8 @@ impl RewardsService {
 
     async fn points_and_clearing(&self, customer: &str) -> Result<(AccountId, AccountId), ApiError> {
         let customer: Uuid = customer.parse().map_err(ApiError::internal)?;
-        let points = self.accounts.ensure_standard_accounts(customer).await?.points;
-        Ok((points, self.accounts.clearing(Unit::Points).await?))
+        let points = self.0.accounts.ensure_standard_accounts(customer).await?.points;
+        Ok((points, self.0.accounts.clearing(Unit::Points).await?))
     }
 
     /// Step 2 alone: holds the claim's points in the ledger (or finds the hold an earlier
@@ -504,11 +588,12 @@ impl RewardsService {
             .await
             .map_err(|e| LedgerError::InvalidInput(e.to_string()))?;
         let request = hold_request(claim, points, clearing).map_err(|e| LedgerError::InvalidInput(e.to_string()))?;
-        Ok(self.ledger.create_pending(request, Some(HOLD_TTL)).await?.transfer)
+        Ok(self.0.ledger.create_pending(request, Some(HOLD_TTL)).await?.transfer)
     }
 
     /// Steps 2 and 3 for a reserved claim: hold, post, finish — or release.
-    async fn settle(&self, claim: ClaimRow) -> Result<ClaimView, ApiError> {
+    /// `valid_days`: the reward's coupon validity when the caller has it at hand.
+    async fn settle(&self, claim: ClaimRow, valid_days: Option<i64>) -> Result<ClaimView, ApiError> {
         let hold = match self.hold(&claim).await {
             Ok(t) => t,
             Err(LedgerError::InsufficientFunds {
@@ -530,7 +615,7 @@ impl RewardsService {
         let posted = match hold.status {
             TransferStatus::Posted => hold,
             TransferStatus::Voided => return self.release(&claim, CLAIM_EXPIRED).await,
-            TransferStatus::Pending => match self.ledger.post_pending(hold.id).await {
+            TransferStatus::Pending => match self.0.ledger.post_pending(hold.id).await {
                 Ok(t) => t,
                 Err(LedgerError::PendingAlreadyPosted(_)) => hold,
                 Err(LedgerError::PendingExpired(_) | LedgerError::PendingAlreadyVoided(_)) => {
@@ -539,23 +624,31 @@ impl RewardsService {
                 Err(e) => return Err(e.into()),
             },
         };
-        self.finish(&claim, &posted).await
+        self.finish(&claim, &posted, valid_days).await
     }
 
     /// Marks the claim claimed once its points are posted. If recovery released it
     /// meanwhile (only possible when this request stalled past [`STALE_AFTER`]), the
     /// points are refunded, so stock and points still agree.
-    async fn finish(&self, claim: &ClaimRow, posted: &Transfer) -> Result<ClaimView, ApiError> {
-        let now = self.clock.now();
-        let days = self
-            .store
-            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
-            .await?
-            .map_or(1, |r| r.coupon_valid_days);
+    async fn finish(&self, claim: &ClaimRow, posted: &Transfer, days: Option<i64>) -> Result<ClaimView, ApiError> {
+        let now = self.0.clock.now();
+        let days = match days {
+            Some(days) => days,
+            None => self.valid_days(claim).await?,
+        };
         let valid_until = coupon_valid_until(now, days);
-        self.store
-            .finish(claim, Some(&posted.id.to_string()), now, valid_until)
-            .await?;
+        let transfer_id = posted.id.to_string();
+        if self.0.store.finish(claim, Some(&transfer_id), now, valid_until).await? {
+            // Moved by this call, so the claim is exactly as written.
+            return Ok(claim_view(&ClaimRow {
+                state: ClaimState::Claimed.as_str().to_owned(),
+                transfer_id: Some(transfer_id),
+                updated_at: to_micros(now),
+                claimed_at: Some(to_micros(now)),
+                valid_until: Some(to_micros(valid_until)),
+                ..claim.clone()
+            }));
+        }
         let current = self.reload(claim).await?;
         match current.state() {
             Some(ClaimState::Claimed) => Ok(claim_view(&current)),
@@ -567,10 +660,22 @@ impl RewardsService {
         }
     }
 
+    /// Days a coupon of the claim's reward stays valid.
+    async fn valid_days(&self, claim: &ClaimRow) -> Result<i64, ApiError> {
+        Ok(self
+            .0
+            .store
+            .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
+            .await?
+            .map_or(1, |r| r.coupon_valid_days))
+    }
+
     /// Returns the unit of stock; answers with the claim's final state (someone else may
     /// have finished it first).
     async fn release(&self, claim: &ClaimRow, failure: &str) -> Result<ClaimView, ApiError> {
-        self.store.release(claim, failure, self.clock.now()).await?;
+        if self.0.store.release(claim, failure, self.0.clock.now()).await? {
+            return Err(failure_problem(Some(failure)));
+        }
         let current = self.reload(claim).await?;
         match current.state() {
             Some(ClaimState::Claimed) => Ok(claim_view(&current)),
@@ -579,7 +684,8 @@ impl RewardsService {
     }
 
     async fn reload(&self, claim: &ClaimRow) -> Result<ClaimRow, ApiError> {
-        self.store
+        self.0
+            .store
             .claim(&claim.id)
             .await?
             .ok_or_else(|| ApiError::internal("a claim vanished"))
@@ -596,7 +702,7 @@ impl RewardsService {
                 metadata: Some(serde_json::json!({ "source": "reward", "claim_id": claim.id })),
                 ..TransferMeta::default()
             });
-        self.ledger.transfer(request).await?;
+        self.0.ledger.transfer(request).await?;
         Ok(())
     }
 
@@ -605,10 +711,10 @@ impl RewardsService {
     /// stock returned. Safe to run on several nodes at once and beside live claims.
     #[tracing::instrument(skip_all)]
     pub async fn recover_stale(&self) -> Result<RecoveryReport, ApiError> {
-        let now = self.clock.now();
+        let now = self.0.clock.now();
         let before = now.checked_sub(STALE_AFTER).unwrap_or(now);
         let mut report = RecoveryReport::default();
-        for claim in self.store.stale_reservations(before, RECOVERY_BATCH).await? {
+        for claim in self.0.store.stale_reservations(before, RECOVERY_BATCH).await? {
             if claim.points == 0 {
                 // A grant that stopped before finishing: it owes no points, so it is issued.
                 if self.finish_free(&claim).await.is_ok() {
@@ -616,7 +722,7 @@ impl RewardsService {
                 }
                 continue;
             }
-            let hold = match self.ledger.transfer_by_key(&ledger_key(&claim)?).await {
+            let hold = match self.0.ledger.transfer_by_key(&ledger_key(&claim)?).await {
                 Ok(t) => Some(t),
                 Err(LedgerError::TransferNotFound(_)) => None,
                 Err(e) => {
@@ -630,7 +736,7 @@ impl RewardsService {
             if action == Recovery::VoidFirst
                 && let Some(open) = &hold
             {
-                action = match self.ledger.void_pending(open.id).await {
+                action = match self.0.ledger.void_pending(open.id).await {
                     Ok(_) | Err(LedgerError::PendingExpired(_) | LedgerError::PendingAlreadyVoided(_)) => {
                         Recovery::Release
                     }
@@ -647,12 +753,9 @@ impl RewardsService {
             }
             match (action, posted) {
                 (Recovery::Finish, Some(t)) => {
-                    let days = self
-                        .store
-                        .reward(claim.reward_id.parse().map_err(ApiError::internal)?)
-                        .await?
-                        .map_or(1, |r| r.coupon_valid_days);
+                    let days = self.valid_days(&claim).await?;
                     if self
+                        .0
                         .store
                         .finish(
                             &claim,
@@ -666,7 +769,7 @@ impl RewardsService {
                     }
                 }
                 _ => {
-                    if self.store.release(&claim, CLAIM_EXPIRED, now).await? {
+                    if self.0.store.release(&claim, CLAIM_EXPIRED, now).await? {
                         report.released += 1;
                     }
                 }

@@ -13,10 +13,12 @@ use std::collections::BTreeMap;
 
 use huoban_kit::{Db, DbError, clock::to_micros};
 use jiff::Timestamp;
-use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
-use super::domain::{ClaimState, NewReward};
+use super::{
+    domain::{ClaimState, NewReward},
+    writer::{ClaimOp, ClaimWriter, Done},
+};
 
 /// A catalog entry with its stock.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -29,6 +31,8 @@ pub struct RewardRow {
     pub claimable_until: i64,
     pub coupon_valid_days: i64,
     pub created_at: i64,
+    /// The campaign it belongs to: claimable only while that campaign is live for the customer.
+    pub campaign_id: Option<String>,
     pub total: i64,
     pub claimed: i64,
     pub reserved: i64,
@@ -41,7 +45,18 @@ impl RewardRow {
 }
 
 const REWARD_COLUMNS: &str = "r.id, r.titles, r.points_price, r.per_customer_limit, r.claimable_from, \
-     r.claimable_until, r.coupon_valid_days, r.created_at, s.total, s.claimed, s.reserved";
+     r.claimable_until, r.coupon_valid_days, r.created_at, r.campaign_id, s.total, s.claimed, s.reserved";
+
+/// A reward as one claim attempt sees it: see [`RewardsStore::outlook`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Outlook {
+    #[sqlx(flatten)]
+    pub reward: RewardRow,
+    /// Claims the customer holds, reserved or claimed.
+    pub held: i64,
+    /// The claim this customer already made with the same key, if any.
+    pub key_claim: Option<String>,
+}
 
 /// A stored claim.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -82,6 +97,27 @@ pub struct NewClaim {
     pub per_customer_limit: i64,
 }
 
+impl NewClaim {
+    /// The row step 1 writes for this claim at `now`.
+    pub fn row(&self, now: Timestamp) -> ClaimRow {
+        ClaimRow {
+            id: self.id.to_string(),
+            reward_id: self.reward_id.to_string(),
+            customer_id: self.customer_id.to_string(),
+            idem_key: self.idem_key.clone(),
+            state: ClaimState::Reserved.as_str().to_owned(),
+            points: self.points,
+            code: self.code.clone(),
+            failure: None,
+            transfer_id: None,
+            created_at: to_micros(now),
+            updated_at: to_micros(now),
+            claimed_at: None,
+            valid_until: None,
+        }
+    }
+}
+
 /// What step 1 of a claim did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
@@ -98,11 +134,15 @@ pub enum Reservation {
 #[derive(Debug, Clone)]
 pub struct RewardsStore {
     db: Db,
+    writer: ClaimWriter,
 }
 
 impl RewardsStore {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            writer: ClaimWriter::new(db.clone()),
+            db,
+        }
     }
 
     #[tracing::instrument(skip_all, fields(reward = %id))]
@@ -111,7 +151,7 @@ impl RewardsStore {
         let mut tx = self.db.begin().await?;
         sqlx::query(
             "INSERT INTO rewards (id, titles, points_price, per_customer_limit, claimable_from, claimable_until, \
-             coupon_valid_days, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             coupon_valid_days, created_by, created_at, campaign_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_string())
         .bind(titles)
@@ -122,6 +162,7 @@ impl RewardsStore {
         .bind(new.coupon_valid_days())
         .bind(staff.to_string())
         .bind(to_micros(now))
+        .bind(new.campaign_id())
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO reward_stock (reward_id, total, claimed, reserved) VALUES ($1, $2, 0, 0)")
@@ -168,6 +209,25 @@ impl RewardsStore {
         Ok(query.fetch_all(self.db.reader()).await?)
     }
 
+    /// Everything a claim decides before writing, in ONE statement so it is one snapshot
+    /// on both backends (a statement is its own read transaction on SQLite, and sees one
+    /// snapshot under PostgreSQL's read committed): the reward and its stock, how many the
+    /// customer holds, and whether this customer already used the key. Read on the reader
+    /// pool: nothing here is written, and on SQLite it never waits behind the writer.
+    pub async fn outlook(&self, reward: Uuid, customer: Uuid, key: &str) -> Result<Option<Outlook>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {REWARD_COLUMNS}, \
+               COALESCE((SELECT h.held FROM reward_holders h WHERE h.reward_id = r.id AND h.customer_id = $2), 0) AS held, \
+               (SELECT c.id FROM reward_claims c WHERE c.customer_id = $2 AND c.idem_key = $3) AS key_claim \
+             FROM rewards r JOIN reward_stock s ON s.reward_id = r.id WHERE r.id = $1"
+        )))
+        .bind(reward.to_string())
+        .bind(customer.to_string())
+        .bind(key)
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
     /// What the customer holds (reserved or claimed) per reward id.
     pub async fn holdings(&self, customer: Uuid) -> Result<BTreeMap<String, i64>, DbError> {
         let rows: Vec<(String, i64)> =
@@ -198,54 +258,16 @@ impl RewardsStore {
         .await?)
     }
 
-    /// Step 1: the claim row, the customer's count and a unit of stock, all or nothing.
-    /// The stock row is touched last so its lock (PostgreSQL) is held for the shortest time.
+    /// Step 1: the claim row, the customer's count and a unit of stock, all or nothing,
+    /// committed with the other claim writes of the moment ([`ClaimWriter`]).
     #[tracing::instrument(skip_all, fields(reward = %claim.reward_id, customer = %claim.customer_id))]
     pub async fn reserve(&self, claim: &NewClaim, now: Timestamp) -> Result<Reservation, DbError> {
-        let mut tx = self.db.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO reward_claims (id, reward_id, customer_id, idem_key, state, points, code, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7, $7) ON CONFLICT (customer_id, idem_key) DO NOTHING",
-        )
-        .bind(claim.id.to_string())
-        .bind(claim.reward_id.to_string())
-        .bind(claim.customer_id.to_string())
-        .bind(&claim.idem_key)
-        .bind(claim.points)
-        .bind(&claim.code)
-        .bind(to_micros(now))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Ok(Reservation::Replay);
+        match self.writer.run(ClaimOp::Reserve(claim.clone()), now).await? {
+            Done::Reserved(r) => Ok(r),
+            Done::Moved(_) => Err(DbError::Other(sqlx::Error::Protocol(
+                "the claim writer answered another step".into(),
+            ))),
         }
-        let counted = sqlx::query(
-            "INSERT INTO reward_holders (reward_id, customer_id, held) VALUES ($1, $2, 1) \
-             ON CONFLICT (reward_id, customer_id) DO UPDATE SET held = reward_holders.held + 1 \
-             WHERE reward_holders.held < $3",
-        )
-        .bind(claim.reward_id.to_string())
-        .bind(claim.customer_id.to_string())
-        .bind(claim.per_customer_limit)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if counted == 0 {
-            return Ok(Reservation::LimitReached);
-        }
-        let reserved = sqlx::query(
-            "UPDATE reward_stock SET reserved = reserved + 1 WHERE reward_id = $1 AND claimed + reserved < total",
-        )
-        .bind(claim.reward_id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if reserved == 0 {
-            return Ok(Reservation::OutOfStock);
-        }
-        tx.commit().await?;
-        Ok(Reservation::Reserved)
     }
 
     /// Step 3: the claim becomes `claimed` and its unit moves from reserved to claimed.
@@ -258,72 +280,26 @@ impl RewardsStore {
         now: Timestamp,
         valid_until: Timestamp,
     ) -> Result<bool, DbError> {
-        let mut tx = self.db.begin().await?;
-        if !self
-            .leave_reserved(&mut tx, claim, "claimed", None, transfer_id, now, Some(valid_until))
-            .await?
-        {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE reward_stock SET reserved = reserved - 1, claimed = claimed + 1 WHERE reward_id = $1")
-            .bind(&claim.reward_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        let op = ClaimOp::Finish {
+            claim: claim.id.clone(),
+            reward: claim.reward_id.clone(),
+            transfer_id: transfer_id.map(str::to_owned),
+            valid_until,
+        };
+        self.writer.run(op, now).await.map(Done::moved)
     }
 
     /// The claim becomes `released` with the problem slug to answer on replay; its unit
     /// of stock and the customer's count are returned. False when it was no longer reserved.
     #[tracing::instrument(skip_all, fields(claim = %claim.id, failure))]
     pub async fn release(&self, claim: &ClaimRow, failure: &str, now: Timestamp) -> Result<bool, DbError> {
-        let mut tx = self.db.begin().await?;
-        if !self
-            .leave_reserved(&mut tx, claim, "released", Some(failure), None, now, None)
-            .await?
-        {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE reward_stock SET reserved = reserved - 1 WHERE reward_id = $1")
-            .bind(&claim.reward_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE reward_holders SET held = held - 1 WHERE reward_id = $1 AND customer_id = $2")
-            .bind(&claim.reward_id)
-            .bind(&claim.customer_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn leave_reserved(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        claim: &ClaimRow,
-        state: &str,
-        failure: Option<&str>,
-        transfer_id: Option<&str>,
-        now: Timestamp,
-        valid_until: Option<Timestamp>,
-    ) -> Result<bool, DbError> {
-        let claimed_at = (state == "claimed").then(|| to_micros(now));
-        let changed = sqlx::query(
-            "UPDATE reward_claims SET state = $2, failure = $3, transfer_id = $4, updated_at = $5, \
-             claimed_at = $6, valid_until = $7 WHERE id = $1 AND state = 'reserved'",
-        )
-        .bind(&claim.id)
-        .bind(state)
-        .bind(failure)
-        .bind(transfer_id)
-        .bind(to_micros(now))
-        .bind(claimed_at)
-        .bind(valid_until.map(to_micros))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        Ok(changed == 1)
+        let op = ClaimOp::Release {
+            claim: claim.id.clone(),
+            reward: claim.reward_id.clone(),
+            customer: claim.customer_id.clone(),
+            failure: failure.to_owned(),
+        };
+        self.writer.run(op, now).await.map(Done::moved)
     }
 
     /// Reservations untouched since `before`, oldest first.

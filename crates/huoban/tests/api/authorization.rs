@@ -38,6 +38,9 @@ const OWNED: &[(&str, &str, Fixture)] = &[
     ("GET", "/api/v1/goals/{id}", Fixture::Goal),
     ("POST", "/api/v1/goals/{id}/deposits", Fixture::Goal),
     ("POST", "/api/v1/goals/{id}/partners", Fixture::Goal),
+    ("PUT", "/api/v1/goals/{id}/auto-transfer", Fixture::Goal),
+    ("DELETE", "/api/v1/goals/{id}/auto-transfer", Fixture::Goal),
+    ("POST", "/api/v1/goals/{id}/conversions", Fixture::Goal),
     ("POST", "/api/v1/step-up/challenges/{id}/verify", Fixture::Challenge),
     ("POST", "/api/v1/transfers/{id}/cancel", Fixture::Transfer),
     ("DELETE", "/api/v1/alerts/{id}", Fixture::Alert),
@@ -278,6 +281,8 @@ fn body_for(path: &str, a: &Customer, b: &Customer) -> Value {
         "/api/v1/questionnaires/sessions/{session_id}/answers" => b.first_answer.clone(),
         "/api/v1/goals/{id}/deposits" => json!({ "from_account": a.current, "amount": 100 }),
         "/api/v1/goals/{id}/partners" => json!({ "phone": "13900000001" }),
+        "/api/v1/goals/{id}/auto-transfer" => json!({ "from_account": a.current }),
+        "/api/v1/goals/{id}/conversions" => json!({ "offer_id": uuid::Uuid::now_v7(), "points": 100 }),
         "/api/v1/step-up/challenges/{id}/verify" => json!({ "code": "000000" }),
         // Shaped like a browser's attestation; the registration is refused before it is read.
         "/api/v1/security/passkeys/registrations/{id}/finish" => json!({ "credential": {

@@ -227,14 +227,7 @@ async fn a_transfer_shows_up_as_events_for_both_customers(app: TestApp) {
         .get_transfer(transfer_id.parse().expect("transfer id"))
         .await
         .expect("transfer");
-    let state = huoban_engage::EngageState {
-        db: app.app.db.clone(),
-        clock: app.app.clock.clone(),
-        identity: app.app.identity.clone(),
-        accounts: app.app.accounts.clone(),
-        ledger: app.app.ledger.clone(),
-        inbox: app.app.inbox.clone(),
-    };
+    let state = app.app.engage_state();
     let service = huoban_engage::events::service::EventsService::new(&state);
     let fresh = service
         .handle_posted(&[std::sync::Arc::new(stored)])

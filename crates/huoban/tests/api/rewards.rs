@@ -2,7 +2,10 @@
 //! rest `out-of-stock`, points balanced), replays with the same key charging once (also
 //! concurrently), insufficient points leaving stock untouched, the per-customer limit,
 //! the claim window, staff validation and the catalog, and recovery of a claim whose
-//! request died after reserving, in both directions.
+//! request died after reserving, in both directions. Refusals answered from the read
+//! (sold out, at the limit) are true and write nothing, and a unit a voided reservation
+//! returns is claimable at once. Rewards of a campaign: claimable only while it is live
+//! and for its audience; unknown and ended campaigns refused.
 
 use huoban_engage::rewards::service::RewardsService;
 use huoban_identity::{Channel, Role, store::CustomerRow};
@@ -27,6 +30,11 @@ on_both_backends!(
     staff_create_validated_rewards_and_see_stock_and_claims,
     recovery_finishes_a_posted_claim_and_releases_an_unpaid_one,
     a_granted_prize_costs_no_points_takes_stock_once_and_respects_stock,
+    refusals_from_the_read_are_true_and_a_voided_reservation_frees_the_last_unit,
+    concurrent_claims_of_one_customer_never_pass_the_limit,
+    two_nodes_reserving_at_once_never_pass_the_stock,
+    a_campaign_reward_is_claimable_only_while_its_campaign_is_live_for_the_customer,
+    rewards_refuse_unknown_and_ended_campaigns_and_save_nothing,
 );
 
 const PRICE: i64 = 100;
@@ -221,6 +229,9 @@ async fn a_flash_claim_of_200_customers_on_50_units_has_exactly_50_winners(app: 
             .into_iter()
             .collect();
     assert_eq!(codes.len(), 50, "every coupon has its own code");
+    // The claim keeps its key in its own row: no attempt, won or refused, stored a
+    // response in the HTTP idempotency layer.
+    assert_eq!(app.count("idempotency_keys").await, 0);
     assert_ledger_ok(&app).await;
 }
 
@@ -529,4 +540,289 @@ impl AssertSlug for huoban_kit::ApiError {
     fn assert_slug(&self, slug: &str) {
         assert_eq!(self.slug, slug, "{self:?}");
     }
+}
+
+async fn refusals_from_the_read_are_true_and_a_voided_reservation_frees_the_last_unit(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 1, 1)).await;
+    let people = customers(&app, 2).await;
+    let (holder, holder_token) = people[0].clone();
+    let (late, late_token) = people[1].clone();
+    give_points(&app, holder, 1000).await;
+    give_points(&app, late, 1000).await;
+    let svc = service(&app);
+    let row = svc
+        .store()
+        .reward(reward.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("reward");
+    // The holder's request reserved the last unit and held its points, then died.
+    let (held, _) = svc.reserve(holder, &row, "died").await.expect("reserved");
+    svc.hold(&held).await.expect("held");
+    assert_eq!(stock(&app, &reward).await, (1, 0, 1));
+    let claims = app.count("reward_claims").await;
+
+    // The unit is taken while it is reserved: refused, as the reservation's guard would.
+    claim(&app, &late_token, &reward, "late-1")
+        .await
+        .assert_problem(409, "out-of-stock");
+    // The holder is at their limit while their claim is in progress.
+    claim(&app, &holder_token, &reward, "again")
+        .await
+        .assert_problem(409, "claim-limit-reached");
+    assert_eq!(app.count("reward_claims").await, claims, "a refusal writes nothing");
+    assert_eq!(stock(&app, &reward).await, (1, 0, 1));
+
+    // The died request's hold runs out and recovery voids it: the unit is back.
+    app.clock.advance(SignedDuration::from_mins(6));
+    let report = svc.recover_stale().await.expect("recovery");
+    assert_eq!((report.finished, report.released), (0, 1));
+    assert_eq!(stock(&app, &reward).await, (1, 0, 0));
+    assert_eq!(
+        points(&app, holder).await,
+        (1000, 1000),
+        "the voided hold charged nothing"
+    );
+
+    // Nothing remembered the refusal: the same key now wins the unit (a refusal keeps its
+    // key free).
+    let won = claim(&app, &late_token, &reward, "late-1").await;
+    assert_eq!(won.status, StatusCode::CREATED, "{:?}", won.body);
+    assert_eq!(stock(&app, &reward).await, (1, 1, 0));
+    assert_eq!(points(&app, late).await, (900, 900));
+    // Sold out for good now; the holder, no longer at the limit, is told so.
+    claim(&app, &holder_token, &reward, "again")
+        .await
+        .assert_problem(409, "out-of-stock");
+    // A replay of the winning key still answers its coupon, without charging again.
+    let replay = claim(&app, &late_token, &reward, "late-1").await;
+    assert_eq!(replay.status, StatusCode::CREATED, "{:?}", replay.body);
+    assert_eq!(replay.body["code"], won.body["code"]);
+    assert_eq!(
+        replay.headers.get("idempotent-replayed").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(points(&app, late).await, (900, 900));
+    assert_ledger_ok(&app).await;
+}
+
+async fn tag(app: &TestApp, staff: &str, customer: Uuid, tags: Value) {
+    let tagged = app
+        .send(
+            Method::PUT,
+            &format!("/api/v1/staff/customers/{customer}/tags"),
+            Some(staff),
+            Some(json!({ "tags": tags })),
+            &[],
+        )
+        .await;
+    assert_eq!(tagged.status, StatusCode::NO_CONTENT, "{:?}", tagged.body);
+}
+
+fn listed(reply: &Reply) -> Vec<String> {
+    reply.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn a_campaign_reward_is_claimable_only_while_its_campaign_is_live_for_the_customer(app: TestApp) {
+    use crate::campaigns::{campaign_body, live_campaign};
+    let staff = app.staff(Role::Operator).await;
+    let people = customers(&app, 2).await;
+    let (vip, vip_token) = people[0].clone();
+    let (other, other_token) = people[1].clone();
+    give_points(&app, vip, 1000).await;
+    give_points(&app, other, 1000).await;
+    tag(&app, &staff, vip, json!(["vip"])).await;
+    let campaign = live_campaign(&app, &staff, campaign_body(&app, "'vip' in customer.tags", 1000, 10)).await;
+    let mut body = reward_body(&app, 10, 2);
+    body["campaign_id"] = json!(campaign);
+    let reward = create_reward(&app, body).await;
+    let plain = create_reward(&app, reward_body(&app, 10, 1)).await;
+
+    // Listed for the audience only; a reward of its own is listed for everyone.
+    let mine = app.get("/api/v1/rewards", Some(&vip_token)).await;
+    assert_eq!(listed(&mine), vec![plain.clone(), reward.clone()]);
+    assert_eq!(mine.body["items"][1]["campaign_id"], campaign.as_str());
+    assert_eq!(
+        listed(&app.get("/api/v1/rewards", Some(&other_token)).await),
+        vec![plain.clone()]
+    );
+
+    // Outside the audience: refused, nothing reserved or charged.
+    claim(&app, &other_token, &reward, "o-1")
+        .await
+        .assert_problem(409, "reward-not-claimable");
+    assert_eq!(stock(&app, &reward).await, (10, 0, 0));
+    assert_eq!(points(&app, other).await, (1000, 1000));
+    let won = claim(&app, &vip_token, &reward, "v-1").await;
+    assert_eq!(won.status, StatusCode::CREATED, "{:?}", won.body);
+
+    // A campaign scheduled for later: its reward waits for it.
+    let mut later = campaign_body(&app, "", 1000, 10);
+    later["starts_at"] = json!(crate::campaigns::instant(&app, 2));
+    let created = app.post("/api/v1/staff/campaigns", Some(&staff), later).await;
+    let later_id = created.body["id"].as_str().expect("id").to_owned();
+    let scheduled = app
+        .post(
+            &format!("/api/v1/staff/campaigns/{later_id}/schedule"),
+            Some(&staff),
+            json!({}),
+        )
+        .await;
+    assert_eq!(scheduled.body["state"], "scheduled", "{:?}", scheduled.body);
+    let mut body = reward_body(&app, 10, 1);
+    body["campaign_id"] = json!(later_id);
+    let waiting = create_reward(&app, body).await;
+    claim(&app, &other_token, &waiting, "w-1")
+        .await
+        .assert_problem(409, "reward-not-claimable");
+    assert!(!listed(&app.get("/api/v1/rewards", Some(&other_token)).await).contains(&waiting));
+    app.clock.advance(SignedDuration::from_hours(3));
+    assert!(listed(&app.get("/api/v1/rewards", Some(&other_token)).await).contains(&waiting));
+    let won_later = claim(&app, &other_token, &waiting, "w-1").await;
+    assert_eq!(won_later.status, StatusCode::CREATED, "{:?}", won_later.body);
+
+    // Ended by staff: no more claims, not listed; an earlier claim still replays.
+    let ended = app
+        .post(
+            &format!("/api/v1/staff/campaigns/{campaign}/end"),
+            Some(&staff),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    claim(&app, &vip_token, &reward, "v-2")
+        .await
+        .assert_problem(409, "reward-not-claimable");
+    assert!(!listed(&app.get("/api/v1/rewards", Some(&vip_token)).await).contains(&reward));
+    assert_eq!(
+        claim(&app, &vip_token, &reward, "v-1").await.body["code"],
+        won.body["code"]
+    );
+    assert_eq!(stock(&app, &reward).await, (10, 1, 0));
+    assert_eq!(points(&app, vip).await, (900, 900));
+    assert_ledger_ok(&app).await;
+}
+
+async fn rewards_refuse_unknown_and_ended_campaigns_and_save_nothing(app: TestApp) {
+    use crate::campaigns::{campaign_body, live_campaign};
+    let staff = app.staff(Role::Operator).await;
+    for unknown in [Uuid::now_v7().to_string(), "spring-festival-2027".to_owned()] {
+        let mut body = reward_body(&app, 10, 1);
+        body["campaign_id"] = json!(unknown);
+        let refused = app.post("/api/v1/staff/rewards", Some(&staff), body).await;
+        refused.assert_problem(404, "unknown-campaign");
+        assert_eq!(refused.body["field"], "campaign_id");
+    }
+    for bad in [json!(""), json!("x".repeat(65)), json!(42)] {
+        let mut body = reward_body(&app, 10, 1);
+        body["campaign_id"] = bad;
+        let refused = app.post("/api/v1/staff/rewards", Some(&staff), body).await;
+        assert_eq!(refused.status.as_u16(), 422, "{:?}", refused.body);
+    }
+    let campaign = live_campaign(&app, &staff, campaign_body(&app, "", 1000, 10)).await;
+    app.post(
+        &format!("/api/v1/staff/campaigns/{campaign}/end"),
+        Some(&staff),
+        json!({}),
+    )
+    .await;
+    let mut body = reward_body(&app, 10, 1);
+    body["campaign_id"] = json!(campaign);
+    let refused = app.post("/api/v1/staff/rewards", Some(&staff), body).await;
+    refused.assert_problem(409, "campaign-ended");
+    assert_eq!(app.count("rewards").await, 0, "a refused reward writes nothing");
+
+    let live = live_campaign(&app, &staff, campaign_body(&app, "", 1000, 10)).await;
+    let mut body = reward_body(&app, 10, 1);
+    body["campaign_id"] = json!(live);
+    let created = app.post("/api/v1/staff/rewards", Some(&staff), body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["campaign_id"], live.as_str());
+    let list = app.get("/api/v1/staff/rewards", Some(&staff)).await;
+    assert_eq!(list.body["items"][0]["campaign_id"], live.as_str());
+}
+
+/// Twenty claims of one customer at once, each with its own key, committed in shared
+/// batches: the limit holds, and each refused claim leaves nothing behind.
+async fn concurrent_claims_of_one_customer_never_pass_the_limit(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 100, 3)).await;
+    let (customer, _) = customers(&app, 1).await.remove(0);
+    give_points(&app, customer, 10 * PRICE).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        // A session each, so the requests run side by side.
+        let token = app
+            .app
+            .identity
+            .open_customer_session(customer, Channel::App)
+            .await
+            .expect("session")
+            .token;
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/rewards/{reward}/claims", app.base));
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", format!("many-{i}"))
+                .send()
+                .await
+                .expect("request");
+            (r.status(), r.json::<Value>().await.expect("json"))
+        }));
+    }
+    let (mut won, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        match status {
+            StatusCode::CREATED => won += 1,
+            StatusCode::CONFLICT if body["type"] == "urn:huoban:problem:claim-limit-reached" => refused += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((won, refused), (3, 17));
+    assert_eq!(stock(&app, &reward).await, (100, 3, 0));
+    assert_eq!(points(&app, customer).await, (7 * PRICE, 7 * PRICE));
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reward_claims WHERE reward_id = $1")
+        .bind(&reward)
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("claims");
+    assert_eq!(rows, 3, "refused claims wrote nothing");
+    assert_ledger_ok(&app).await;
+}
+
+/// Two services with a claim writer each, as two nodes have, reserving the same reward at
+/// once: their batches take the stock row in turn, so the stock is never passed.
+async fn two_nodes_reserving_at_once_never_pass_the_stock(app: TestApp) {
+    let reward = create_reward(&app, reward_body(&app, 10, 1)).await;
+    let nodes = [service(&app), service(&app)];
+    let row = nodes[0]
+        .store()
+        .reward(reward.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("reward");
+    let crowd = customers(&app, 40).await;
+    let mut tasks = Vec::new();
+    for (i, (customer, _)) in crowd.into_iter().enumerate() {
+        let (node, row) = (nodes[i % 2].clone(), row.clone());
+        tasks.push(tokio::spawn(async move {
+            node.reserve(customer, &row, &format!("node-{i}")).await
+        }));
+    }
+    let (mut reserved, mut sold_out) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok((_, true)) => reserved += 1,
+            Err(e) if e.slug == "out-of-stock" => sold_out += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((reserved, sold_out), (10, 30));
+    assert_eq!(stock(&app, &reward).await, (10, 0, 10));
 }

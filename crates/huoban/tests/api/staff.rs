@@ -58,6 +58,16 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("POST", "/api/v1/staff/questionnaires", &[Role::Admin, Role::Operator]),
     ("GET", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
     ("POST", "/api/v1/staff/rewards", &[Role::Admin, Role::Operator]),
+    (
+        "GET",
+        "/api/v1/staff/goal-conversion-offers",
+        &[Role::Admin, Role::Operator],
+    ),
+    (
+        "POST",
+        "/api/v1/staff/goal-conversion-offers",
+        &[Role::Admin, Role::Operator],
+    ),
     ("GET", "/api/v1/staff/invite-programmes", &[Role::Admin, Role::Operator]),
     (
         "POST",
@@ -173,6 +183,9 @@ fn request_body(path: &str) -> serde_json::Value {
             "claimable_from": "2026-01-01T00:00:00Z",
             "claimable_until": "2036-01-01T00:00:00Z",
             "coupon_valid_days": 7,
+        }),
+        "/api/v1/staff/goal-conversion-offers" => json!({
+            "titles": { "zh-CN": "矩阵测试换存款" }, "points": 100, "fen": 100,
         }),
         "/api/v1/staff/invite-programmes" => json!({
             "name": "矩阵测试邀请", "event_type": "questionnaire_completed", "unlock_count": 3,

@@ -18,6 +18,7 @@ on_both_backends!(
     an_ended_challenge_refuses_teams_and_members,
     staff_validate_challenges,
     concurrent_joins_never_overfill_a_team,
+    consumers_running_at_once_count_each_trip_once,
 );
 
 const PRIZE: i64 = 200;
@@ -337,4 +338,43 @@ async fn concurrent_joins_never_overfill_a_team(app: TestApp) {
     }
     assert_eq!(view(&app, &captain, &team_id).await["member_count"], 4);
     assert_eq!(app.count("team_members").await, 4);
+}
+
+/// Several consumers of the same cursor at once (several nodes, or a catch-up loop beside
+/// the background task): none fails, and each trip counts once.
+async fn consumers_running_at_once_count_each_trip_once(app: TestApp) {
+    let challenge = create_challenge(&app, challenge_body(&app, 40, 3)).await;
+    let a = app.customer("13800000701").await;
+    let b = app.customer("13800000702").await;
+    let (team_id, code) = team(&app, &a, &challenge, "并发队").await;
+    assert_eq!(join(&app, &b, &code).await.status, StatusCode::CREATED);
+    for round in 0..5 {
+        let ids_a: Vec<String> = (0..4).map(|i| format!("ca-{round}-{i}")).collect();
+        let ids_b: Vec<String> = (0..3).map(|i| format!("cb-{round}-{i}")).collect();
+        trips(&app, &a, &ids_a.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        trips(&app, &b, &ids_b.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        let state = app.app.social_state();
+        let runs = (0..4).map(|_| {
+            let teams = huoban_social::teams::service::TeamsService::new(state.clone());
+            let invites = huoban_social::invites::service::InvitesService::new(state.clone());
+            async move {
+                for _ in 0..20 {
+                    let t = teams.consume().await?;
+                    let i = invites.consume().await?;
+                    if t == 0 && i == 0 {
+                        break;
+                    }
+                }
+                Ok::<(), huoban_kit::ApiError>(())
+            }
+        });
+        for result in futures::future::join_all(runs).await {
+            result.expect("a consumer running beside others never fails");
+        }
+    }
+    drain(&app).await;
+    let seen = view(&app, &a, &team_id).await;
+    assert_eq!(seen["progress"], 35, "{seen:?}");
+    assert_eq!(points(&app, &a).await, 0, "the target (40) is not reached");
+    assert_ledger_balanced(&app).await;
 }

@@ -2,8 +2,11 @@
 //! `chromedriver` with fantoccini) at a phone viewport, against a real server on SQLite and
 //! on PostgreSQL: sign in, set a goal and watch a deposit move the bar live, check in, a
 //! branching questionnaire down two paths, rewards (a claim, out of stock, not enough
-//! points), the inbox, accounts and alerts, elderly mode, English, an expired session, and
-//! an axe-core scan of every page (no serious or critical violations).
+//! points), the inbox, accounts and alerts, elderly mode, English, an expired session;
+//! campaign tasks claimed, a team challenge created and joined by a second customer, an
+//! invite shared and completed by a second customer in a fresh browser; the gallery in
+//! every language and mode; and an axe-core scan of every page (no serious or critical
+//! violations).
 //!
 //! Without chromedriver or axe-core the tests skip with a message, except under `CI=true`,
 //! where they fail (`scripts/test` installs both). A failing journey leaves a screenshot in
@@ -54,18 +57,85 @@ fn axe_source() -> Option<String> {
     std::fs::read_to_string(file).ok()
 }
 
-/// A chromedriver process and a session in it; both end when dropped.
+/// A chromedriver process and a session in it (plus any fresh sessions a journey opens);
+/// [`run`] closes the sessions and the driver ends when dropped.
 struct Browser {
     client: Client,
-    driver: std::process::Child,
+    driver: Option<std::process::Child>,
+    port: u16,
     axe: String,
+    /// This session's Chromium profile directory (its processes name it).
+    profile: PathBuf,
+    /// Sessions opened with [`Browser::fresh`], closed with this one.
+    others: std::sync::Mutex<Vec<(Client, PathBuf)>>,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        if let Some(driver) = &mut self.driver {
+            let _ = driver.kill();
+            let _ = driver.wait();
+        }
     }
+}
+
+fn capabilities(chromium: &str, profile: &std::path::Path) -> serde_json::Map<String, Value> {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=390,844", "--lang=zh-CN", "--no-first-run",
+                     format!("--user-data-dir={}", profile.display())],
+            "mobileEmulation": {
+                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true },
+                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36"
+            },
+            "prefs": { "intl.accept_languages": "zh-CN" }
+        }),
+    );
+    caps
+}
+
+/// A new session (a new Chromium) with its own, fresh profile directory.
+async fn session(port: u16) -> Result<(Client, PathBuf), fantoccini::error::NewSessionError> {
+    let chromium = std::env::var("HUOBAN_CHROMIUM").unwrap_or_else(|_| CHROMIUM.into());
+    let profile = std::env::temp_dir().join(format!("huoban-browser-{}", Uuid::now_v7()));
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities(&chromium, &profile))
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .map(|client| (client, profile))
+}
+
+/// Ends the session, then any of its Chromium processes still running (chromedriver does
+/// not always wait for them before it is stopped), and removes its profile.
+async fn end_session(client: Client, profile: &std::path::Path) {
+    let _ = client.close().await;
+    let marker = format!("--user-data-dir={}", profile.display());
+    for _ in 0..20 {
+        let mut alive = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).split('\0').any(|arg| arg == marker) {
+                alive.push(pid);
+            }
+        }
+        if alive.is_empty() {
+            break;
+        }
+        // Only this session's processes carry its unique profile directory.
+        let _ = std::process::Command::new("kill")
+            .args(alive.iter().map(ToString::to_string))
+            .output();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_dir_all(profile);
 }
 
 async fn browser() -> Option<Browser> {
@@ -92,34 +162,17 @@ async fn browser() -> Option<Browser> {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=390,844", "--lang=zh-CN", "--no-first-run"],
-            "mobileEmulation": {
-                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true },
-                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36"
-            },
-            "prefs": { "intl.accept_languages": "zh-CN" }
-        }),
-    );
-    let url = format!("http://127.0.0.1:{port}");
     let mut last = None;
     for _ in 0..100 {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(client) => {
+        match session(port).await {
+            Ok((client, profile)) => {
                 return Some(Browser {
                     client,
-                    driver,
+                    driver: Some(driver),
+                    port,
                     axe: axe.unwrap_or_default(),
+                    profile,
+                    others: std::sync::Mutex::new(Vec::new()),
                 });
             }
             Err(e) => last = Some(e),
@@ -130,6 +183,33 @@ async fn browser() -> Option<Browser> {
 }
 
 impl Browser {
+    /// Another browser on the same driver: a new Chromium with an empty profile (no
+    /// storage, no cookies), as a second customer's phone.
+    async fn fresh(&self) -> anyhow::Result<Browser> {
+        let (client, profile) = session(self.port).await.context("a fresh browser session")?;
+        self.others
+            .lock()
+            .expect("sessions")
+            .push((client.clone(), profile.clone()));
+        Ok(Browser {
+            client,
+            driver: None,
+            port: self.port,
+            axe: self.axe.clone(),
+            profile,
+            others: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Ends every session and their Chromium processes.
+    async fn close(&self) {
+        let others: Vec<(Client, PathBuf)> = self.others.lock().expect("sessions").drain(..).collect();
+        for (client, profile) in others {
+            end_session(client, &profile).await;
+        }
+        end_session(self.client.clone(), &self.profile).await;
+    }
+
     async fn js(&self, script: &str) -> anyhow::Result<Value> {
         self.client
             .execute(script, vec![])
@@ -241,6 +321,50 @@ impl Browser {
         Ok(())
     }
 
+    /// Every string on the page (text and labels) came from the locale files: none of their
+    /// keys shows as such, which is what `t()` gives for a key the locale lacks.
+    async fn no_raw_keys(&self, page: &str) -> anyhow::Result<()> {
+        let found = self
+            .js(&format!(
+                "const keys = {}; const text = document.body.innerText + ' ' +
+                   [...document.querySelectorAll('[aria-label],[alt],[placeholder]')].map((e) => [e.getAttribute('aria-label'), e.getAttribute('alt'), e.getAttribute('placeholder')].join(' ')).join(' ');
+                 return keys.filter((k) => text.includes(k));",
+                locale_keys()
+            ))
+            .await?;
+        if found.as_array().is_some_and(|a| !a.is_empty()) {
+            bail!("untranslated strings on {page}: {found}");
+        }
+        Ok(())
+    }
+
+    /// Large print: body text at least 18 px and every visible button and link-button at
+    /// least 48 px tall.
+    async fn large_print(&self, page: &str) -> anyhow::Result<()> {
+        let found = self
+            .js("const font = parseFloat(getComputedStyle(document.body).fontSize);
+                 const small = [...document.querySelectorAll('main button, main .btn')]
+                   .filter((e) => e.offsetParent && e.getBoundingClientRect().height < 48)
+                   .map((e) => e.textContent.trim().slice(0, 20));
+                 return { font, small, mode: document.documentElement.dataset.mode };")
+            .await?;
+        let font = found["font"].as_f64().unwrap_or(0.0);
+        if found["mode"] != "elderly" || font < 18.0 || found["small"].as_array().is_none_or(|a| !a.is_empty()) {
+            bail!("large print on {page}: {found}");
+        }
+        Ok(())
+    }
+
+    /// Sets the session token in this browser's storage (as signing in does).
+    async fn sign_in_as(&self, base: &str, token: &str) -> anyhow::Result<()> {
+        if !self.client.current_url().await?.as_str().starts_with(base) {
+            self.client.goto(&format!("{base}/h5/signin")).await?;
+        }
+        self.js(&format!("localStorage.setItem('huoban.token', {})", json!(token)))
+            .await
+            .map(|_| ())
+    }
+
     async fn screenshot(&self, name: &str) {
         if let Ok(png) = self.client.screenshot().await {
             let dir = screenshot_dir();
@@ -248,6 +372,14 @@ impl Browser {
             let _ = std::fs::write(dir.join(format!("{name}.png")), png);
         }
     }
+}
+
+/// Every locale key (from en.json; the three files have the same keys), as a JSON array.
+fn locale_keys() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web/assets/locales/en.json");
+    let text = std::fs::read_to_string(path).expect("en.json");
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("locale JSON");
+    Value::from(map.keys().cloned().collect::<Vec<_>>()).to_string()
 }
 
 // ---- the test bank ----
@@ -328,6 +460,80 @@ async fn reward(app: &TestApp, staff: &str, title: &str, price: i64, stock: i64)
     created.body["id"].as_str().expect("reward id").to_owned()
 }
 
+fn at(app: &TestApp, hours: i64) -> String {
+    app.clock
+        .now()
+        .checked_add(SignedDuration::from_hours(hours))
+        .expect("instant")
+        .to_string()
+}
+
+/// A live campaign with a points budget (theme `spring-festival`); returns its id.
+async fn live_campaign(app: &TestApp, staff: &str) -> String {
+    let created = app
+        .post(
+            "/api/v1/staff/campaigns",
+            Some(staff),
+            json!({
+                "name": "Browser spring",
+                "titles": { "zh-CN": "新春伙伴季", "zh-TW": "新春夥伴季", "en": "Spring with Huoban" },
+                "theme": "spring-festival",
+                "starts_at": at(app, -1),
+                "ends_at": at(app, 24 * 30),
+                "audience": "",
+                "points_budget": 100_000,
+                "coupon_budget": 0,
+            }),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    let id = created.body["id"].as_str().expect("campaign id").to_owned();
+    let live = app
+        .post(
+            &format!("/api/v1/staff/campaigns/{id}/schedule"),
+            Some(staff),
+            json!({}),
+        )
+        .await;
+    assert_eq!(live.body["state"], "live", "{:?}", live.body);
+    id
+}
+
+/// Behaviour events `(id, type, properties)` sent through the API as the app would.
+async fn send_events(app: &TestApp, token: &str, events: &[(&str, &str, Value)]) {
+    let when = at(app, 0);
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(id, kind, props)| json!({ "id": id, "type": kind, "channel": "app", "at": when, "properties": props }))
+        .collect();
+    let sent = app
+        .post("/api/v1/events", Some(token), json!({ "events": events }))
+        .await;
+    assert_eq!(sent.status.as_u16(), 200, "{:?}", sent.body);
+}
+
+/// Polls `read` (an API read) until `done` holds for its body, for up to 20 s.
+async fn eventually(app: &TestApp, token: &str, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = app.get(path, Some(token)).await.body;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {path} never got there: {last}");
+}
+
+async fn points_balance(app: &TestApp, token: &str) -> i64 {
+    let accounts = app.get("/api/v1/accounts", Some(token)).await;
+    accounts.body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["type"] == "points"))
+        .and_then(|a| a["balance"]["posted"].as_i64())
+        .unwrap_or(0)
+}
+
 /// Runs a journey; on failure keeps a screenshot and the error.
 async fn run<F, Fut>(backend: Backend, name: &str, journey: F)
 where
@@ -342,8 +548,22 @@ where
     if let Err(e) = outcome {
         let shot = format!("{name}-{}", backend_name(backend));
         browser.screenshot(&shot).await;
+        let others: Vec<Client> = browser
+            .others
+            .lock()
+            .expect("sessions")
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        for (i, other) in others.iter().enumerate() {
+            if let Ok(png) = other.screenshot().await {
+                let _ = std::fs::write(screenshot_dir().join(format!("{shot}-{}.png", i + 2)), png);
+            }
+        }
+        browser.close().await;
         panic!("{e:#}\n(screenshot: {}/{shot}.png)", screenshot_dir().display());
     }
+    browser.close().await;
 }
 
 fn backend_name(b: Backend) -> &'static str {
@@ -368,7 +588,13 @@ macro_rules! journeys {
     )* };
 }
 
-journeys!(goal_checkin_quiz_and_inbox, rewards_preferences_and_errors);
+journeys!(
+    goal_checkin_quiz_and_inbox,
+    rewards_preferences_and_errors,
+    tasks_and_team_challenge,
+    invite_a_friend,
+    gallery_in_every_language_and_mode,
+);
 
 /// Sign in (sent there by the goal page, and back), set a goal through the wizard, see a
 /// deposit made elsewhere move the bar without a reload, deposit from the page, check in,
@@ -483,6 +709,8 @@ async fn goal_checkin_quiz_and_inbox(app: &TestApp, b: &Browser) -> anyhow::Resu
     .await?;
     b.until("!document.querySelector('.toast, .confetti')", "the toast gone")
         .await?;
+    // The README's picture of the goal page (docs/goal-page.png), from the top.
+    b.js("window.scrollTo(0, 0)").await?;
     b.screenshot("goal-page").await;
     b.type_into("#deposit-form [name=amount]", "99999").await?;
     b.click("#deposit-form button[type=submit]").await?;
@@ -679,7 +907,7 @@ async fn rewards_preferences_and_errors(app: &TestApp, b: &Browser) -> anyhow::R
     assert_eq!(taken.status.as_u16(), 201, "{:?}", taken.body);
 
     b.client.goto(&format!("{base}/h5/gallery")).await?;
-    b.until("document.body && !document.body.hasAttribute('aria-busy') && document.querySelectorAll('#gallery section').length >= 12", "gallery").await?;
+    b.until("document.body && !document.body.hasAttribute('aria-busy') && document.querySelectorAll('#gallery section').length >= 13", "gallery").await?;
     b.accessible("/h5/gallery").await?;
 
     b.client.goto(&format!("{base}/h5/signin")).await?;
@@ -828,5 +1056,604 @@ async fn rewards_preferences_and_errors(app: &TestApp, b: &Browser) -> anyhow::R
     )
     .await?;
     let _ = (&c.points, &other.current);
+    Ok(())
+}
+
+/// Tasks: daily, weekly and one-off tasks with their progress; a complete one claimed
+/// (points paid once, the card stays claimed after a reload); the hub in the live
+/// campaign's theme. A team challenge: a team created on the page, a second customer joins
+/// with its code, a green trip recorded from the page, progress, members and the
+/// leaderboard across teams, and every member rewarded at the target. English, Traditional
+/// Chinese and large print on these pages; axe on each.
+async fn tasks_and_team_challenge(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
+    let base = &app.base;
+    let staff = app.staff(Role::Operator).await;
+    let campaign = live_campaign(app, &staff).await;
+    let mut tasks = Vec::new();
+    for body in [
+        json!({ "titles": { "zh-CN": "每日签到", "zh-TW": "每日簽到", "en": "Check in today" },
+                "period": "daily", "event_type": "check_in", "target": 1, "reward_points": 10 }),
+        json!({ "titles": { "zh-CN": "本周分享两次", "zh-TW": "本週分享兩次", "en": "Share twice this week" },
+                "period": "weekly", "event_type": "share", "target": 2, "reward_points": 20 }),
+        json!({ "titles": { "zh-CN": "完成风险测评", "zh-TW": "完成風險測評", "en": "Finish the risk questionnaire" },
+                "period": "once", "event_type": "questionnaire_completed", "target": 1, "reward_points": 30 }),
+    ] {
+        let created = app
+            .post(&format!("/api/v1/staff/campaigns/{campaign}/tasks"), Some(&staff), body)
+            .await;
+        assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+        tasks.push(created.body["id"].as_str().expect("task id").to_owned());
+    }
+    let (daily, weekly, once) = (&tasks[0], &tasks[1], &tasks[2]);
+    let c = customer(app, 0, 0).await;
+    send_events(
+        app,
+        &c.token,
+        &[("share-1", "share", json!({})), ("share-2", "share", json!({}))],
+    )
+    .await;
+    eventually(app, &c.token, "/api/v1/tasks", "the weekly task complete", |list| {
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|t| t["id"] == weekly.as_str() && t["complete"] == true))
+    })
+    .await;
+
+    b.sign_in_as(base, &c.token).await?;
+    b.open(base, "/h5/tasks").await?;
+    b.until(
+        "document.querySelectorAll('h-task-card [data-task]').length === 3",
+        "three tasks",
+    )
+    .await?;
+    let headings = b
+        .js("return [...document.querySelectorAll('#tasks h2')].map((h) => h.textContent)")
+        .await?;
+    assert_eq!(
+        headings,
+        json!(["每日任务", "每周任务", "一次性任务"]),
+        "grouped by period"
+    );
+    let card = |id: &str| format!("h-task-card [data-task='{id}']");
+    // Open tasks show their progress and where to do them.
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector(\"{} [role=progressbar]\").getAttribute('aria-valuenow')",
+            card(daily)
+        ))
+        .await?,
+        json!("0")
+    );
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector(\"{} a.btn\").getAttribute('href')",
+            card(once)
+        ))
+        .await?,
+        json!("/h5/quiz"),
+        "the one-off task links to the quiz"
+    );
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector(\"{}\").dataset.status",
+            card(weekly)
+        ))
+        .await?,
+        json!("done")
+    );
+    b.accessible("/h5/tasks").await?;
+    b.no_raw_keys("/h5/tasks").await?;
+
+    // Claim the complete one: paid once, claimed on the card and after a reload.
+    let before = points_balance(app, &c.token).await;
+    b.click(&format!("{} [data-claim]", card(weekly))).await?;
+    b.until(
+        &format!("document.querySelector(\"{} [data-message]\") && document.querySelector(\"{}\").dataset.status === 'claimed'", card(weekly), card(weekly)),
+        "the claim confirmed",
+    )
+    .await?;
+    let message = b.text(&format!("{} [data-message]", card(weekly))).await?;
+    assert!(message.contains("20 积分已到账"), "{message}");
+    b.screenshot("tasks-page").await;
+    assert_eq!(points_balance(app, &c.token).await, before + 20, "paid once");
+    b.open(base, "/h5/tasks").await?;
+    b.until(&format!("document.querySelector(\"{}\")", card(weekly)), "tasks again")
+        .await?;
+    assert_eq!(
+        b.js(&format!(
+            "return [document.querySelector(\"{0}\").dataset.status, document.querySelector(\"{0} button\").disabled]",
+            card(weekly)
+        ))
+        .await?,
+        json!(["claimed", true])
+    );
+    // A daily check-in moves the daily task; its claim pays too.
+    let checked = app.post("/api/v1/checkins", Some(&c.token), json!({})).await;
+    assert_eq!(checked.status.as_u16(), 201, "{:?}", checked.body);
+    for _ in 0..100 {
+        b.open(base, "/h5/tasks").await?;
+        if b.js(&format!(
+            "return document.querySelector(\"{}\")?.dataset.status === 'done'",
+            card(daily)
+        ))
+        .await?
+            == json!(true)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // By keyboard: Enter on the focused button claims, and the focus lands on the answer.
+    let claim = b
+        .client
+        .find(Locator::Css(&format!("{} [data-claim]", card(daily))))
+        .await?;
+    b.js(&format!(
+        "document.querySelector(\"{} [data-claim]\").focus()",
+        card(daily)
+    ))
+    .await?;
+    claim.send_keys("\u{E007}").await?;
+    b.until(
+        &format!(
+            "document.querySelector(\"{}\").dataset.status === 'claimed'",
+            card(daily)
+        ),
+        "daily claimed",
+    )
+    .await?;
+    b.until(
+        &format!(
+            "document.activeElement === document.querySelector(\"{} [data-message]\")",
+            card(daily)
+        ),
+        "the focus on the claim's answer",
+    )
+    .await?;
+    let base_points = checked.body["points_awarded"].as_i64().unwrap_or(0);
+    assert_eq!(
+        points_balance(app, &c.token).await,
+        before + 30 + base_points,
+        "20 + 10 and the check-in's own"
+    );
+
+    // The hub is in the live campaign's theme and names it.
+    b.open(base, "/h5/").await?;
+    b.until(
+        "document.documentElement.dataset.theme === 'spring-festival' && !document.querySelector('#campaign').hidden",
+        "the campaign's theme and banner",
+    )
+    .await?;
+    assert!(b.text("#campaign h2").await?.contains("新春伙伴季"));
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('.grid2 a')].map((a) => a.getAttribute('href')).filter((h) => ['/h5/tasks', '/h5/invite', '/h5/team'].includes(h)).length")
+            .await?,
+        json!(3),
+        "the hub links the campaign pages"
+    );
+    b.accessible("/h5/ (festival theme)").await?;
+
+    // English and large print on the tasks page.
+    b.open(base, "/h5/tasks").await?;
+    b.until(&format!("document.querySelector(\"{}\")", card(once)), "tasks")
+        .await?;
+    b.set("[data-lang]", "en").await?;
+    b.until(
+        "document.documentElement.lang === 'en' && document.querySelector('#tasks h2') && document.querySelector('#tasks h2').textContent === 'Today'",
+        "tasks in English",
+    )
+    .await?;
+    assert!(b.text(&card(once)).await?.contains("Finish the risk questionnaire"));
+    b.no_raw_keys("/h5/tasks (en)").await?;
+    b.click("[data-elderly]").await?;
+    b.until("document.documentElement.dataset.mode === 'elderly'", "large print")
+        .await?;
+    b.large_print("/h5/tasks (elderly)").await?;
+    b.accessible("/h5/tasks (elderly, en)").await?;
+    b.click("[data-elderly]").await?;
+    b.set("[data-lang]", "zh-CN").await?;
+    b.until(
+        "document.documentElement.lang === 'zh-CN' && document.documentElement.dataset.mode === 'playful'",
+        "back to standard Chinese",
+    )
+    .await?;
+
+    // ---- the team challenge ----
+    let challenge = app
+        .post(
+            "/api/v1/staff/challenges",
+            Some(&staff),
+            json!({
+                "name": "30 天绿色出行打卡计划",
+                "campaign_id": campaign,
+                "event_type": "green_trip",
+                "target": 5,
+                "max_members": 3,
+                "reward": { "points": 50 },
+                "starts_at": at(app, -1),
+                "ends_at": at(app, 24 * 30),
+            }),
+        )
+        .await;
+    assert_eq!(challenge.status.as_u16(), 201, "{:?}", challenge.body);
+    let challenge = challenge.body["id"].as_str().expect("challenge").to_owned();
+    // Another team, so the leaderboard has two.
+    let rival = customer(app, 0, 0).await;
+    let rival_team = app
+        .post(
+            &format!("/api/v1/challenges/{challenge}/teams"),
+            Some(&rival.token),
+            json!({ "name": "低碳骑行团" }),
+        )
+        .await;
+    assert_eq!(rival_team.status.as_u16(), 201, "{:?}", rival_team.body);
+    send_events(app, &rival.token, &[("rival-1", "green_trip", json!({}))]).await;
+
+    b.open(base, "/h5/team").await?;
+    b.until(
+        "document.querySelector('[data-create] input[name=team_name]')",
+        "the create form",
+    )
+    .await?;
+    b.until(
+        "document.querySelectorAll('h-leaderboard [data-team]').length === 1",
+        "the leaderboard",
+    )
+    .await?;
+    b.accessible("/h5/team (no team)").await?;
+    // A team without a name is refused on the page, with the reason.
+    b.click("[data-create] button[type=submit]").await?;
+    b.until(
+        "!document.querySelector('[data-create] .alert').hidden",
+        "a name is needed",
+    )
+    .await?;
+    b.type_into("[data-create] input[name=team_name]", "绿色先锋队").await?;
+    b.click("[data-create] button[type=submit]").await?;
+    b.until(
+        "document.querySelector('h-team-board [data-join-code]')",
+        "my team with its code",
+    )
+    .await?;
+    b.until(
+        "document.activeElement?.closest('h-team-board')",
+        "the focus on the new team",
+    )
+    .await?;
+    let code = b.text("h-team-board [data-join-code]").await?;
+
+    // A second customer joins with the code from a shared link (the code filled in).
+    let friend = customer(app, 0, 0).await;
+    b.sign_in_as(base, &friend.token).await?;
+    b.open(base, &format!("/h5/team?code={code}")).await?;
+    b.until(
+        &format!(
+            "document.querySelector('[data-join] input[name=code]')?.value === {}",
+            json!(code)
+        ),
+        "the code filled in",
+    )
+    .await?;
+    b.click("[data-join] button[type=submit]").await?;
+    b.until(
+        "document.querySelectorAll('h-team-board [data-members] li').length === 2",
+        "two members",
+    )
+    .await?;
+    // A green trip recorded from the page counts once however often it is pressed.
+    b.click("[data-trip]").await?;
+    b.until("document.querySelector('[data-trip]').disabled", "recorded today")
+        .await?;
+    b.js("return import('/h5/assets/huoban.js').then((m) => m.events.flush())")
+        .await?;
+    b.until(
+        "document.querySelector('h-team-board [role=progressbar]').getAttribute('aria-valuenow') === '1'",
+        "progress from the page's trip",
+    )
+    .await?;
+    // The captain's trips complete the target: everyone is rewarded once.
+    send_events(
+        app,
+        &c.token,
+        &[
+            ("t-1", "green_trip", json!({})),
+            ("t-2", "green_trip", json!({})),
+            ("t-3", "green_trip", json!({})),
+            ("t-4", "green_trip", json!({})),
+        ],
+    )
+    .await;
+    b.open(base, "/h5/team").await?;
+    b.until(
+        "document.querySelector('h-team-board [data-completed]') && document.querySelector('h-leaderboard .mine')",
+        "the target reached",
+    )
+    .await?;
+    let board = b
+        .js("return [...document.querySelectorAll('h-leaderboard [data-team]')].map((li) => [li.classList.contains('mine'), li.querySelector('strong:last-child').textContent])")
+        .await?;
+    assert_eq!(board, json!([[true, "5"], [false, "1"]]), "ours first, then the rival");
+    let members = b.text("h-team-board [data-members]").await?;
+    assert!(members.contains("(我)") && members.contains("队长"), "{members}");
+    b.screenshot("team-page").await;
+    eventually(app, &friend.token, "/api/v1/accounts", "the member's reward", |a| {
+        a["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|x| x["type"] == "points" && x["balance"]["posted"] == 50)
+        })
+    })
+    .await;
+    b.accessible("/h5/team").await?;
+
+    // Traditional Chinese and large print on the team page.
+    b.set("[data-lang]", "zh-TW").await?;
+    b.until(
+        "document.documentElement.lang === 'zh-TW' && document.querySelector('h-leaderboard h2').textContent === '隊伍排行榜'",
+        "the team page in Traditional Chinese",
+    )
+    .await?;
+    b.no_raw_keys("/h5/team (zh-TW)").await?;
+    b.click("[data-elderly]").await?;
+    b.until("document.documentElement.dataset.mode === 'elderly'", "large print")
+        .await?;
+    b.large_print("/h5/team (elderly)").await?;
+    b.accessible("/h5/team (elderly, zh-TW)").await?;
+    Ok(())
+}
+
+/// Invite a friend: customer 1 opens the invite page (code, link, the server's poster,
+/// "1 of 2"); a friend opens the link in a fresh browser, switches to Traditional Chinese
+/// and large print, is refused a too-short password (the input kept), opens an account,
+/// accepts and takes the finance quiz through the pages; customer 1's page moves to "2 of
+/// 2" and unlocks, and the prize is paid once. Accepting one's own code is refused.
+async fn invite_a_friend(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
+    let base = &app.base;
+    let staff = app.staff(Role::Operator).await;
+    let programme = app
+        .post(
+            "/api/v1/staff/invite-programmes",
+            Some(&staff),
+            json!({
+                "name": "邀请好友完成理财测试",
+                "event_type": "questionnaire_completed",
+                "event_match": { "questionnaire_id": "risk-appetite" },
+                "unlock_count": 2,
+                "reward": { "points": 500 },
+                "starts_at": at(app, -1),
+                "ends_at": at(app, 24 * 7),
+            }),
+        )
+        .await;
+    assert_eq!(programme.status.as_u16(), 201, "{:?}", programme.body);
+    let inviter = customer(app, 0, 0).await;
+
+    b.sign_in_as(base, &inviter.token).await?;
+    b.open(base, "/h5/invite").await?;
+    b.until("document.querySelector('h-invite-panel [data-code]')", "my invite code")
+        .await?;
+    let code = b.text("h-invite-panel [data-code]").await?;
+    let link = b
+        .js("return document.querySelector('h-invite-panel [data-link]').value")
+        .await?;
+    let link = link.as_str().context("the link")?.to_owned();
+    assert!(link.ends_with(&format!("/h5/invite?code={code}")), "{link}");
+    b.until(
+        "document.querySelector('h-invite-panel img').complete && document.querySelector('h-invite-panel img').naturalWidth === 750",
+        "the server's share poster",
+    )
+    .await?;
+    assert!(b.text("h-invite-panel [data-status]").await?.contains("0/2"));
+    b.screenshot("invite-page").await;
+    b.accessible("/h5/invite").await?;
+    b.no_raw_keys("/h5/invite").await?;
+
+    // One friend qualifies through the API: the page moves to 1 of 2 by itself.
+    let first = format!("139{:08}", rand::random::<u32>() % 100_000_000);
+    let first = app.customer(&first).await;
+    let accepted = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/invites/accept",
+            Some(&first),
+            Some(json!({ "code": code })),
+            &[("x-device-id", "first-friends-phone")],
+        )
+        .await;
+    assert_eq!(accepted.status.as_u16(), 201, "{:?}", accepted.body);
+    let session = app
+        .post("/api/v1/questionnaires/risk-appetite/sessions", Some(&first), json!({}))
+        .await;
+    let sid = session.body["session_id"].as_str().expect("session").to_owned();
+    for (q, o) in [
+        ("age", "a"),
+        ("experience", "d"),
+        ("horizon", "d"),
+        ("loss_tolerance", "e"),
+        ("goal", "d"),
+    ] {
+        let answered = app
+            .post(
+                &format!("/api/v1/questionnaires/sessions/{sid}/answers"),
+                Some(&first),
+                json!({ "question_id": q, "option_id": o }),
+            )
+            .await;
+        assert_eq!(answered.status.as_u16(), 200, "{:?}", answered.body);
+    }
+    b.until(
+        "document.querySelector('h-invite-panel [data-status]').textContent.includes('1/2')",
+        "1 of 2, live",
+    )
+    .await?;
+
+    // Accepting one's own code is refused, in words.
+    b.open(base, &format!("/h5/invite?code={code}")).await?;
+    b.click("[data-accept]").await?;
+    b.until(
+        "document.querySelector('.alert:not([hidden])')?.textContent.includes('自己的邀请码')",
+        "self-invite refused",
+    )
+    .await?;
+
+    // The friend's phone: a fresh browser opens the link.
+    let f = b.fresh().await?;
+    f.open(base, &format!("/h5/invite?code={code}")).await?;
+    f.until(
+        "document.querySelector('#register input[name=phone]')",
+        "the sign-up form",
+    )
+    .await?;
+    f.accessible("/h5/invite?code (signed out)").await?;
+    f.set("[data-lang]", "zh-TW").await?;
+    f.until(
+        "document.documentElement.lang === 'zh-TW' && document.querySelector('#welcome').textContent === '好友邀請你加入'",
+        "the invitation in Traditional Chinese",
+    )
+    .await?;
+    f.no_raw_keys("/h5/invite?code (zh-TW)").await?;
+    f.click("[data-elderly]").await?;
+    f.until("document.documentElement.dataset.mode === 'elderly'", "large print")
+        .await?;
+    f.large_print("/h5/invite?code (elderly)").await?;
+    f.screenshot("invite-landing-elderly").await;
+    f.accessible("/h5/invite?code (elderly, zh-TW)").await?;
+    let phone = format!("139{:08}", rand::random::<u32>() % 100_000_000);
+    f.type_into("#register input[name=name]", "林小美").await?;
+    f.type_into("#register input[name=phone]", &phone).await?;
+    f.type_into("#register input[name=password]", "short").await?;
+    f.click("#register button[type=submit]").await?;
+    f.until(
+        "!document.querySelector('#register .alert').hidden",
+        "a refused password",
+    )
+    .await?;
+    assert!(f.text("#register .alert").await?.contains("密碼至少需要 8 位"));
+    assert_eq!(
+        f.js("return document.querySelector('#register input[name=phone]').value")
+            .await?,
+        json!(phone),
+        "the input kept"
+    );
+    f.type_into("#register input[name=password]", "friend-pass-1").await?;
+    f.click("#register button[type=submit]").await?;
+    f.until("document.querySelector('[data-next]')", "accepted, with the next step")
+        .await?;
+    assert!(f.text("#accepted").await?.contains("已接受"));
+    assert_eq!(
+        f.js("return document.querySelector('[data-next]').getAttribute('href')")
+            .await?,
+        json!("/h5/quiz?id=risk-appetite")
+    );
+    f.accessible("/h5/invite?code (accepted)").await?;
+    // The qualifying action through the pages: the finance quiz to the end.
+    f.click("[data-next]").await?;
+    f.until("document.querySelector('h-quiz legend')", "the quiz").await?;
+    for _ in 0..10 {
+        if f.js("return !!document.querySelector('h-quiz [data-result]')").await? == json!(true) {
+            break;
+        }
+        let legend = f.text("h-quiz legend").await?;
+        f.click("h-quiz label.choice:first-of-type input").await?;
+        f.click("h-quiz button[type=submit]").await?;
+        f.until(
+            &format!("document.querySelector('h-quiz [data-result]') || (document.querySelector('h-quiz legend') && document.querySelector('h-quiz legend').textContent !== {})", json!(legend)),
+            "the next question",
+        )
+        .await?;
+    }
+    f.until("document.querySelector('h-quiz [data-result]')", "the quiz finished")
+        .await?;
+
+    // Customer 1 sees the progress move and the unlock; the prize is paid once.
+    b.open(base, "/h5/invite").await?;
+    b.until(
+        "document.querySelector('h-invite-panel [data-status]')?.textContent.includes('2/2') && document.querySelector('h-invite-panel [data-unlocked]')",
+        "2 of 2 and unlocked",
+    )
+    .await?;
+    eventually(app, &inviter.token, "/api/v1/invites/mine", "the prize paid", |m| {
+        m[0]["rewarded"] == true
+    })
+    .await;
+    assert_eq!(points_balance(app, &inviter.token).await, 500, "paid once");
+    // English on the inviter's page.
+    b.set("[data-lang]", "en").await?;
+    b.until(
+        "document.documentElement.lang === 'en' && document.querySelector('h-invite-panel [data-status]').textContent.includes('2 of 2')",
+        "the invite page in English",
+    )
+    .await?;
+    b.no_raw_keys("/h5/invite (en)").await?;
+    b.screenshot("invite-page-unlocked").await;
+    b.accessible("/h5/invite (en, unlocked)").await?;
+    Ok(())
+}
+
+/// The gallery: every component in each state (loading, empty, normal, error, elderly) in
+/// zh-CN, en and zh-TW, in the playful and the elderly mode; no untranslated string; axe.
+async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
+    const TAGS: [&str; 13] = [
+        "h-account-overview",
+        "h-goal-progress",
+        "h-goal-wizard",
+        "h-checkin-calendar",
+        "h-task-card",
+        "h-badge-wall",
+        "h-quiz",
+        "h-invite-panel",
+        "h-team-board",
+        "h-leaderboard",
+        "h-reward-shelf",
+        "h-inbox",
+        "h-nudge",
+    ];
+    b.open(&app.base, "/h5/gallery").await?;
+    let check = format!(
+        "const tags = {}; const bad = [];
+         for (const tag of tags) for (const s of ['loading', 'empty', 'normal', 'error', 'elderly']) {{
+           const slot = document.querySelector(`[data-slot='${{tag}}:${{s}}']`), el = slot && slot.querySelector(tag);
+           if (!el) {{ bad.push(tag + ':' + s + ' missing'); continue; }}
+           const ok = s === 'loading' ? el.querySelector('[aria-busy=true]') || tag === 'h-nudge'
+             : s === 'error' ? el.querySelector('[role=alert]')
+             : s === 'empty' ? el.textContent.trim() || tag === 'h-nudge'
+             : !el.querySelector('[aria-busy=true], [role=alert]:not([hidden])') && el.textContent.trim().length > 0;
+           if (!ok) bad.push(tag + ':' + s + ' not drawn');
+           if (s === 'elderly' && parseFloat(getComputedStyle(el).fontSize) < 18) bad.push(tag + ':elderly font');
+         }}
+         return bad;",
+        json!(TAGS)
+    );
+    for (lang, title) in [
+        ("zh-CN", "组件展示"),
+        ("en", "Component gallery"),
+        ("zh-TW", "元件展示"),
+    ] {
+        if lang != "zh-CN" {
+            b.set("[data-lang]", lang).await?;
+        }
+        b.until(
+            &format!("document.documentElement.lang === '{lang}' && document.querySelector('header h1').textContent === '{title}'"),
+            lang,
+        )
+        .await?;
+        let bad = b.js(&check).await?;
+        assert_eq!(bad, json!([]), "{lang}");
+        b.no_raw_keys(&format!("/h5/gallery ({lang})")).await?;
+        for mode in ["playful", "elderly"] {
+            if mode == "elderly" {
+                b.click("[data-elderly]").await?;
+            }
+            b.until(&format!("document.documentElement.dataset.mode === '{mode}'"), mode)
+                .await?;
+            b.accessible(&format!("/h5/gallery ({lang}, {mode})")).await?;
+            if mode == "elderly" {
+                let font = b
+                    .js("return parseFloat(getComputedStyle(document.body).fontSize)")
+                    .await?;
+                assert!(font.as_f64().unwrap_or(0.0) >= 18.0, "{lang}: {font}");
+                b.click("[data-elderly]").await?;
+            }
+        }
+    }
     Ok(())
 }

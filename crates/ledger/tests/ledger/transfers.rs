@@ -89,6 +89,93 @@ async fn a_multi_leg_transfer_splits_a_payment_atomically() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_transfer_moves_two_units_all_or_nothing() {
+    for backend in BACKENDS {
+        let Some(h) = harness(backend).await else {
+            continue;
+        };
+        let (bank_cny, bank_points) = (h.clearing(Unit::Cny).await, h.clearing(Unit::Points).await);
+        let pocket = h.customer("alice-pocket").await;
+        let points = h
+            .open(NewAccount::new(
+                Unit::Points,
+                Owner::new(OwnerKind::Customer, "alice").expect("owner"),
+                AccountType::Points,
+            ))
+            .await
+            .id;
+        h.ledger
+            .transfer(TransferRequest::single(
+                key("grant"),
+                Unit::Points,
+                bank_points,
+                points,
+                amount(500),
+            ))
+            .await
+            .expect("points granted");
+        // 300 points in, ¥3 out to the pocket: one transfer in CNY with a points leg.
+        let convert = |k: &str, pts: i64, fen: i64| TransferRequest {
+            key: key(k),
+            unit: Unit::Cny,
+            legs: vec![
+                Leg::in_unit(Unit::Points, points, bank_points, amount(pts)),
+                Leg::new(bank_cny, pocket, amount(fen)),
+            ],
+            meta: TransferMeta::default(),
+        };
+        let done = h
+            .ledger
+            .transfer(convert("convert-1", 300, 300))
+            .await
+            .expect("converted");
+        assert_eq!((h.posted(points).await, h.posted(pocket).await), (200, 300));
+        assert_eq!((h.posted(bank_points).await, h.posted(bank_cny).await), (-200, -300));
+        // Read back with each leg's unit; a replay moves nothing more.
+        let stored = h.ledger.get_transfer(done.transfer.id).await.expect("stored");
+        assert_eq!(stored.legs[0].unit, Some(Unit::Points), "{backend:?}");
+        assert_eq!(stored.legs[1].unit, None);
+        let again = h.ledger.transfer(convert("convert-1", 300, 300)).await.expect("replay");
+        assert!(again.replayed);
+        assert_eq!(h.posted(points).await, 200);
+        // Too few points: neither unit moves.
+        let before = h.snapshot().await;
+        let refused = h.ledger.transfer(convert("convert-2", 300, 300)).await;
+        assert!(
+            matches!(refused, Err(huoban_ledger::LedgerError::InsufficientFunds { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(h.snapshot().await, before, "nothing moved");
+        // A leg whose accounts hold another unit, and an account in legs of two units.
+        let wrong = TransferRequest {
+            legs: vec![Leg::in_unit(Unit::Points, bank_cny, pocket, amount(1))],
+            ..convert("convert-3", 1, 1)
+        };
+        assert!(matches!(
+            h.ledger.transfer(wrong).await,
+            Err(huoban_ledger::LedgerError::UnitMismatch { .. })
+        ));
+        let mixed = TransferRequest {
+            legs: vec![
+                Leg::in_unit(Unit::Points, points, bank_points, amount(1)),
+                Leg::new(points, pocket, amount(1)),
+            ],
+            ..convert("convert-4", 1, 1)
+        };
+        assert!(matches!(
+            h.ledger.transfer(mixed).await,
+            Err(huoban_ledger::LedgerError::InvalidTransfer(_))
+        ));
+        // Holds stay in one unit.
+        assert!(matches!(
+            h.ledger.create_pending(convert("convert-5", 1, 1), None).await,
+            Err(huoban_ledger::LedgerError::InvalidTransfer(_))
+        ));
+        h.assert_consistent().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postings_are_listed_newest_first_with_filters_and_cursors() {
     for backend in BACKENDS {
         let Some(h) = harness(backend).await else {

@@ -467,6 +467,15 @@ impl InvitesService {
         let to = last.seq;
         let now = self.now();
         let mut tx = self.store.begin().await?;
+        // Claim the batch first: the conditional cursor move takes the cursor row's lock, so
+        // a consumer running at the same time (another node, or a catch-up loop beside the
+        // background task) waits here and then finds the cursor moved, instead of racing on
+        // the same counters and failing on their keys.
+        if !self.feed.advance(&mut tx, from, to, now).await? {
+            // Another node applied these events first.
+            tx.rollback().await.map_err(DbError::from)?;
+            return Ok(events.len());
+        }
         let programmes: HashMap<String, ProgrammeRow> = self
             .store
             .with_pending(&mut tx)
@@ -504,11 +513,6 @@ impl InvitesService {
                     self.store.unlock(&mut tx, &pending.code, to_micros(now)).await?;
                 }
             }
-        }
-        if !self.feed.advance(&mut tx, from, to, now).await? {
-            // Another node applied these events first.
-            tx.rollback().await.map_err(DbError::from)?;
-            return Ok(events.len());
         }
         tx.commit().await.map_err(DbError::from)?;
         self.settle().await?;

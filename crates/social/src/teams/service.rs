@@ -502,6 +502,14 @@ impl TeamsService {
         let to = events.last().map_or(from, |e| e.seq);
         let now = self.now();
         let mut tx = self.store.begin().await?;
+        // Claim the batch first: the conditional cursor move takes the cursor row's lock, so
+        // a consumer running at the same time (another node, or a catch-up loop beside the
+        // background task) waits here and then finds the cursor moved, instead of racing on
+        // the same counters and failing on their keys.
+        if !self.feed.advance(&mut tx, from, to, now).await? {
+            tx.rollback().await.map_err(DbError::from)?;
+            return Ok(events.len());
+        }
         let challenges: HashMap<String, ChallengeRow> = self
             .store
             .running(&mut tx, to_micros(first.received_at))
@@ -531,10 +539,6 @@ impl TeamsService {
                     self.store.complete(&mut tx, &m.team_id, to_micros(now)).await?;
                 }
             }
-        }
-        if !self.feed.advance(&mut tx, from, to, now).await? {
-            tx.rollback().await.map_err(DbError::from)?;
-            return Ok(events.len());
         }
         tx.commit().await.map_err(DbError::from)?;
         self.settle().await?;

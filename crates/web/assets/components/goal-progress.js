@@ -12,7 +12,8 @@ class GoalProgress extends HuobanElement {
     const id = this.getAttribute("goal-id");
     if (id && this.hasAttribute("live")) {
       const refresh = () => api.get(`/api/v1/goals/${id}`).then((g) => { this.data = g; }, (e) => { if (!this._data) this.error = e; });
-      refresh();
+      // Data given with the element (a list the page read) needs no second read now.
+      if (!this._data) refresh();
       this._unlive = live((m) => { if (m.type === "resync" || m.kind === "goal_milestone" || m.data?.goal_id === id) refresh(); });
       const every = Number(this.getAttribute("poll") || 5) * 1000;
       this._poll = setInterval(() => { if (!document.hidden) refresh(); }, every);

@@ -1,8 +1,11 @@
 // The page frame shared by every H5 page: header with language and large-print switches,
-// bottom tabs, and a place for page-level errors. Strings come from the locale files.
+// bottom tabs, the campaign pages' own row of links (`<nav class="sub">`), and a place for
+// page-level errors. Strings come from the locale files.
 import { boot, restoreDrafts, t, esc, translate, setLocale, setElderly, isElderly, locale, LOCALES, events } from "../huoban.js";
 
-const TABS = [["/h5/", "nav.hub"], ["/h5/goal", "nav.goal"], ["/h5/checkin", "nav.checkin"], ["/h5/rewards", "nav.rewards"], ["/h5/inbox", "nav.inbox"]];
+const TABS = [["/h5/", "nav.hub"], ["/h5/goal", "nav.goal"], ["/h5/tasks", "nav.tasks"], ["/h5/rewards", "nav.rewards"], ["/h5/inbox", "nav.inbox"]];
+const CAMPAIGN = [["/h5/tasks", "nav.tasks"], ["/h5/checkin", "nav.checkin"], ["/h5/quiz", "nav.quiz"], ["/h5/invite", "nav.invite"], ["/h5/team", "nav.team"]];
+const links = (list) => list.map(([href, key]) => `<a href="${href}" ${location.pathname === href ? 'aria-current="page"' : ""}>${esc(t(key))}</a>`).join("");
 
 function frame() {
   const header = document.querySelector("header.bar");
@@ -16,7 +19,12 @@ function frame() {
   const nav = document.querySelector("nav.tabs");
   if (nav) {
     nav.setAttribute("aria-label", t("nav.label"));
-    nav.innerHTML = TABS.map(([href, key]) => `<a href="${href}" ${location.pathname === href ? 'aria-current="page"' : ""}>${esc(t(key))}</a>`).join("");
+    nav.innerHTML = links(TABS);
+  }
+  const sub = document.querySelector("nav.sub");
+  if (sub) {
+    sub.setAttribute("aria-label", t("nav.sub"));
+    sub.innerHTML = links(CAMPAIGN);
   }
   translate(document);
 }
@@ -28,6 +36,14 @@ export function showError(e) {
   box.hidden = !e;
   box.textContent = e ? (e.message || String(e)) : "";
   if (e) box.focus?.();
+}
+
+/** Redraws `root` with `draw()` (e.g. in another language) keeping what was typed in its
+ * named fields. */
+export function redraw(root, draw) {
+  const typed = [...root.querySelectorAll("input[name], select[name]")].filter((i) => i.value).map((i) => [i.name, i.value]);
+  draw();
+  for (const [name, value] of typed) root.querySelectorAll(`[name="${name}"]`).forEach((i) => { i.value = value; });
 }
 
 /** Starts the page: session, strings, frame; resolves with the customer's profile. */

@@ -11,6 +11,7 @@ import "../components/badge-wall.js";
 import "../components/quiz.js";
 import "../components/invite-panel.js";
 import "../components/team-board.js";
+import "../components/leaderboard.js";
 import "../components/reward-shelf.js";
 import "../components/inbox-list.js";
 import "../components/nudge-banner.js";
@@ -30,14 +31,19 @@ const S = {
   "h-goal-progress": { id: "g1", name: t("sample.goal"), currency: "CNY", target_amount: 1000000, saved: 560000, remaining: 440000, percent: 56, completed: false, behind_plan: false, plan: { monthly_amount: 90000, transfer_day: 12 } },
   "h-goal-wizard": null,
   "h-checkin-calendar": { month: iso(today).slice(0, 7), days, current_streak: 6, longest_streak: 12, checked_in_today: false, next_milestone: { days: 7, points: 50, days_to_go: 1 } },
-  "h-task-card": { id: "k1", title: t("sample.task"), description: t("sample.task_text"), progress: 2, target: 3, reward_points: 30, status: "open" },
+  "h-task-card": { id: "k1", campaign_id: "c1", title: t("sample.task2"), period: "daily", period_key: iso(today), event_type: "check_in", progress: 1, target: 1, complete: true, claimed: false, reward_points: 10, reward_coupon: null },
   "h-badge-wall": { badges: [
     { id: "b1", name: t("sample.badge1"), icon: "🔥", earned: true, earned_at: iso(today) },
     { id: "b2", name: t("sample.badge2"), icon: "🎯", earned: true },
     { id: "b3", name: t("sample.badge3"), icon: "🌱", earned: false, hint: t("sample.badge_hint") }] },
   "h-quiz": { session_id: "s1", questionnaire_id: "q1", status: "in_progress", answered: 1, question: { id: "q2", text: t("sample.question"), options: [{ id: "a", text: t("sample.option_a") }, { id: "b", text: t("sample.option_b") }] } },
-  "h-invite-panel": { code: "HB7K2Q", link: location.origin + "/h5/?invite=HB7K2Q", invited: 4, completed: 2, needed: 3, reward_points: 200, campaign: t("sample.campaign") },
-  "h-team-board": { name: t("sample.team"), target: 300, total: 187, unit: "km", joinable: true, members: [{ name: "王芳", amount: 72 }, { name: "李强", amount: 60, is_you: true }, { name: "张伟", amount: 55 }] },
+  "h-invite-panel": { code: "HB7K2Q9P", link: location.origin + "/h5/invite?code=HB7K2Q9P", poster_url: null, programme_id: "p1", programme_name: t("sample.campaign"), accepted: 3, qualified: 2, unlock_count: 3, progress: "2/3", unlocked: false, rewarded: false, reward: { points: 500 }, ends_at: new Date(Date.now() + 20 * 864e5).toISOString(), action: t("action.questionnaire_completed") },
+  "h-team-board": { id: "t1", challenge_id: "ch1", challenge_name: t("sample.team"), name: t("sample.team2"), join_code: "GREEN7Q2", member_count: 3, max_members: 5, progress: 41, target: 60, percent: 68, completed: false, completed_at: null, reward: { points: 300 }, unit: t("team.unit.green_trip"),
+    members: [{ name: t("sample.team_member1"), contribution: 17, captain: true, me: false, rewarded: false }, { name: t("sample.team_member2"), contribution: 14, captain: false, me: true, rewarded: false }, { name: t("sample.team_member3"), contribution: 10, captain: false, me: false, rewarded: false }] },
+  "h-leaderboard": { challenge_id: "ch1", target: 60, teams: [
+    { rank: 1, team_id: "t2", name: t("sample.team3"), member_count: 5, progress: 52, percent: 86, completed: false, mine: false },
+    { rank: 2, team_id: "t1", name: t("sample.team2"), member_count: 3, progress: 41, percent: 68, completed: false, mine: true },
+    { rank: 3, team_id: "t3", name: t("sample.team"), member_count: 2, progress: 12, percent: 20, completed: false, mine: false }] },
   "h-reward-shelf": { items: [
     { id: "r1", title: t("sample.reward1"), points_price: 500, stock_left: 37, claimable_until: iso(new Date(Date.now() + 20 * 864e5)), my_claims: 0, my_claims_left: 1 },
     { id: "r2", title: t("sample.reward2"), points_price: 3000, stock_left: 0, claimable_until: iso(new Date(Date.now() + 5 * 864e5)), my_claims: 0, my_claims_left: 1 }] },
