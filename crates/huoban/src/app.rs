@@ -281,6 +281,7 @@ impl App {
                 campaigns: huoban_campaigns::campaigns::service::CampaignService::new(
                     self.db.clone(),
                     self.identity.store().clone(),
+                    huoban_campaigns::campaigns::budget::Budgets::new(self.ledger.clone(), self.accounts.clone()),
                     self.clock.clone(),
                 ),
                 clock: self.clock.clone(),
