@@ -4,9 +4,11 @@
 //! branching questionnaire down two paths, rewards (a claim, out of stock, not enough
 //! points), the inbox, accounts and alerts, elderly mode, English, an expired session;
 //! campaign tasks claimed, a team challenge created and joined by a second customer, an
-//! invite shared and completed by a second customer in a fresh browser; the gallery in
-//! every language and mode; and an axe-core scan of every page (no serious or critical
-//! violations).
+//! invite shared and completed by a second customer in a fresh browser; a goal's automatic
+//! monthly transfer turned on from the page and paid when the test clock reaches its day,
+//! points converted into the goal, campaign rewards (one whose campaign ends while the page
+//! is open); the gallery in every language and mode; and an axe-core scan of every page (no
+//! serious or critical violations).
 //!
 //! Without chromedriver or axe-core the tests skip with a message, except under `CI=true`,
 //! where they fail (`scripts/test` installs both). A failing journey leaves a screenshot in
@@ -1669,6 +1671,16 @@ async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyho
         .await?;
         let bad = b.js(&check).await?;
         assert_eq!(bad, json!([]), "{lang}");
+        // The goal cards take fewer steps in the elderly slot: one button converts all the
+        // points, the day waits behind a button, the wizard has two steps.
+        let fewer = b
+            .js("const at = (slot, css) => !!document.querySelector(`[data-slot='${slot}'] ${css}`);
+                 return [at('h-goal-conversion:elderly', '[data-all]'), at('h-goal-conversion:normal', '[data-all]'),
+                         at('h-goal-auto-transfer:elderly', '[data-change]'), at('h-goal-auto-transfer:normal', 'select[name=day]'),
+                         document.querySelector(`[data-slot='h-goal-wizard:elderly'] .muted`).textContent.includes('2'),
+                         document.querySelector(`[data-slot='h-goal-wizard:normal'] .muted`).textContent.includes('3')];")
+            .await?;
+        assert_eq!(fewer, json!([true, false, true, true, true, true]), "{lang}");
         b.no_raw_keys(&format!("/h5/gallery ({lang})")).await?;
         for mode in ["playful", "elderly"] {
             if mode == "elderly" {
@@ -1961,6 +1973,10 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     )
     .await?;
     b.large_print("/h5/goal (elderly)").await?;
+    assert!(
+        b.text("h-goal-wizard .muted").await?.contains("Step 1 of 2"),
+        "the wizard in two steps"
+    );
     b.accessible("/h5/goal (elderly, en)").await?;
     assert!(
         b.text(&format!("{auto} [data-line]")).await?.contains("from your current account"),

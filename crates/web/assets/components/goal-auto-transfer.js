@@ -45,7 +45,7 @@ class GoalAutoTransfer extends HuobanElement {
   }
   render() {
     if (this.renderState("auto.none")) return;
-    const g = this._data, a = g.auto_transfer, id = this.uid, elderly = isElderly();
+    const g = this._data, a = g.auto_transfer, id = this.uid, elderly = isElderly(this);
     const owner = g.role !== "partner", editable = owner && !g.completed;
     const day = this._day ?? a?.transfer_day ?? g.plan?.transfer_day ?? 1;
     const from = this._from ?? a?.from_account ?? this._accounts.find((x) => x.type === "current")?.id;

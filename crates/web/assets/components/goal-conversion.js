@@ -30,19 +30,19 @@ class GoalConversion extends HuobanElement {
   render() {
     if (this.renderState("convert.none", !this._data?.items?.length)) return;
     const o = this.offer(), id = this.uid, items = this._data.items, pts = this.balance(), all = this.usable(o);
-    const hideForm = isElderly() && all > 0 && !this._open;
+    const hideForm = isElderly(this) && all > 0 && !this._open;
     const msg = this._message;
     this.innerHTML = `<form class="card" novalidate aria-labelledby="${id}-h"><h2 id="${id}-h">${esc(t("convert.title"))}</h2>
       ${items.length > 1 ? `<label>${esc(t("convert.offer"))}<select name="offer">${items.map((x) => `<option value="${esc(x.id)}" ${x.id === o.id ? "selected" : ""}>${esc(x.title)}</option>`).join("")}</select></label>` : `<p class="muted">${esc(o.title)}</p>`}
       <p class="spread"><span>${esc(t("convert.rate", { points: fmt.number(o.points), amount: fmt.money(o.fen) }))}</span>
       ${pts != null ? `<span>${esc(t("reward.my_points"))} <strong class="big" data-points>${fmt.number(pts)}</strong></span>` : ""}</p>
-      ${all > 0 && isElderly() ? `<button type="button" data-all>${esc(t("convert.all_in_one", { points: fmt.number(all), amount: fmt.money((all / o.points) * o.fen) }))}</button>
+      ${all > 0 && isElderly(this) ? `<button type="button" data-all>${esc(t("convert.all_in_one", { points: fmt.number(all), amount: fmt.money((all / o.points) * o.fen) }))}</button>
         ${hideForm ? `<button type="button" class="ghost" data-other>${esc(t("convert.other"))}</button>` : ""}` : ""}
       ${all === 0 && pts != null ? `<p class="muted">${esc(t("convert.short"))}</p>` : ""}
       ${hideForm ? "" : `
         <label>${esc(t("convert.points"))}<input name="points" type="number" inputmode="numeric" min="${o.points}" step="${o.points}" max="${o.max_points}" value="${esc(this._value)}" aria-describedby="${id}-preview" autocomplete="off"></label>
         <p id="${id}-preview" class="muted" aria-live="polite" data-preview>${esc(this.preview(o, this._value))}</p>
-        <div class="row">${all > 0 && !isElderly() ? `<button type="button" class="ghost" data-fill>${esc(t("convert.fill"))}</button>` : ""}
+        <div class="row">${all > 0 && !isElderly(this) ? `<button type="button" class="ghost" data-fill>${esc(t("convert.fill"))}</button>` : ""}
         <button type="submit">${esc(t("convert.submit"))}</button></div>`}
       ${msg ? `<p class="${msg.ok ? "ok" : "alert"}" role="${msg.ok ? "status" : "alert"}" tabindex="-1" data-message>${esc(msg.text)}</p>` : ""}</form>`;
     const input = this.querySelector("input[name=points]"), preview = this.querySelector("[data-preview]");

@@ -5,7 +5,7 @@
 // date}). Events: goal-created ({goal}). Errors keep what was typed.
 import { HuobanElement, api, t, fmt, esc, isElderly } from "../huoban.js";
 
-const stepsNow = () => (isElderly() ? ["target", "confirm"] : ["target", "plan", "confirm"]);
+const stepsNow = (el) => (isElderly(el) ? ["target", "confirm"] : ["target", "plan", "confirm"]);
 
 function monthsUntil(date) {
   const now = new Date(), d = new Date(date + "T00:00:00");
@@ -18,7 +18,7 @@ class GoalWizard extends HuobanElement {
   render() {
     if (this.state === "loading") { this.renderState(""); return; }
     const v = this.value, err = this._error ? `<p class="alert" role="alert">${esc(this._error.message)}</p>` : "";
-    const steps = stepsNow();
+    const steps = stepsNow(this);
     // Switched to elderly mode on the plan step: that step is part of confirming now.
     if (!steps.includes(this.step)) this.step = "confirm";
     const i = steps.indexOf(this.step);
@@ -50,7 +50,7 @@ class GoalWizard extends HuobanElement {
       const v = { name: form.get("name").trim(), amount: form.get("amount"), date: form.get("date") };
       this.value = v;
       if (!v.name || !(Number(v.amount) > 0) || !v.date) { this._error = { message: t("wizard.invalid") }; this.render(); return; }
-      this.step = stepsNow()[1];
+      this.step = stepsNow(this)[1];
     } else if (this.step === "plan") {
       this.step = "confirm";
     } else {
