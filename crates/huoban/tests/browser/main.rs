@@ -1702,8 +1702,10 @@ async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyho
 }
 
 /// The goal page's automatic monthly transfer and points conversion. The transfer turned on
-/// from the page on a chosen day; the test clock moved to that day and the job run: the bar
-/// moves live without a reload and the next date moves on a month; turned off. Points
+/// from the page on a chosen day from the (empty) savings account; the test clock moved to
+/// that day and the job run: the shortfall and the retry date show live; money arrives, the
+/// clock moves to the retry and the job runs again: the bar moves live without a reload and
+/// the next date moves on a month; turned off. Points
 /// converted under a campaign's offer: a bad multiple and more than the balance first
 /// (localized, the amount kept), then offline (the Idempotency-Key kept) and the retry
 /// converting once, the bar and the points balance moving. On the rewards page a campaign's
@@ -1764,11 +1766,22 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
         "the points offer with my balance",
     )
     .await?;
-    assert!(b.text("h-goal-conversion").await?.contains("100 积分 = ¥1.00"), "the rate");
+    assert!(
+        b.text("h-goal-conversion").await?.contains("100 积分 = ¥1.00"),
+        "the rate"
+    );
     b.no_raw_keys("/h5/goal").await?;
     b.accessible("/h5/goal (automatic transfer off, points offer)").await?;
 
-    // ---- the automatic transfer, on a chosen day: tomorrow in Shanghai (or the 1st) ----
+    // ---- the automatic transfer, on a chosen day (tomorrow in Shanghai, or the 1st), from
+    // the savings account, which is empty ----
+    let accounts = app.get("/api/v1/accounts", Some(&c.token)).await.body;
+    let savings = accounts["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["type"] == "savings"))
+        .and_then(|a| a["id"].as_str())
+        .context("a savings account")?
+        .to_owned();
     let tomorrow = app
         .clock
         .now()
@@ -1777,9 +1790,10 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
         .date();
     let day = if tomorrow.day() <= 28 { tomorrow.day() } else { 1 };
     b.set(&format!("{auto} select[name=day]"), &day.to_string()).await?;
+    b.set(&format!("{auto} select[name=from]"), &savings).await?;
     b.until(
-        &format!("document.querySelector('{auto} [data-line]').textContent.includes('每月 {day} 日从活期账户')"),
-        "the chosen day and the account in words",
+        &format!("document.querySelector('{auto} [data-line]').textContent.includes('每月 {day} 日从储蓄账户')"),
+        "the chosen day and account in words",
     )
     .await?;
     b.click(&format!("{auto} button[data-on]")).await?;
@@ -1791,24 +1805,62 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     let view = app.get(&goal_path, Some(&c.token)).await.body;
     let on = &view["auto_transfer"];
     assert_eq!(on["transfer_day"], json!(day), "{view}");
-    assert_eq!(on["from_account"], json!(c.current));
+    assert_eq!(on["from_account"], json!(savings));
     assert_eq!(on["amount"], json!(monthly));
     let next = on["next_transfer_at"].as_str().context("next transfer")?.to_owned();
     assert_eq!(
-        b.js(&format!("return document.querySelector('{auto} [data-next] time').getAttribute('datetime')"))
-            .await?,
+        b.js(&format!(
+            "return document.querySelector('{auto} [data-next] time').getAttribute('datetime')"
+        ))
+        .await?,
         json!(next)
     );
-    b.js("document.querySelector('h-goal-auto-transfer').scrollIntoView({block: 'end'})").await?;
+    b.js("document.querySelector('h-goal-auto-transfer').scrollIntoView({block: 'end'})")
+        .await?;
     b.screenshot("goal-auto-transfer-on").await;
     b.accessible("/h5/goal (automatic transfer on)").await?;
 
     // The transfer day comes (the test clock) and the job runs, as the server's tick does:
-    // the bar moves without a reload, and the next date moves on a month.
+    // the savings account is short, so nothing moves, an inbox message says so, and the card
+    // shows the retry tomorrow, live.
     b.js("window.__sameDocument = 'yes'").await?;
+    let transfers = GoalsService::new(&app.app.engage_state());
     let due: jiff::Timestamp = next.parse()?;
     app.clock.set(due.checked_add(SignedDuration::from_secs(1))?);
-    GoalsService::new(&app.app.engage_state())
+    transfers
+        .run_due_transfers(app.clock.now())
+        .await
+        .map_err(|e| anyhow!("the transfer job: {e:?}"))?;
+    let short = eventually(app, &c.token, &goal_path, "a shortfall", |g| {
+        g["auto_transfer"]["attempts"] == 1
+    })
+    .await;
+    assert_eq!(short["saved"], 0, "nothing moved");
+    let retry = short["auto_transfer"]["next_transfer_at"]
+        .as_str()
+        .context("retry")?
+        .to_owned();
+    b.until(
+        &format!(
+            "document.querySelector('{auto} [data-retry] time')?.getAttribute('datetime') === {}",
+            json!(retry)
+        ),
+        "the retry shown live",
+    )
+    .await?;
+    let inbox = app.get("/api/v1/inbox", Some(&c.token)).await.body;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["kind"] == "goal_auto_transfer_failed")),
+        "the shortfall message: {inbox}"
+    );
+    // Money arrives; the retry pays: the bar moves without a reload and the next date moves
+    // on a month.
+    fund(app, &savings, 100_000).await;
+    let due: jiff::Timestamp = retry.parse()?;
+    app.clock.set(due.checked_add(SignedDuration::from_secs(1))?);
+    transfers
         .run_due_transfers(app.clock.now())
         .await
         .map_err(|e| anyhow!("the transfer job: {e:?}"))?;
@@ -1820,10 +1872,16 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     assert!(pct > 0, "{paid}");
     b.until(&format!("{bar} === '{pct}'"), "the bar moved live").await?;
     assert_eq!(b.js("return window.__sameDocument").await?, json!("yes"), "no reload");
-    let following = paid["auto_transfer"]["next_transfer_at"].as_str().context("next")?.to_owned();
-    assert_ne!(following, next, "the next month is due");
+    let following = paid["auto_transfer"]["next_transfer_at"]
+        .as_str()
+        .context("next")?
+        .to_owned();
+    assert!(following > next, "the next month is due: {following}");
     b.until(
-        &format!("document.querySelector('{auto} [data-next] time')?.getAttribute('datetime') === {}", json!(following)),
+        &format!(
+            "document.querySelector('{auto} [data-next] time')?.getAttribute('datetime') === {}",
+            json!(following)
+        ),
         "the next date moved on",
     )
     .await?;
@@ -1836,7 +1894,10 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
         "turned off",
     )
     .await?;
-    assert_eq!(app.get(&goal_path, Some(&c.token)).await.body["auto_transfer"], Value::Null);
+    assert_eq!(
+        app.get(&goal_path, Some(&c.token)).await.body["auto_transfer"],
+        Value::Null
+    );
 
     // ---- points into the goal ----
     let conv = "h-goal-conversion";
@@ -1884,7 +1945,9 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     assert_eq!(b.js(&field).await?, json!("1000"), "the amount kept offline");
     let key = format!("huoban.idem.convert:{goal}");
     assert!(
-        b.js(&format!("return localStorage.getItem('{key}')")).await?.is_string(),
+        b.js(&format!("return localStorage.getItem('{key}')"))
+            .await?
+            .is_string(),
         "the key is kept for the retry"
     );
     b.client.issue_cmd(network(false)).await?;
@@ -1898,13 +1961,12 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     let converted = app.get(&goal_path, Some(&c.token)).await.body;
     assert_eq!(converted["saved"].as_i64(), Some(monthly + 1_000), "¥10 once");
     assert_eq!(points_balance(app, &c.token).await, 4_000, "1,000 points once");
-    b.until(
-        &format!("{bar} === '{}'", converted["percent"]),
-        "the bar moved",
-    )
-    .await?;
-    b.until("!document.querySelector('.toast, .confetti')", "the celebration over").await?;
-    b.js("document.querySelector('h-goal-conversion').scrollIntoView({block: 'end'})").await?;
+    b.until(&format!("{bar} === '{}'", converted["percent"]), "the bar moved")
+        .await?;
+    b.until("!document.querySelector('.toast, .confetti')", "the celebration over")
+        .await?;
+    b.js("document.querySelector('h-goal-conversion').scrollIntoView({block: 'end'})")
+        .await?;
     b.screenshot("goal-points").await;
     b.accessible("/h5/goal (points converted)").await?;
 
@@ -1916,10 +1978,16 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     )
     .await?;
     assert!(
-        b.text(&format!("[data-reward='{spring_reward}'] [data-campaign]")).await?.contains("新春伙伴季 限定"),
+        b.text(&format!("[data-reward='{spring_reward}'] [data-campaign]"))
+            .await?
+            .contains("新春伙伴季 限定"),
         "named with its campaign"
     );
-    assert!(b.text(&format!("[data-reward='{autumn_reward}'] [data-campaign]")).await?.contains("中秋团圆季"));
+    assert!(
+        b.text(&format!("[data-reward='{autumn_reward}'] [data-campaign]"))
+            .await?
+            .contains("中秋团圆季")
+    );
     b.accessible("/h5/rewards (campaign rewards)").await?;
     b.click(&format!("[data-reward='{spring_reward}'] button")).await?;
     b.until(
@@ -1929,7 +1997,11 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     .await?;
     // The autumn campaign ends while the page is open.
     let ended = app
-        .post(&format!("/api/v1/staff/campaigns/{autumn}/end"), Some(&staff), json!({}))
+        .post(
+            &format!("/api/v1/staff/campaigns/{autumn}/end"),
+            Some(&staff),
+            json!({}),
+        )
         .await;
     assert_eq!(ended.status.as_u16(), 200, "{:?}", ended.body);
     b.click(&format!("[data-reward='{autumn_reward}'] button")).await?;
@@ -1938,15 +2010,25 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
         "reward-not-claimable, localized",
     )
     .await?;
-    assert_eq!(points_balance(app, &c.token).await, 3_900, "charged once, for the spring reward");
     assert_eq!(
-        app.get("/api/v1/coupons", Some(&c.token)).await.body["items"].as_array().map(Vec::len),
+        points_balance(app, &c.token).await,
+        3_900,
+        "charged once, for the spring reward"
+    );
+    assert_eq!(
+        app.get("/api/v1/coupons", Some(&c.token)).await.body["items"]
+            .as_array()
+            .map(Vec::len),
         Some(1)
     );
 
     // ---- the goal page in English and large print ----
     b.open(base, "/h5/goal").await?;
-    b.until(&format!("document.querySelector('{auto} [data-auto=off]')"), "the goal page").await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-auto=off]')"),
+        "the goal page",
+    )
+    .await?;
     b.set("[data-lang]", "en").await?;
     b.until(
         &format!("document.documentElement.lang === 'en' && document.querySelector('{auto} h2').textContent === 'Automatic monthly saving' && document.querySelector('{conv} [data-points]')?.textContent === '3,900'"),
@@ -1962,13 +2044,19 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     assert!(rate.contains("100 points = CN¥1.00"), "the rate in English: {rate}");
     b.no_raw_keys("/h5/goal (en)").await?;
     let card = b.text("#goal").await?;
-    assert!(card.contains("to go") && !card.contains("每月"), "the bar's card in English: {card}");
+    assert!(
+        card.contains("to go") && !card.contains("每月"),
+        "the bar's card in English: {card}"
+    );
     b.accessible("/h5/goal (en)").await?;
     b.click("[data-elderly]").await?;
-    b.until("document.documentElement.dataset.mode === 'elderly'", "large print").await?;
+    b.until("document.documentElement.dataset.mode === 'elderly'", "large print")
+        .await?;
     // Fewer steps: the plan's day as it is, one button (the day waits behind another).
     b.until(
-        &format!("document.querySelector('{auto} [data-change]') && !document.querySelector('{auto} select[name=day]')"),
+        &format!(
+            "document.querySelector('{auto} [data-change]') && !document.querySelector('{auto} select[name=day]')"
+        ),
         "the day choice folded away",
     )
     .await?;
@@ -1979,17 +2067,26 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     );
     b.accessible("/h5/goal (elderly, en)").await?;
     assert!(
-        b.text(&format!("{auto} [data-line]")).await?.contains("from your current account"),
+        b.text(&format!("{auto} [data-line]"))
+            .await?
+            .contains("from your current account"),
         "plain words"
     );
-    b.click(&format!("{auto} button[data-on]")).await?;
+    // By keyboard: Enter on the focused button; the focus lands on the answer.
+    let turn_on = b.client.find(Locator::Css(&format!("{auto} button[data-on]"))).await?;
+    b.js(&format!("document.querySelector('{auto} button[data-on]').focus()"))
+        .await?;
+    turn_on.send_keys("\u{E007}").await?;
     b.until(
-        &format!("document.querySelector('{auto} [data-auto=on]') && document.querySelector('{auto} [data-message]')?.textContent.includes('Automatic saving is on')"),
-        "on with one tap",
+        &format!("document.querySelector('{auto} [data-auto=on]') && document.activeElement === document.querySelector('{auto} [data-message]') && document.activeElement.textContent.includes('Automatic saving is on')"),
+        "on with one key press",
     )
     .await?;
     let plan_day = app.get(&goal_path, Some(&c.token)).await.body;
-    assert_eq!(plan_day["auto_transfer"]["transfer_day"], plan_day["plan"]["transfer_day"], "the plan's day");
+    assert_eq!(
+        plan_day["auto_transfer"]["transfer_day"], plan_day["plan"]["transfer_day"],
+        "the plan's day"
+    );
     // All the points with one tap.
     let all = b.text(&format!("{conv} button[data-all]")).await?;
     assert!(all.contains("3,900") && all.contains("¥39.00"), "{all}");
@@ -2002,13 +2099,18 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     let all_in = app.get(&goal_path, Some(&c.token)).await.body;
     assert_eq!(all_in["saved"].as_i64(), Some(monthly + 1_000 + 3_900));
     assert_eq!(points_balance(app, &c.token).await, 0);
-    b.until(&format!("{bar} === '{}'", all_in["percent"]), "the bar moved").await?;
+    b.until(&format!("{bar} === '{}'", all_in["percent"]), "the bar moved")
+        .await?;
     b.screenshot("goal-automation-elderly").await;
     b.accessible("/h5/goal (elderly, en, converted)").await?;
 
     // The offer's campaign ends while the page is open: a plain English message, the amount kept.
     let ended = app
-        .post(&format!("/api/v1/staff/campaigns/{spring}/end"), Some(&staff), json!({}))
+        .post(
+            &format!("/api/v1/staff/campaigns/{spring}/end"),
+            Some(&staff),
+            json!({}),
+        )
         .await;
     assert_eq!(ended.status.as_u16(), 200, "{:?}", ended.body);
     b.type_into(&format!("{conv} input[name=points]"), "500").await?;
