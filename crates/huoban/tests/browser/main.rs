@@ -302,8 +302,10 @@ impl Browser {
         v.as_str().map(str::to_owned).ok_or_else(|| anyhow!("no element {css}"))
     }
 
-    /// Runs axe-core on the page: no serious or critical violations.
+    /// Runs axe-core on the page: no serious or critical violations; and no string shows as
+    /// its locale key (each page carries only the strings it shows, so a missing one would).
     async fn accessible(&self, page: &str) -> anyhow::Result<()> {
+        self.no_raw_keys(page).await?;
         self.client.execute(&self.axe, vec![]).await.context("inject axe")?;
         let found = self
             .client
