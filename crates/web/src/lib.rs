@@ -11,7 +11,8 @@
 //! imports a component without the map.
 //!
 //! Each page comes in one variant per language, carrying that language's strings inline (a
-//! JSON data block, not a script), so a first load needs no separate request for them. The
+//! JSON data block, not a script; only the namespaces the page's HTML and modules name), so
+//! a first load needs no separate request for them. The
 //! variant is picked from the `huoban.locale` cookie the SDK keeps in step with the
 //! customer's choice, else from the first `Accept-Language` tag (as the SDK reads
 //! `navigator.language`), else zh-CN. Each page's import map lists only the modules its own
