@@ -1714,7 +1714,8 @@ async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyho
 /// reward named and claimed, and another whose campaign ends while the page is open
 /// (`reward-not-claimable`, localized). The goal page in English and large print: the
 /// transfer turned on and all the points converted with one tap each, then the offer ending
-/// while the page is open (`conversion-offer-unavailable`, localized). Axe on each.
+/// while the page is open (`conversion-offer-unavailable`, localized). A partner sees the
+/// owner's transfer without the controls. Axe on each.
 async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
     let base = &app.base;
     let staff = app.staff(Role::Operator).await;
@@ -2123,5 +2124,39 @@ async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Resul
     )
     .await?;
     assert_eq!(b.js(&field).await?, json!("500"), "the amount kept");
+
+    // A partner sees the owner's automatic transfer, without the controls.
+    let partner = customer(app, 0, 0).await;
+    let shared = app
+        .post(
+            &format!("{goal_path}/partners"),
+            Some(&c.token),
+            json!({ "phone": partner.phone }),
+        )
+        .await;
+    assert_eq!(shared.status.as_u16(), 201, "{:?}", shared.body);
+    b.sign_in_as(base, &partner.token).await?;
+    b.open(base, "/h5/goal").await?;
+    b.until(
+        &format!(
+            "document.querySelector('{auto} [data-auto=on] [data-next]') && document.documentElement.lang === 'zh-CN'"
+        ),
+        "the shared goal's automatic transfer",
+    )
+    .await?;
+    let card = b.text(auto).await?;
+    assert!(
+        card.contains("目标创建人的账户") && card.contains("只有设定这个目标的人可以修改"),
+        "{card}"
+    );
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelectorAll('{auto} button, {auto} select').length"
+        ))
+        .await?,
+        json!(0),
+        "no controls for a partner"
+    );
+    b.accessible("/h5/goal (partner)").await?;
     Ok(())
 }

@@ -31,6 +31,7 @@ class GoalAutoTransfer extends HuobanElement {
   }
   get data() { return this._data; }
   accountName(id) {
+    if (this._data?.role === "partner") return t("auto.from.owner");
     if (!id) return t("auto.from.current");
     const a = this._accounts.find((x) => x.id === id);
     return t("auto.from." + (a?.type || "any"));
