@@ -194,7 +194,8 @@ export const fmt = {
 };
 
 // ---- preferences ----
-export const isElderly = () => document.documentElement.dataset.mode === "elderly";
+/** Elderly mode on the page, or (given an element) in the part of the page it is in. */
+export const isElderly = (el) => (el?.closest("[data-mode]") || document.documentElement).dataset.mode === "elderly";
 
 function applyMode(elderly) {
   document.documentElement.dataset.mode = elderly ? "elderly" : "playful";

@@ -11,7 +11,8 @@
 //! imports a component without the map.
 //!
 //! Each page comes in one variant per language, carrying that language's strings inline (a
-//! JSON data block, not a script), so a first load needs no separate request for them. The
+//! JSON data block, not a script; only the namespaces the page's HTML and modules name), so
+//! a first load needs no separate request for them. The
 //! variant is picked from the `huoban.locale` cookie the SDK keeps in step with the
 //! customer's choice, else from the first `Accept-Language` tag (as the SDK reads
 //! `navigator.language`), else zh-CN. Each page's import map lists only the modules its own
@@ -365,11 +366,17 @@ impl Table {
             table.by_path.insert(path, i);
             table.by_hashed.insert(hashed, i);
         }
-        let strings: Vec<String> = LOCALES.iter().map(|l| table.inline_strings(l)).collect();
+        let locales: Vec<Vec<(String, String)>> = LOCALES.iter().map(|l| table.locale_strings(l)).collect();
         for (name, raw) in page_sources {
             let module = format!("js/{name}.js");
             let (map, head) = table.head(&module);
             let source = String::from_utf8_lossy(&raw);
+            let used = table.namespaces(&module, &source);
+            let strings: Vec<String> = LOCALES
+                .iter()
+                .zip(&locales)
+                .map(|(locale, all)| inline_strings(locale, all, &used))
+                .collect();
             let mut variants = Vec::with_capacity(LOCALES.len());
             for (locale, strings) in LOCALES.iter().zip(&strings) {
                 let html = source
@@ -392,20 +399,49 @@ impl Table {
         table
     }
 
-    /// A locale's strings as a JSON data block for a page's `<head>` (not a script: the
-    /// browser does not run it, so the page's CSP needs no hash for it). `<` is escaped so
-    /// no string can close the element.
-    fn inline_strings(&self, locale: &str) -> String {
-        let json = self
-            .by_path
+    /// A locale's strings, in the file's order.
+    fn locale_strings(&self, locale: &str) -> Vec<(String, String)> {
+        self.by_path
             .get(&format!("locales/{locale}.json"))
-            .map(|&i| String::from_utf8_lossy(&self.assets[i].raw).into_owned())
-            .unwrap_or_else(|| "{}".into());
-        let json: String = json.chars().filter(|c| *c != '\n' && *c != '\r').collect();
-        format!(
-            "<script type=\"application/json\" id=\"huoban-strings\" data-locale=\"{locale}\">{}</script>",
-            json.replace('<', "\\u003c")
-        )
+            .and_then(|&i| {
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&self.assets[i].raw).ok()
+            })
+            .map(|map| {
+                map.into_iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The string namespaces (`goal` of `goal.remaining`) a page can show: those its HTML
+    /// or any module of its graph (`import()` included) names in a literal that starts a key
+    /// (`"goal.`, `'goal.`, `` `goal. ``), as `t("goal.none")`, `t("account.type." + type)`
+    /// and `data-t="goal.deposit"` do. The page carries only these strings inline, so a
+    /// component's strings cost nothing to the pages that do not show it (the hub's first
+    /// load stays small); switching language later loads the whole file.
+    fn namespaces(&self, page_module: &str, html: &str) -> std::collections::BTreeSet<String> {
+        let mut sources = vec![html.to_owned()];
+        for module in self.graph(page_module, true) {
+            if let Some(&i) = self.by_path.get(&module) {
+                sources.push(String::from_utf8_lossy(&self.assets[i].raw).into_owned());
+            }
+        }
+        let mut found = std::collections::BTreeSet::new();
+        for source in &sources {
+            let bytes = source.as_bytes();
+            for (at, quote) in source.char_indices().filter(|(_, c)| matches!(c, '"' | '\'' | '`')) {
+                let rest = &bytes[at + quote.len_utf8()..];
+                let len = rest
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+                    .count();
+                if len > 0 && rest.get(len) == Some(&b'.') {
+                    found.insert(String::from_utf8_lossy(&rest[..len]).into_owned());
+                }
+            }
+        }
+        found
     }
 
     /// The page's import map (each module of its graph and each locale: stable URL → hashed
@@ -610,6 +646,22 @@ fn serve_page(web: &Web, segment: &str, headers: &HeaderMap) -> Response {
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
+}
+
+/// A locale's strings of the namespaces in `used`, as a JSON data block for a page's
+/// `<head>` (not a script: the browser does not run it, so the page's CSP needs no hash for
+/// it). `<` is escaped so no string can close the element.
+fn inline_strings(locale: &str, all: &[(String, String)], used: &std::collections::BTreeSet<String>) -> String {
+    let strings: serde_json::Map<String, serde_json::Value> = all
+        .iter()
+        .filter(|(key, _)| used.contains(key.split('.').next().unwrap_or("")))
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let json = serde_json::Value::Object(strings).to_string();
+    format!(
+        "<script type=\"application/json\" id=\"huoban-strings\" data-locale=\"{locale}\">{}</script>",
+        json.replace('<', "\\u003c")
+    )
 }
 
 /// The page policy: like the server's default, with the inline scripts allowed by hash
@@ -893,6 +945,59 @@ mod tests {
             .find(|d| d.trim().starts_with("script-src"))
             .expect("script-src");
         assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    }
+
+    /// The keys of the strings a page carries inline.
+    async fn inline_keys(web: &Web, uri: &str) -> Vec<String> {
+        let html = body_of(get(web, uri, "identity").await).await;
+        let start = html.find("id=\"huoban-strings\"").expect("strings");
+        let json = &html[start + html[start..].find('>').expect("open") + 1..];
+        let json = &json[..json.find("</script>").expect("close")];
+        let map: BTreeMap<String, String> = serde_json::from_str(json).expect("JSON strings");
+        map.into_keys().collect()
+    }
+
+    #[tokio::test]
+    async fn a_page_carries_only_the_strings_of_what_it_shows() {
+        let web = Web::embedded();
+        let all = {
+            let raw = Embedded::get("locales/zh-CN.json").expect("locale");
+            let map: BTreeMap<String, String> = serde_json::from_slice(&raw.data).expect("JSON");
+            map.len()
+        };
+        let ns = |keys: &[String], ns: &str| keys.iter().any(|k| k.starts_with(&format!("{ns}.")));
+        let hub = inline_keys(&web, "/h5/").await;
+        for wanted in [
+            "app", "a11y", "title", "nav", "prefs", "lang", "state", "error", "hub", "nudge", "goal",
+        ] {
+            assert!(ns(&hub, wanted), "the hub shows {wanted}.*");
+        }
+        // The goal page's cards, the wizard and the other pages' strings stay off the hub.
+        for unwanted in ["auto", "convert", "wizard", "team", "invite", "sample", "gallery"] {
+            assert!(!ns(&hub, unwanted), "the hub does not need {unwanted}.*");
+        }
+        assert!(hub.len() < all / 2, "{} of {all}", hub.len());
+        // Keys built at run time keep their namespace: `"account.type." + type`, `"error." + slug`.
+        let goal = inline_keys(&web, "/h5/goal").await;
+        for wanted in ["auto", "convert", "wizard", "goal", "account", "reward", "error"] {
+            assert!(ns(&goal, wanted), "the goal page shows {wanted}.*");
+        }
+        assert!(goal.contains(&"error.conversion-offer-unavailable".to_owned()));
+        // The gallery shows every component, not the pages' own forms.
+        let gallery = inline_keys(&web, "/h5/gallery").await;
+        for wanted in [
+            "auto",
+            "convert",
+            "team",
+            "invite",
+            "quiz",
+            "leaderboard",
+            "sample",
+            "gallery",
+        ] {
+            assert!(ns(&gallery, wanted), "the gallery shows {wanted}.*");
+        }
+        assert!(!ns(&gallery, "signin"));
     }
 
     #[test]

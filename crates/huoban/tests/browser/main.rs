@@ -4,9 +4,11 @@
 //! branching questionnaire down two paths, rewards (a claim, out of stock, not enough
 //! points), the inbox, accounts and alerts, elderly mode, English, an expired session;
 //! campaign tasks claimed, a team challenge created and joined by a second customer, an
-//! invite shared and completed by a second customer in a fresh browser; the gallery in
-//! every language and mode; and an axe-core scan of every page (no serious or critical
-//! violations).
+//! invite shared and completed by a second customer in a fresh browser; a goal's automatic
+//! monthly transfer turned on from the page and paid when the test clock reaches its day,
+//! points converted into the goal, campaign rewards (one whose campaign ends while the page
+//! is open); the gallery in every language and mode; and an axe-core scan of every page (no
+//! serious or critical violations).
 //!
 //! Without chromedriver or axe-core the tests skip with a message, except under `CI=true`,
 //! where they fail (`scripts/test` installs both). A failing journey leaves a screenshot in
@@ -22,6 +24,7 @@ use anyhow::{Context, anyhow, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use helpers::TestApp;
 use huoban::bench_h5::Cdp;
+use huoban_engage::goals::GoalsService;
 use huoban_identity::Role;
 use huoban_kit::{Backend, Clock};
 use huoban_ledger::{AccountId, Amount, IdempotencyKey, TransferMeta, TransferRequest};
@@ -299,8 +302,10 @@ impl Browser {
         v.as_str().map(str::to_owned).ok_or_else(|| anyhow!("no element {css}"))
     }
 
-    /// Runs axe-core on the page: no serious or critical violations.
+    /// Runs axe-core on the page: no serious or critical violations; and no string shows as
+    /// its locale key (each page carries only the strings it shows, so a missing one would).
     async fn accessible(&self, page: &str) -> anyhow::Result<()> {
+        self.no_raw_keys(page).await?;
         self.client.execute(&self.axe, vec![]).await.context("inject axe")?;
         let found = self
             .client
@@ -434,6 +439,19 @@ async fn customer(app: &TestApp, money: i64, points: i64) -> Customer {
 }
 
 async fn reward(app: &TestApp, staff: &str, title: &str, price: i64, stock: i64) -> String {
+    campaign_reward(app, staff, title, price, stock, None).await
+}
+
+/// A reward, of a campaign when `campaign` is given (then listed and claimable only while
+/// that campaign is live).
+async fn campaign_reward(
+    app: &TestApp,
+    staff: &str,
+    title: &str,
+    price: i64,
+    stock: i64,
+    campaign: Option<&str>,
+) -> String {
     let at = |h: i64| {
         app.clock
             .now()
@@ -453,6 +471,7 @@ async fn reward(app: &TestApp, staff: &str, title: &str, price: i64, stock: i64)
                 "claimable_from": at(-1),
                 "claimable_until": at(24 * 10),
                 "coupon_valid_days": 30,
+                "campaign_id": campaign,
             }),
         )
         .await;
@@ -470,14 +489,25 @@ fn at(app: &TestApp, hours: i64) -> String {
 
 /// A live campaign with a points budget (theme `spring-festival`); returns its id.
 async fn live_campaign(app: &TestApp, staff: &str) -> String {
+    live_campaign_titled(
+        app,
+        staff,
+        json!({ "zh-CN": "新春伙伴季", "zh-TW": "新春夥伴季", "en": "Spring with Huoban" }),
+        "spring-festival",
+    )
+    .await
+}
+
+/// A live campaign for 30 days with these titles and theme; returns its id.
+async fn live_campaign_titled(app: &TestApp, staff: &str, titles: Value, theme: &str) -> String {
     let created = app
         .post(
             "/api/v1/staff/campaigns",
             Some(staff),
             json!({
-                "name": "Browser spring",
-                "titles": { "zh-CN": "新春伙伴季", "zh-TW": "新春夥伴季", "en": "Spring with Huoban" },
-                "theme": "spring-festival",
+                "name": format!("Browser {theme}"),
+                "titles": titles,
+                "theme": theme,
                 "starts_at": at(app, -1),
                 "ends_at": at(app, 24 * 30),
                 "audience": "",
@@ -540,7 +570,9 @@ where
     F: FnOnce(TestApp, Browser) -> Fut,
     Fut: std::future::Future<Output = (Browser, anyhow::Result<()>)>,
 {
-    let Some(app) = helpers::spawn_app(backend).await else {
+    // Sessions last 60 days here, so a journey can move the test clock by days (to an
+    // automatic transfer's day) and stay signed in.
+    let Some(app) = helpers::spawn_app_with(backend, |c| c.identity.session_ttl_minutes = 60 * 24 * 60).await else {
         return;
     };
     let Some(browser) = browser().await else { return };
@@ -594,6 +626,7 @@ journeys!(
     tasks_and_team_challenge,
     invite_a_friend,
     gallery_in_every_language_and_mode,
+    goal_automation_and_points,
 );
 
 /// Sign in (sent there by the goal page, and back), set a goal through the wizard, see a
@@ -907,7 +940,7 @@ async fn rewards_preferences_and_errors(app: &TestApp, b: &Browser) -> anyhow::R
     assert_eq!(taken.status.as_u16(), 201, "{:?}", taken.body);
 
     b.client.goto(&format!("{base}/h5/gallery")).await?;
-    b.until("document.body && !document.body.hasAttribute('aria-busy') && document.querySelectorAll('#gallery section').length >= 13", "gallery").await?;
+    b.until("document.body && !document.body.hasAttribute('aria-busy') && document.querySelectorAll('#gallery section').length >= 15", "gallery").await?;
     b.accessible("/h5/gallery").await?;
 
     b.client.goto(&format!("{base}/h5/signin")).await?;
@@ -1592,10 +1625,12 @@ async fn invite_a_friend(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
 /// The gallery: every component in each state (loading, empty, normal, error, elderly) in
 /// zh-CN, en and zh-TW, in the playful and the elderly mode; no untranslated string; axe.
 async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
-    const TAGS: [&str; 13] = [
+    const TAGS: [&str; 15] = [
         "h-account-overview",
         "h-goal-progress",
         "h-goal-wizard",
+        "h-goal-auto-transfer",
+        "h-goal-conversion",
         "h-checkin-calendar",
         "h-task-card",
         "h-badge-wall",
@@ -1638,6 +1673,16 @@ async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyho
         .await?;
         let bad = b.js(&check).await?;
         assert_eq!(bad, json!([]), "{lang}");
+        // The goal cards take fewer steps in the elderly slot: one button converts all the
+        // points, the day waits behind a button, the wizard has two steps.
+        let fewer = b
+            .js("const at = (slot, css) => !!document.querySelector(`[data-slot='${slot}'] ${css}`);
+                 return [at('h-goal-conversion:elderly', '[data-all]'), at('h-goal-conversion:normal', '[data-all]'),
+                         at('h-goal-auto-transfer:elderly', '[data-change]'), at('h-goal-auto-transfer:normal', 'select[name=day]'),
+                         document.querySelector(`[data-slot='h-goal-wizard:elderly'] .muted`).textContent.includes('2'),
+                         document.querySelector(`[data-slot='h-goal-wizard:normal'] .muted`).textContent.includes('3')];")
+            .await?;
+        assert_eq!(fewer, json!([true, false, true, true, true, true]), "{lang}");
         b.no_raw_keys(&format!("/h5/gallery ({lang})")).await?;
         for mode in ["playful", "elderly"] {
             if mode == "elderly" {
@@ -1655,5 +1700,463 @@ async fn gallery_in_every_language_and_mode(app: &TestApp, b: &Browser) -> anyho
             }
         }
     }
+    Ok(())
+}
+
+/// The goal page's automatic monthly transfer and points conversion. The transfer turned on
+/// from the page on a chosen day from the (empty) savings account; the test clock moved to
+/// that day and the job run: the shortfall and the retry date show live; money arrives, the
+/// clock moves to the retry and the job runs again: the bar moves live without a reload and
+/// the next date moves on a month; turned off. Points
+/// converted under a campaign's offer: a bad multiple and more than the balance first
+/// (localized, the amount kept), then offline (the Idempotency-Key kept) and the retry
+/// converting once, the bar and the points balance moving. On the rewards page a campaign's
+/// reward named and claimed, and another whose campaign ends while the page is open
+/// (`reward-not-claimable`, localized). The goal page in English and large print: the
+/// transfer turned on and all the points converted with one tap each, then the offer ending
+/// while the page is open (`conversion-offer-unavailable`, localized). A partner sees the
+/// owner's transfer without the controls. Axe on each.
+async fn goal_automation_and_points(app: &TestApp, b: &Browser) -> anyhow::Result<()> {
+    let base = &app.base;
+    let staff = app.staff(Role::Operator).await;
+    let spring = live_campaign(app, &staff).await;
+    let autumn = live_campaign_titled(
+        app,
+        &staff,
+        json!({ "zh-CN": "中秋团圆季", "zh-TW": "中秋團圓季", "en": "Mid-autumn together" }),
+        "mid-autumn",
+    )
+    .await;
+    let offer = app
+        .post(
+            "/api/v1/staff/goal-conversion-offers",
+            Some(&staff),
+            json!({
+                "titles": { "zh-CN": "积分换存款", "zh-TW": "積分換存款", "en": "Points into savings" },
+                "points": 100, "fen": 100, "max_points": 10_000, "campaign_id": spring,
+            }),
+        )
+        .await;
+    assert_eq!(offer.status.as_u16(), 201, "{:?}", offer.body);
+    let spring_reward = campaign_reward(app, &staff, "新春红包券", 100, 5, Some(&spring)).await;
+    let autumn_reward = campaign_reward(app, &staff, "中秋月饼券", 100, 5, Some(&autumn)).await;
+    let c = customer(app, 1_000_000, 5_000).await;
+    // ¥1,000 in about ten months: about ¥100 (10 %) a month.
+    let target_date = at(app, 24 * 300);
+    let created = app
+        .post(
+            "/api/v1/goals",
+            Some(&c.token),
+            json!({ "name": "旅行基金", "target_amount": 100_000, "target_date": &target_date[..10] }),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    let goal = created.body["id"].as_str().context("goal id")?.to_owned();
+    let goal_path = format!("/api/v1/goals/{goal}");
+    let monthly = created.body["plan"]["monthly_amount"].as_i64().context("monthly")?;
+    let bar = "document.querySelector('#goal [role=progressbar]').getAttribute('aria-valuenow')";
+    let auto = "h-goal-auto-transfer";
+
+    b.sign_in_as(base, &c.token).await?;
+    b.open(base, "/h5/goal").await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-auto=off] button[data-on]')"),
+        "the automatic transfer, off",
+    )
+    .await?;
+    b.until(
+        "!document.querySelector('h-goal-conversion').hidden && document.querySelector('h-goal-conversion [data-points]')?.textContent === '5,000'",
+        "the points offer with my balance",
+    )
+    .await?;
+    assert!(
+        b.text("h-goal-conversion").await?.contains("100 积分 = ¥1.00"),
+        "the rate"
+    );
+    b.no_raw_keys("/h5/goal").await?;
+    b.accessible("/h5/goal (automatic transfer off, points offer)").await?;
+
+    // ---- the automatic transfer, on a chosen day (tomorrow in Shanghai, or the 1st), from
+    // the savings account, which is empty ----
+    let accounts = app.get("/api/v1/accounts", Some(&c.token)).await.body;
+    let savings = accounts["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["type"] == "savings"))
+        .and_then(|a| a["id"].as_str())
+        .context("a savings account")?
+        .to_owned();
+    let tomorrow = app
+        .clock
+        .now()
+        .checked_add(SignedDuration::from_hours(24 + 8))?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let day = if tomorrow.day() <= 28 { tomorrow.day() } else { 1 };
+    b.set(&format!("{auto} select[name=day]"), &day.to_string()).await?;
+    b.set(&format!("{auto} select[name=from]"), &savings).await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-line]').textContent.includes('每月 {day} 日从储蓄账户')"),
+        "the chosen day and account in words",
+    )
+    .await?;
+    b.click(&format!("{auto} button[data-on]")).await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-auto=on] [data-next] time') && document.activeElement === document.querySelector('{auto} [data-message]')"),
+        "on, with the next date, the focus on the answer",
+    )
+    .await?;
+    let view = app.get(&goal_path, Some(&c.token)).await.body;
+    let on = &view["auto_transfer"];
+    assert_eq!(on["transfer_day"], json!(day), "{view}");
+    assert_eq!(on["from_account"], json!(savings));
+    assert_eq!(on["amount"], json!(monthly));
+    let next = on["next_transfer_at"].as_str().context("next transfer")?.to_owned();
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{auto} [data-next] time').getAttribute('datetime')"
+        ))
+        .await?,
+        json!(next)
+    );
+    b.js("document.querySelector('h-goal-auto-transfer').scrollIntoView({block: 'end'})")
+        .await?;
+    b.screenshot("goal-auto-transfer-on").await;
+    b.accessible("/h5/goal (automatic transfer on)").await?;
+
+    // The transfer day comes (the test clock) and the job runs, as the server's tick does:
+    // the savings account is short, so nothing moves, an inbox message says so, and the card
+    // shows the retry tomorrow, live.
+    b.js("window.__sameDocument = 'yes'").await?;
+    let transfers = GoalsService::new(&app.app.engage_state());
+    let due: jiff::Timestamp = next.parse()?;
+    app.clock.set(due.checked_add(SignedDuration::from_secs(1))?);
+    transfers
+        .run_due_transfers(app.clock.now())
+        .await
+        .map_err(|e| anyhow!("the transfer job: {e:?}"))?;
+    let short = eventually(app, &c.token, &goal_path, "a shortfall", |g| {
+        g["auto_transfer"]["attempts"] == 1
+    })
+    .await;
+    assert_eq!(short["saved"], 0, "nothing moved");
+    let retry = short["auto_transfer"]["next_transfer_at"]
+        .as_str()
+        .context("retry")?
+        .to_owned();
+    b.until(
+        &format!(
+            "document.querySelector('{auto} [data-retry] time')?.getAttribute('datetime') === {}",
+            json!(retry)
+        ),
+        "the retry shown live",
+    )
+    .await?;
+    let inbox = app.get("/api/v1/inbox", Some(&c.token)).await.body;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["kind"] == "goal_auto_transfer_failed")),
+        "the shortfall message: {inbox}"
+    );
+    // Money arrives; the retry pays: the bar moves without a reload and the next date moves
+    // on a month.
+    fund(app, &savings, 100_000).await;
+    let due: jiff::Timestamp = retry.parse()?;
+    app.clock.set(due.checked_add(SignedDuration::from_secs(1))?);
+    transfers
+        .run_due_transfers(app.clock.now())
+        .await
+        .map_err(|e| anyhow!("the transfer job: {e:?}"))?;
+    let paid = eventually(app, &c.token, &goal_path, "the month paid", |g| {
+        g["saved"].as_i64() == Some(monthly)
+    })
+    .await;
+    let pct = paid["percent"].as_i64().context("percent")?;
+    assert!(pct > 0, "{paid}");
+    b.until(&format!("{bar} === '{pct}'"), "the bar moved live").await?;
+    assert_eq!(b.js("return window.__sameDocument").await?, json!("yes"), "no reload");
+    let following = paid["auto_transfer"]["next_transfer_at"]
+        .as_str()
+        .context("next")?
+        .to_owned();
+    assert!(following > next, "the next month is due: {following}");
+    b.until(
+        &format!(
+            "document.querySelector('{auto} [data-next] time')?.getAttribute('datetime') === {}",
+            json!(following)
+        ),
+        "the next date moved on",
+    )
+    .await?;
+    assert_eq!(points_balance(app, &c.token).await, 5_000, "no points moved");
+
+    // Off again: nothing more will move.
+    b.click(&format!("{auto} button[data-off]")).await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-auto=off]') && document.querySelector('{auto} [data-message]')?.textContent.includes('已关闭')"),
+        "turned off",
+    )
+    .await?;
+    assert_eq!(
+        app.get(&goal_path, Some(&c.token)).await.body["auto_transfer"],
+        Value::Null
+    );
+
+    // ---- points into the goal ----
+    let conv = "h-goal-conversion";
+    let field = format!("return document.querySelector('{conv} input[name=points]').value");
+    b.type_into(&format!("{conv} input[name=points]"), "150").await?;
+    b.click(&format!("{conv} button[type=submit]")).await?;
+    b.until(
+        &format!("document.querySelector('{conv} [data-message].alert')?.textContent.includes('100 积分的整数倍')"),
+        "not a multiple, localized",
+    )
+    .await?;
+    assert_eq!(b.js(&field).await?, json!("150"), "the amount kept");
+    b.type_into(&format!("{conv} input[name=points]"), "9000").await?;
+    b.until(
+        &format!("document.querySelector('{conv} [data-preview]').textContent.includes('¥90.00')"),
+        "what 9,000 points make",
+    )
+    .await?;
+    b.click(&format!("{conv} button[type=submit]")).await?;
+    b.until(
+        &format!("document.querySelector('{conv} [data-message].alert')?.textContent.includes('积分不够')"),
+        "not enough points, localized",
+    )
+    .await?;
+    assert_eq!(b.js(&field).await?, json!("9000"), "the amount kept");
+    assert_eq!(points_balance(app, &c.token).await, 5_000, "nothing converted");
+
+    // Offline: a localized message, the amount and the Idempotency-Key kept; back online
+    // the retry converts once.
+    b.client.issue_cmd(Cdp("Network.enable", json!({}))).await?;
+    let network = |offline: bool| {
+        Cdp(
+            "Network.emulateNetworkConditions",
+            json!({ "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
+        )
+    };
+    b.client.issue_cmd(network(true)).await?;
+    b.type_into(&format!("{conv} input[name=points]"), "1000").await?;
+    b.click(&format!("{conv} button[type=submit]")).await?;
+    b.until(
+        &format!("/网络|服务器/.test(document.querySelector('{conv} [data-message].alert')?.textContent)"),
+        "an offline message",
+    )
+    .await?;
+    assert_eq!(b.js(&field).await?, json!("1000"), "the amount kept offline");
+    let key = format!("huoban.idem.convert:{goal}");
+    assert!(
+        b.js(&format!("return localStorage.getItem('{key}')"))
+            .await?
+            .is_string(),
+        "the key is kept for the retry"
+    );
+    b.client.issue_cmd(network(false)).await?;
+    b.click(&format!("{conv} button[type=submit]")).await?;
+    b.until(
+        &format!("document.querySelector('{conv} [data-points]').textContent === '4,000' && document.querySelector('{conv} [data-message].ok') && localStorage.getItem('{key}') === null"),
+        "converted, the balance lowered",
+    )
+    .await?;
+    assert_eq!(b.js(&field).await?, json!(""), "the field emptied");
+    let converted = app.get(&goal_path, Some(&c.token)).await.body;
+    assert_eq!(converted["saved"].as_i64(), Some(monthly + 1_000), "¥10 once");
+    assert_eq!(points_balance(app, &c.token).await, 4_000, "1,000 points once");
+    b.until(&format!("{bar} === '{}'", converted["percent"]), "the bar moved")
+        .await?;
+    b.until("!document.querySelector('.toast, .confetti')", "the celebration over")
+        .await?;
+    b.js("document.querySelector('h-goal-conversion').scrollIntoView({block: 'end'})")
+        .await?;
+    b.screenshot("goal-points").await;
+    b.accessible("/h5/goal (points converted)").await?;
+
+    // ---- campaign rewards ----
+    b.open(base, "/h5/rewards").await?;
+    b.until(
+        "document.querySelectorAll('[data-reward]').length === 2 && document.querySelector('[data-points]')?.textContent === '4,000'",
+        "the two campaigns' rewards",
+    )
+    .await?;
+    assert!(
+        b.text(&format!("[data-reward='{spring_reward}'] [data-campaign]"))
+            .await?
+            .contains("新春伙伴季 限定"),
+        "named with its campaign"
+    );
+    assert!(
+        b.text(&format!("[data-reward='{autumn_reward}'] [data-campaign]"))
+            .await?
+            .contains("中秋团圆季")
+    );
+    b.accessible("/h5/rewards (campaign rewards)").await?;
+    b.click(&format!("[data-reward='{spring_reward}'] button")).await?;
+    b.until(
+        "document.querySelector('#coupons code') && document.querySelector('[data-points]').textContent === '3,900'",
+        "the spring reward claimed",
+    )
+    .await?;
+    // The autumn campaign ends while the page is open.
+    let ended = app
+        .post(
+            &format!("/api/v1/staff/campaigns/{autumn}/end"),
+            Some(&staff),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ended.status.as_u16(), 200, "{:?}", ended.body);
+    b.click(&format!("[data-reward='{autumn_reward}'] button")).await?;
+    b.until(
+        &format!("document.querySelector(\"[data-reward='{autumn_reward}'] .alert\")?.textContent.includes('所属活动已结束') && document.querySelector(\"[data-reward='{autumn_reward}'] button\").disabled"),
+        "reward-not-claimable, localized",
+    )
+    .await?;
+    assert_eq!(
+        points_balance(app, &c.token).await,
+        3_900,
+        "charged once, for the spring reward"
+    );
+    assert_eq!(
+        app.get("/api/v1/coupons", Some(&c.token)).await.body["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // ---- the goal page in English and large print ----
+    b.open(base, "/h5/goal").await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-auto=off]')"),
+        "the goal page",
+    )
+    .await?;
+    b.set("[data-lang]", "en").await?;
+    b.until(
+        &format!("document.documentElement.lang === 'en' && document.querySelector('{auto} h2').textContent === 'Automatic monthly saving' && document.querySelector('{conv} [data-points]')?.textContent === '3,900'"),
+        "the goal page in English",
+    )
+    .await?;
+    b.until(
+        &format!("document.querySelector('{conv}').textContent.includes('Points into savings') && !document.querySelector('{conv}').textContent.includes('积分换存款')"),
+        "the offer's title in English",
+    )
+    .await?;
+    let rate = b.text(conv).await?;
+    assert!(rate.contains("100 points = CN¥1.00"), "the rate in English: {rate}");
+    b.no_raw_keys("/h5/goal (en)").await?;
+    let card = b.text("#goal").await?;
+    assert!(
+        card.contains("to go") && !card.contains("每月"),
+        "the bar's card in English: {card}"
+    );
+    b.accessible("/h5/goal (en)").await?;
+    b.click("[data-elderly]").await?;
+    b.until("document.documentElement.dataset.mode === 'elderly'", "large print")
+        .await?;
+    // Fewer steps: the plan's day as it is, one button (the day waits behind another).
+    b.until(
+        &format!(
+            "document.querySelector('{auto} [data-change]') && !document.querySelector('{auto} select[name=day]')"
+        ),
+        "the day choice folded away",
+    )
+    .await?;
+    b.large_print("/h5/goal (elderly)").await?;
+    assert!(
+        b.text("h-goal-wizard .muted").await?.contains("Step 1 of 2"),
+        "the wizard in two steps"
+    );
+    b.accessible("/h5/goal (elderly, en)").await?;
+    assert!(
+        b.text(&format!("{auto} [data-line]"))
+            .await?
+            .contains("from your current account"),
+        "plain words"
+    );
+    // By keyboard: Enter on the focused button; the focus lands on the answer.
+    let turn_on = b.client.find(Locator::Css(&format!("{auto} button[data-on]"))).await?;
+    b.js(&format!("document.querySelector('{auto} button[data-on]').focus()"))
+        .await?;
+    turn_on.send_keys("\u{E007}").await?;
+    b.until(
+        &format!("document.querySelector('{auto} [data-auto=on]') && document.activeElement === document.querySelector('{auto} [data-message]') && document.activeElement.textContent.includes('Automatic saving is on')"),
+        "on with one key press",
+    )
+    .await?;
+    let plan_day = app.get(&goal_path, Some(&c.token)).await.body;
+    assert_eq!(
+        plan_day["auto_transfer"]["transfer_day"], plan_day["plan"]["transfer_day"],
+        "the plan's day"
+    );
+    // All the points with one tap.
+    let all = b.text(&format!("{conv} button[data-all]")).await?;
+    assert!(all.contains("3,900") && all.contains("¥39.00"), "{all}");
+    b.click(&format!("{conv} button[data-all]")).await?;
+    b.until(
+        &format!("document.querySelector('{conv} [data-points]').textContent === '0' && document.querySelector('{conv} [data-message].ok')"),
+        "all the points converted",
+    )
+    .await?;
+    let all_in = app.get(&goal_path, Some(&c.token)).await.body;
+    assert_eq!(all_in["saved"].as_i64(), Some(monthly + 1_000 + 3_900));
+    assert_eq!(points_balance(app, &c.token).await, 0);
+    b.until(&format!("{bar} === '{}'", all_in["percent"]), "the bar moved")
+        .await?;
+    b.screenshot("goal-automation-elderly").await;
+    b.accessible("/h5/goal (elderly, en, converted)").await?;
+
+    // The offer's campaign ends while the page is open: a plain English message, the amount kept.
+    let ended = app
+        .post(
+            &format!("/api/v1/staff/campaigns/{spring}/end"),
+            Some(&staff),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ended.status.as_u16(), 200, "{:?}", ended.body);
+    b.type_into(&format!("{conv} input[name=points]"), "500").await?;
+    b.click(&format!("{conv} button[type=submit]")).await?;
+    b.until(
+        &format!("document.querySelector('{conv} [data-message].alert')?.textContent.includes('offer has ended')"),
+        "the offer ended, in English",
+    )
+    .await?;
+    assert_eq!(b.js(&field).await?, json!("500"), "the amount kept");
+
+    // A partner sees the owner's automatic transfer, without the controls.
+    let partner = customer(app, 0, 0).await;
+    let shared = app
+        .post(
+            &format!("{goal_path}/partners"),
+            Some(&c.token),
+            json!({ "phone": partner.phone }),
+        )
+        .await;
+    assert_eq!(shared.status.as_u16(), 201, "{:?}", shared.body);
+    b.sign_in_as(base, &partner.token).await?;
+    b.open(base, "/h5/goal").await?;
+    b.until(
+        &format!(
+            "document.querySelector('{auto} [data-auto=on] [data-next]') && document.documentElement.lang === 'zh-CN'"
+        ),
+        "the shared goal's automatic transfer",
+    )
+    .await?;
+    let card = b.text(auto).await?;
+    assert!(
+        card.contains("目标创建人的账户") && card.contains("只有设定这个目标的人可以修改"),
+        "{card}"
+    );
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelectorAll('{auto} button, {auto} select').length"
+        ))
+        .await?,
+        json!(0),
+        "no controls for a partner"
+    );
+    b.accessible("/h5/goal (partner)").await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 // <h-goal-progress>: a savings goal's bar with milestones (25/50/75/100 %), animated fill.
 // Attributes: goal-id (with `live`: fetches the goal, refreshes on inbox pushes and every
 // `poll` seconds, default 5), state. Property: data (a GoalView). Event: milestone
-// ({percent}) when the bar crosses a milestone it had not shown before.
+// ({percent}) when the bar crosses a milestone it had not shown before; goal-change ({goal})
+// on every goal it is given (the page's other goal cards follow it).
 import { HuobanElement, api, live, t, fmt, esc, celebrate } from "../huoban.js";
 
 const MARKS = [25, 50, 75, 100];
@@ -23,6 +24,7 @@ class GoalProgress extends HuobanElement {
   set data(g) {
     const before = this._data?.percent;
     super.data = g;
+    if (g) this.emit("goal-change", { goal: g });
     if (before != null && g) {
       const crossed = MARKS.filter((m) => before < m && g.percent >= m);
       if (crossed.length) { this.emit("milestone", { percent: crossed.at(-1) }); celebrate(g.percent >= 100 ? "🏆" : "🎉"); this.querySelector(".card")?.classList.add("celebrate"); }
@@ -34,8 +36,8 @@ class GoalProgress extends HuobanElement {
     const g = this._data;
     const pct = Math.max(0, Math.min(100, g.percent));
     const bar = this.querySelector(".fill");
-    if (bar && this.querySelector(".card")?.dataset.goal === g.id) {
-      // Update in place so the width animates.
+    if (bar && this.querySelector(".card")?.dataset.goal === g.id && this._lang === document.documentElement.lang) {
+      // Update in place so the width animates (a new language draws it anew).
       this.querySelector("[data-saved]").textContent = fmt.money(g.saved, g.currency);
       this.querySelector("[data-remaining]").textContent = t("goal.remaining", { amount: fmt.money(g.remaining, g.currency) });
       const track = this.querySelector("[role=progressbar]");
@@ -46,6 +48,7 @@ class GoalProgress extends HuobanElement {
       requestAnimationFrame(() => { bar.style.width = pct + "%"; });
       return;
     }
+    this._lang = document.documentElement.lang;
     this.innerHTML = `<div class="card" data-goal="${esc(g.id)}">
       <div class="spread"><h3>${esc(g.name)}</h3><span class="big" data-pct>${fmt.percent(pct)}</span></div>
       <div class="track" role="progressbar" aria-label="${esc(t("goal.progress"))}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}" aria-valuetext="${fmt.percent(pct)}">

@@ -1,8 +1,11 @@
 // <h-goal-wizard>: set a savings goal in three steps: target (name, amount, date) → plan
-// (the monthly amount it takes) → confirm (creates it through POST /api/v1/goals).
+// (the monthly amount it takes) → confirm (creates it through POST /api/v1/goals); in
+// elderly mode two: target → confirm, which shows the plan.
 // Attributes: step (target | plan | confirm), state. Properties: value ({name, amount,
 // date}). Events: goal-created ({goal}). Errors keep what was typed.
-import { HuobanElement, api, t, fmt, esc } from "../huoban.js";
+import { HuobanElement, api, t, fmt, esc, isElderly } from "../huoban.js";
+
+const stepsNow = (el) => (isElderly(el) ? ["target", "confirm"] : ["target", "plan", "confirm"]);
 
 function monthsUntil(date) {
   const now = new Date(), d = new Date(date + "T00:00:00");
@@ -15,8 +18,11 @@ class GoalWizard extends HuobanElement {
   render() {
     if (this.state === "loading") { this.renderState(""); return; }
     const v = this.value, err = this._error ? `<p class="alert" role="alert">${esc(this._error.message)}</p>` : "";
-    const steps = ["target", "plan", "confirm"], i = steps.indexOf(this.step);
-    const head = `<h2>${esc(t("wizard.title"))}</h2><p class="muted">${esc(t("wizard.step", { n: i + 1, total: 3 }))} · ${esc(t("wizard." + this.step))}</p>`;
+    const steps = stepsNow(this);
+    // Switched to elderly mode on the plan step: that step is part of confirming now.
+    if (!steps.includes(this.step)) this.step = "confirm";
+    const i = steps.indexOf(this.step);
+    const head = `<h2>${esc(t("wizard.title"))}</h2><p class="muted">${esc(t("wizard.step", { n: i + 1, total: steps.length }))} · ${esc(t("wizard." + this.step))}</p>`;
     if (this.step === "target") {
       const min = new Date(Date.now() + 40 * 864e5).toISOString().slice(0, 10);
       this.innerHTML = `<form class="card" novalidate>${head}${err}
@@ -33,7 +39,7 @@ class GoalWizard extends HuobanElement {
         <p class="muted">${esc(t("wizard.months", { n: months }))}</p>
         <div class="row"><button type="button" class="ghost" data-back>${esc(t("wizard.back"))}</button>
         <button type="submit">${esc(t(this.step === "plan" ? "wizard.next" : "wizard.create"))}</button></div></form>`;
-      this.querySelector("[data-back]").onclick = () => { this._error = null; this.step = this.step === "confirm" ? "plan" : "target"; this._focus = true; this.render(); };
+      this.querySelector("[data-back]").onclick = () => { this._error = null; this.step = steps[Math.max(0, i - 1)]; this._focus = true; this.render(); };
     }
     this.querySelector("form").onsubmit = (e) => { e.preventDefault(); this.next(new FormData(e.target)); };
     if (this._focus) { this._focus = false; (this.querySelector(".alert") ? this.querySelector("input,button[type=submit]") : this.querySelector("input,button[type=submit]"))?.focus(); }
@@ -44,7 +50,7 @@ class GoalWizard extends HuobanElement {
       const v = { name: form.get("name").trim(), amount: form.get("amount"), date: form.get("date") };
       this.value = v;
       if (!v.name || !(Number(v.amount) > 0) || !v.date) { this._error = { message: t("wizard.invalid") }; this.render(); return; }
-      this.step = "plan";
+      this.step = stepsNow(this)[1];
     } else if (this.step === "plan") {
       this.step = "confirm";
     } else {

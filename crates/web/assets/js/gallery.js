@@ -5,6 +5,8 @@ import { start } from "./chrome.js";
 import "../components/account-overview.js";
 import "../components/goal-progress.js";
 import "../components/goal-wizard.js";
+import "../components/goal-auto-transfer.js";
+import "../components/goal-conversion.js";
 import "../components/checkin-calendar.js";
 import "../components/task-card.js";
 import "../components/badge-wall.js";
@@ -30,6 +32,9 @@ const S = {
     { id: "a3", type: "points", currency: "POINTS", label: null, balance: { available: 3260, posted: 3260 } }] },
   "h-goal-progress": { id: "g1", name: t("sample.goal"), currency: "CNY", target_amount: 1000000, saved: 560000, remaining: 440000, percent: 56, completed: false, behind_plan: false, plan: { monthly_amount: 90000, transfer_day: 12 } },
   "h-goal-wizard": null,
+  "h-goal-auto-transfer": { id: "g1", name: t("sample.goal"), role: "owner", currency: "CNY", target_amount: 1000000, saved: 560000, remaining: 440000, percent: 56, completed: false, plan: { monthly_amount: 90000, transfer_day: 12 },
+    auto_transfer: { from_account: "a1", transfer_day: 12, amount: 90000, next_transfer_at: new Date(Date.now() + 9 * 864e5).toISOString(), month: iso(today).slice(0, 7), attempts: 0 } },
+  "h-goal-conversion": { items: [{ id: "o1", title: t("sample.offer"), campaign_id: "c1", points: 100, fen: 100, max_points: 100000 }] },
   "h-checkin-calendar": { month: iso(today).slice(0, 7), days, current_streak: 6, longest_streak: 12, checked_in_today: false, next_milestone: { days: 7, points: 50, days_to_go: 1 } },
   "h-task-card": { id: "k1", campaign_id: "c1", title: t("sample.task2"), period: "daily", period_key: iso(today), event_type: "check_in", progress: 1, target: 1, complete: true, claimed: false, reward_points: 10, reward_coupon: null },
   "h-badge-wall": { badges: [
@@ -45,7 +50,7 @@ const S = {
     { rank: 2, team_id: "t1", name: t("sample.team2"), member_count: 3, progress: 41, percent: 68, completed: false, mine: true },
     { rank: 3, team_id: "t3", name: t("sample.team"), member_count: 2, progress: 12, percent: 20, completed: false, mine: false }] },
   "h-reward-shelf": { items: [
-    { id: "r1", title: t("sample.reward1"), points_price: 500, stock_left: 37, claimable_until: iso(new Date(Date.now() + 20 * 864e5)), my_claims: 0, my_claims_left: 1 },
+    { id: "r1", title: t("sample.reward1"), points_price: 500, stock_left: 37, claimable_until: iso(new Date(Date.now() + 20 * 864e5)), my_claims: 0, my_claims_left: 1, campaign_id: "c1", campaign_title: t("sample.campaign") },
     { id: "r2", title: t("sample.reward2"), points_price: 3000, stock_left: 0, claimable_until: iso(new Date(Date.now() + 5 * 864e5)), my_claims: 0, my_claims_left: 1 }] },
   "h-inbox": { items: [
     { id: "m1", kind: "goal_milestone", title: t("sample.msg1"), body: t("sample.msg1_body"), created_at: new Date().toISOString(), read: false },
@@ -60,7 +65,9 @@ for (const [tag, data] of Object.entries(S)) {
   for (const s of STATES) {
     const el = document.createElement(tag);
     if (tag === "h-checkin-calendar" || tag === "h-quiz") el.setAttribute("readonly", "");
-    if (tag === "h-reward-shelf") el.setAttribute("points", "3260");
+    if (tag === "h-reward-shelf" || tag === "h-goal-conversion") el.setAttribute("points", "3260");
+    if (tag === "h-goal-conversion") el.setAttribute("goal-id", "g1");
+    if (tag === "h-goal-auto-transfer") el.accounts = S["h-account-overview"].items;
     if (s === "loading") el.setAttribute("state", "loading");
     else if (s === "empty") el.setAttribute("state", "empty");
     else if (s === "error") { el.error = new ApiError(503, "network", {}); }
