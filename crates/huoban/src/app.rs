@@ -178,6 +178,12 @@ impl App {
             huoban_identity::limits::RateLimiter::new(config.rate_limits.clone(), clock.clone(), identity.clone());
         huoban_kit::headers::SecurityHeaders::new(&config.http.content_security_policy, config.http.hsts_max_age_secs)
             .map_err(|e| anyhow::anyhow!("http configuration: {e}"))?;
+        if config.http.csrf_protection && config.http.cors_origins.iter().any(|o| o == "*") {
+            tracing::warn!(
+                "http.cors_origins = [\"*\"] lets pages of every site send state-changing requests; \
+                 list the H5 origins instead before a cookie-signed console is served"
+            );
+        }
         let ledger = Ledger::start(db.clone(), clock.clone());
         let inbox = InboxService::new(db.clone(), clock.clone());
         let accounts = AccountsService::new(
@@ -342,6 +348,9 @@ impl App {
                 self.limiter.clone(),
                 huoban_identity::limits::middleware,
             ))
+            // Cross-site writes are refused before anything (rate limits, idempotency
+            // keys, handlers) runs, so a refused one leaves no trace but its log line.
+            .layer(from_fn_with_state(self.cross_site_guard(), huoban_kit::csrf::middleware))
             .layer(from_fn_with_state(security_headers, huoban_kit::headers::middleware))
             .layer(cors(&self.config.http.cors_origins))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -354,6 +363,24 @@ impl App {
             }))
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
             .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    }
+
+    /// The origins whose pages may change things: the H5 origins (`http.cors_origins`)
+    /// and this server's public address.
+    fn cross_site_guard(&self) -> Arc<huoban_kit::csrf::CrossSiteGuard> {
+        let public = self.config.public_url();
+        let origins = self
+            .config
+            .http
+            .cors_origins
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(public.as_str()));
+        huoban_kit::csrf::CrossSiteGuard::new(
+            self.config.http.csrf_protection,
+            origins,
+            self.config.http.csrf_allow_same_site,
+        )
     }
 
     /// Work that runs beside the API: expired ledger holds are voided every few seconds
