@@ -312,8 +312,88 @@ impl Db {
     }
 }
 
-/// Reads a boolean stored as an integer (0/1), the one boolean representation both
-/// backends share through the `Any` driver.
+/// A value to bind in a multi-row statement ([`insert_rows`]).
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+/// `INSERT INTO {head} VALUES (…),(…) {tail}` for `rows` rows of `cols` columns. SQLite
+/// gets `?` placeholders: it looks numbered ones up by name, a cost that grows with their
+/// count; PostgreSQL gets `$1…$n`.
+pub fn multi_row_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {head} VALUES ");
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    n += 1;
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// Binds the rows' values in order.
+pub fn bind_rows<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    rows: &[Vec<Bind>],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for b in rows.iter().flatten() {
+        q = match b {
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::OptText(s) => q.bind(s.clone()),
+            Bind::Int(i) => q.bind(*i),
+            Bind::OptInt(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// Most rows of `cols` values one multi-row statement takes (well inside both backends'
+/// parameter limits).
+pub fn rows_per_statement(cols: usize) -> usize {
+    (8000 / cols.max(1)).max(1)
+}
+
+/// Runs a multi-row insert (`INSERT INTO {head} VALUES … {tail}`) in chunks.
+pub async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Bind>>,
+) -> Result<(), DbError> {
+    let Some(cols) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = multi_row_sql(backend, head, cols, chunk.len(), tail);
+        bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// `'id1','id2',…` for an SQL `IN (…)` list of UUIDs: hyphenated UUIDs are hex and hyphens
 /// only, so inlining them is safe, and one statement serves any number of ids.
 pub fn uuid_in_list(ids: &[uuid::Uuid]) -> String {
@@ -329,6 +409,8 @@ pub fn uuid_in_list(ids: &[uuid::Uuid]) -> String {
     s
 }
 
+/// Reads a boolean stored as an integer (0/1), the one boolean representation both
+/// backends share through the `Any` driver.
 pub fn flag(value: i64) -> bool {
     value != 0
 }

@@ -6,7 +6,12 @@
 
 use std::collections::HashMap;
 
-use huoban_kit::{Backend, Db, DbError, clock::to_micros, ids::new_id};
+use huoban_kit::{
+    Db, DbError,
+    clock::to_micros,
+    db::{Bind, insert_rows},
+    ids::new_id,
+};
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -52,74 +57,6 @@ pub struct NudgeRow {
     pub body: String,
     pub action_url: Option<String>,
     pub created_at: i64,
-}
-
-/// A value to bind in a multi-row statement.
-#[derive(Debug, Clone)]
-pub enum Bind {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    OptInt(Option<i64>),
-}
-
-/// `INSERT INTO {head} VALUES (…),(…) {tail}` for `rows` rows of `cols` columns.
-fn multi_sql(backend: Backend, head: &str, cols: usize, rows: usize, tail: &str) -> String {
-    let mut sql = format!("INSERT INTO {head} VALUES ");
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push(',');
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    n += 1;
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql.push(' ');
-    sql.push_str(tail);
-    sql
-}
-
-/// Runs a multi-row insert in chunks.
-pub async fn insert_rows(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    head: &str,
-    tail: &str,
-    rows: Vec<Vec<Bind>>,
-) -> Result<(), DbError> {
-    let Some(cols) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    let per = (8000 / cols).max(1);
-    for chunk in rows.chunks(per) {
-        let sql = multi_sql(backend, head, cols, chunk.len(), tail);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for b in row {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::OptText(s) => q.bind(s.clone()),
-                    Bind::Int(i) => q.bind(*i),
-                    Bind::OptInt(i) => q.bind(*i),
-                };
-            }
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Clone)]
