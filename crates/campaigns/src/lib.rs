@@ -6,6 +6,7 @@
 //!   consumer of the event feed, each (rule, event) at most once; effects and nudges.
 //! - [`tasks`]: one-off, daily and weekly tasks with progress and a reward to claim.
 //! - [`badges`]: badges with tiers and progress, and levels from points earned.
+//! - [`personal`]: the customer's campaign data for their export and erasure.
 //!
 //! Value moves only through the ledger, with idempotency keys derived from the rule and
 //! the event that earned it.
@@ -13,6 +14,7 @@
 pub mod badges;
 pub mod campaigns;
 pub mod expr;
+pub mod personal;
 pub mod rules;
 pub mod tasks;
 

@@ -13,11 +13,14 @@
 //! - [`rewards`]: a points-priced catalog of coupons, claimed under flash-sale load
 //!   without overselling or charging twice.
 //!
+//! - [`personal`]: the customer's engagement data for their export and erasure.
+//!
 //! Value never changes here directly: rewards are ledger transfers with idempotency keys.
 
 pub mod checkin;
 pub mod events;
 pub mod goals;
+pub mod personal;
 pub mod questionnaire;
 pub mod rewards;
 

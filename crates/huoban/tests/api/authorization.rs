@@ -253,8 +253,8 @@ const NEW_DEVICE: &str = "phone-b";
 /// What every customer's fixtures hang off: a reward to claim with points, an invite
 /// programme, and a live campaign whose rule leaves a nudge on a `page_view` of goals.
 pub struct Shared {
-    reward: String,
-    programme: String,
+    pub reward: String,
+    pub programme: String,
 }
 
 pub async fn shared(app: &TestApp) -> Shared {
