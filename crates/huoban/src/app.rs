@@ -209,6 +209,7 @@ impl App {
             inbox.clone(),
             clock.clone(),
             config.risk.trust_forwarded_for,
+            Duration::from_millis(config.risk.facts_max_age_ms),
         );
         if config.risk.transfer_checks {
             accounts.set_gate(Arc::new(risk.clone()));
@@ -217,6 +218,21 @@ impl App {
         risk.set_step_up_verifier(Arc::new(StepUpForRisk(stepup.clone())));
         // Security decisions and step-up attempts go into the audit trail (crates/audit).
         risk.set_audit(Arc::new(audit.clone()));
+        // Every capability's personal data joins the customer's export and erasure (PIPL),
+        // erased in this order and identity's own part last: events before the campaign
+        // rules that read them, the inbox after everything that may still write to it.
+        let parts: [Arc<dyn huoban_kit::personal::PersonalData>; 7] = [
+            Arc::new(accounts.clone()),
+            Arc::new(huoban_engage::personal::EngageData::new(db.clone(), inbox.clone())),
+            Arc::new(huoban_campaigns::personal::CampaignsData::new(db.clone())),
+            Arc::new(huoban_social::personal::SocialData::new(db.clone())),
+            Arc::new(huoban_stepup::personal::StepUpData::new(db.clone())),
+            Arc::new(risk.clone()),
+            Arc::new(inbox.clone()),
+        ];
+        for part in parts {
+            identity.register_personal_data(part);
+        }
         Ok(App {
             risk,
             config: Arc::new(config),
@@ -446,10 +462,25 @@ impl App {
                 }
             }
         });
+        // Personal data: erasures that stopped half-way (a crash, a capability that
+        // failed) are finished here.
+        let identity = self.identity.clone();
+        let erasures = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match identity.resume_erasures().await {
+                    Ok(n) if n > 0 => tracing::info!(finished = n, "interrupted erasures finished"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(problem = e.slug, "resuming erasures failed"),
+                }
+            }
+        });
         // Campaign rules, tasks and badges: the `rules` consumer of the event feed.
         let rules = self.campaigns_state().rules.spawn_consumer();
         vec![
             risk,
+            erasures,
             sweeper,
             checkpoints,
             rules,

@@ -84,6 +84,12 @@ pub struct RiskSettings {
     pub transfer_checks: bool,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// How long a node decides a customer's transfers on the facts it keeps in memory
+    /// without reading their version from the database, in milliseconds. Another node's
+    /// change (a freeze, a removed device) reaches this node within it; refusals, holds,
+    /// delays and step-ups are always decided on confirmed facts. 0 reads the version for
+    /// every transfer.
+    pub facts_max_age_ms: u64,
 }
 
 impl Default for RiskSettings {
@@ -91,6 +97,7 @@ impl Default for RiskSettings {
         Self {
             transfer_checks: true,
             trust_forwarded_for: false,
+            facts_max_age_ms: 250,
         }
     }
 }
@@ -215,6 +222,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "web__assets_dir",
     "risk__transfer_checks",
     "risk__trust_forwarded_for",
+    "risk__facts_max_age_ms",
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.

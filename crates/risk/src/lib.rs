@@ -5,6 +5,9 @@
 //!   and its validation, [`domain::decide`] (`allow`, `step_up` with a factor, `hold`,
 //!   `deny`, always with reasons), operation tiers and trust levels.
 //! - [`store`]: the SQL (`risk_*` tables).
+//! - [`facts`]: each customer's facts kept in memory between transfers, checked against
+//!   the customer's stamp (raised by every write, on any node) so no node decides on stale
+//!   facts.
 //! - [`service`]: [`RiskService`] — gathers facts, decides, stores every decision with
 //!   its inputs and policy version (replayable), and acts: step-up challenges answered
 //!   through a [`StepUpVerifier`], delayed settlement of high-value transfers, anomaly
@@ -39,6 +42,7 @@
 //! `purpose`. Until the real factors are wired, [`RejectAllStepUps`] refuses every token.
 
 pub mod domain;
+pub mod facts;
 pub mod routes;
 pub mod service;
 pub mod store;
@@ -48,9 +52,17 @@ pub use service::{RejectAllStepUps, RiskService, StepUpVerifier};
 
 use huoban_kit::MigrationSpec;
 
-pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 2026112330,
-    name: "risk",
-    sqlite: include_str!("../migrations/sqlite/2026112330_risk.sql"),
-    postgres: include_str!("../migrations/postgres/2026112330_risk.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 2026112330,
+        name: "risk",
+        sqlite: include_str!("../migrations/sqlite/2026112330_risk.sql"),
+        postgres: include_str!("../migrations/postgres/2026112330_risk.sql"),
+    },
+    MigrationSpec {
+        version: 2026120630,
+        name: "risk_stamps",
+        sqlite: include_str!("../migrations/sqlite/2026120630_risk_stamps.sql"),
+        postgres: include_str!("../migrations/postgres/2026120630_risk_stamps.sql"),
+    },
+];
