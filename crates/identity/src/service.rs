@@ -731,9 +731,8 @@ impl IdentityService {
     async fn finish_erasure(&self, id: Uuid) -> Result<ErasureDone, ApiError> {
         let mut parts = Vec::new();
         for part in self.personal_parts() {
-            part.erase(id).await.map_err(|e| {
+            part.erase(id).await.inspect_err(|e| {
                 tracing::warn!(customer = %id, section = part.section(), problem = e.slug, "erasure stopped; it is resumed later");
-                e
             })?;
             parts.push(part.section());
         }

@@ -331,10 +331,13 @@ fn apply_profile(profile: &mut Option<ProfileRow>, customer: &str, d: &Delta) {
 /// Folds a written outcome into the snapshot.
 fn fold(s: &mut Snapshot, customer: &str, d: &Delta, cap: u32) {
     apply_profile(&mut s.profile, customer, d);
-    if let Some(h) = d.learned.hour.and_then(|h| usize::try_from(h).ok()) {
-        if let Some(slot) = s.hour_counts.get_mut(h) {
-            *slot = slot.saturating_add(1);
-        }
+    if let Some(slot) = d
+        .learned
+        .hour
+        .and_then(|h| usize::try_from(h).ok())
+        .and_then(|h| s.hour_counts.get_mut(h))
+    {
+        *slot = slot.saturating_add(1);
     }
     if let Some(p) = &d.learned.payee {
         s.payees.insert(p.clone());

@@ -544,7 +544,7 @@ impl RiskService {
             // Kept snapshots are only ever replaced by newer ones: one just put is there
             // unless a newer one replaced it, which a read again settles.
             Lookup::Miss => {
-                return Ok(self
+                return self
                     .gather(
                         customer,
                         Operation::Transfer,
@@ -555,7 +555,7 @@ impl RiskService {
                         None,
                         policy,
                     )
-                    .await?);
+                    .await;
             }
         };
         let inputs = inputs_from(&facts, Operation::Transfer, Some(amount), now, channel, ctx, None);
@@ -587,7 +587,10 @@ impl RiskService {
                 .map(|existing| (existing, version)),
             Ahead::Cached(_) => None,
             Ahead::Read(existing, stamp) => {
-                return self.decide_transfer(a, &ctx, existing, stamp, false).await?.confirmed();
+                return self
+                    .decide_transfer(a, &ctx, existing.map(|b| *b), stamp, false)
+                    .await?
+                    .confirmed();
             }
         };
         if let Some((existing, version)) = known
@@ -1494,7 +1497,7 @@ impl RiskService {
 /// What the gate has ahead of a transfer: the key's earlier decision and the customer's
 /// stamp read from the database, or the version of a snapshot still fresh enough to use.
 enum Ahead {
-    Read(Option<DecisionRow>, i64),
+    Read(Option<Box<DecisionRow>>, i64),
     Cached(i64),
 }
 
@@ -1526,7 +1529,7 @@ impl TransferGate for RiskService {
                 return Ok(Box::new(Ahead::Cached(version)) as Prepared);
             }
             let (decision, stamp) = self.0.store.decision_and_stamp(customer, idempotency_key).await?;
-            Ok(Box::new(Ahead::Read(decision, stamp)) as Prepared)
+            Ok(Box::new(Ahead::Read(decision.map(Box::new), stamp)) as Prepared)
         })
     }
 

@@ -390,23 +390,20 @@ impl RiskStore {
         .fetch_one(self.db.reader())
         .await?;
         let version = row.get::<Option<i64>, _>(0).unwrap_or(0);
-        let decision = match row.get::<Option<String>, _>(1) {
-            None => None,
-            Some(id) => Some(DecisionRow {
-                id,
-                customer_id: row.get(2),
-                operation: row.get(3),
-                op_key: row.get(4),
-                outcome: row.get(5),
-                factor: row.get(6),
-                score: row.get(7),
-                anomaly: row.get(8),
-                policy_version: row.get(9),
-                inputs: row.get(10),
-                decision: row.get(11),
-                created_at: row.get(12),
-            }),
-        };
+        let decision = row.get::<Option<String>, _>(1).map(|id| DecisionRow {
+            id,
+            customer_id: row.get(2),
+            operation: row.get(3),
+            op_key: row.get(4),
+            outcome: row.get(5),
+            factor: row.get(6),
+            score: row.get(7),
+            anomaly: row.get(8),
+            policy_version: row.get(9),
+            inputs: row.get(10),
+            decision: row.get(11),
+            created_at: row.get(12),
+        });
         Ok((decision, version))
     }
 
@@ -641,7 +638,7 @@ impl RiskStore {
             })
             .collect();
         insert_rows(
-            &mut *tx,
+            &mut tx,
             backend,
             &format!("risk_decisions ({DECISION_COLUMNS})"),
             "",
@@ -722,7 +719,7 @@ impl RiskStore {
             })
             .collect();
         insert_rows(
-            &mut *tx,
+            &mut tx,
             backend,
             "risk_profiles (customer_id, first_seen, last_lat, last_lon, last_geo_at, amount_count, amount_sum, \
              amount_max, clean_ops, step_ups)",
@@ -740,7 +737,7 @@ impl RiskStore {
         )
         .await?;
         insert_rows(
-            &mut *tx,
+            &mut tx,
             backend,
             "risk_hours (customer_id, hour, n)",
             "ON CONFLICT (customer_id, hour) DO UPDATE SET n = risk_hours.n + excluded.n",
@@ -751,7 +748,7 @@ impl RiskStore {
         )
         .await?;
         insert_rows(
-            &mut *tx,
+            &mut tx,
             backend,
             "risk_payees (customer_id, payee, first_at)",
             "ON CONFLICT (customer_id, payee) DO NOTHING",
@@ -762,7 +759,7 @@ impl RiskStore {
         )
         .await?;
         insert_rows(
-            &mut *tx,
+            &mut tx,
             backend,
             "risk_devices (customer_id, device_id, fingerprint, first_seen, last_seen, trusted)",
             "ON CONFLICT (customer_id, device_id) DO UPDATE SET \
@@ -803,7 +800,7 @@ impl RiskStore {
                 ]
             })
             .collect();
-        insert_rows(&mut *tx, backend, &format!("risk_holds ({HOLD_COLUMNS})"), "", holds).await?;
+        insert_rows(&mut tx, backend, &format!("risk_holds ({HOLD_COLUMNS})"), "", holds).await?;
         let customers: Vec<&str> = profiles.keys().map(String::as_str).collect();
         let stamps = self.bump_in(&mut tx, &customers).await?;
         tx.commit().await?;
