@@ -121,7 +121,8 @@ impl FactsCache {
         }
     }
 
-    /// The customer's facts if the kept snapshot is at `stamp` under `policy_version`.
+    /// The customer's facts if the kept snapshot is at `stamp` (or newer) under
+    /// `policy_version`.
     pub fn lookup(
         &self,
         customer: Uuid,
@@ -158,7 +159,9 @@ impl FactsCache {
         let Some(entry) = &state.entry else {
             return Lookup::Miss;
         };
-        if entry.snapshot.version != stamp
+        // A snapshot newer than the stamp is as good: it moved only by this node's own
+        // commits folded in, or by a later read.
+        if entry.snapshot.version < stamp
             || entry.policy_version != policy_version
             || entry.operations_cap < w.operations_cap
         {

@@ -473,11 +473,22 @@ impl RiskStore {
         let payees: HashSet<String> = text(15).split_whitespace().map(str::to_owned).collect();
         // Read after the stamp: it may hold decisions newer than the stamp (harmless, they
         // are real), never miss one older.
+        // Both halves are indexed (risk_decisions_not_allowed, risk_holds_customer): a busy
+        // customer's thousands of plain allows are never scanned.
         let keyed: Vec<DecisionRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE customer_id = $1 AND op_key IS NOT NULL \
-             AND (outcome <> 'allow' OR id IN (SELECT decision_id FROM risk_holds WHERE customer_id = $1)) \
+            "SELECT {DECISION_COLUMNS} FROM (\
+               SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE customer_id = $1 AND outcome <> 'allow' \
+                 AND op_key IS NOT NULL \
+               UNION ALL \
+               SELECT {D_COLUMNS} FROM risk_holds h JOIN risk_decisions d ON d.id = h.decision_id \
+                 WHERE h.customer_id = $1 AND d.outcome = 'allow' AND d.op_key IS NOT NULL) AS k \
              ORDER BY created_at DESC LIMIT {}",
-            SNAPSHOT_KEYED + 1
+            SNAPSHOT_KEYED + 1,
+            D_COLUMNS = DECISION_COLUMNS
+                .split(", ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
         .bind(customer.to_string())
         .fetch_all(self.db.reader())

@@ -7,3 +7,6 @@ CREATE TABLE risk_stamps (
     customer_id TEXT PRIMARY KEY,
     version BIGINT NOT NULL
 );
+-- The decisions a retry must get back (step-ups, refusals, holds; delays are found through
+-- their hold), read with a customer's facts: indexed apart from the many plain allows.
+CREATE INDEX risk_decisions_not_allowed ON risk_decisions (customer_id, created_at) WHERE outcome <> 'allow';
