@@ -445,10 +445,9 @@ fn body_for(path: &str, a: &Customer, b: &Customer) -> Value {
     match path {
         "/api/v1/goals" => json!({ "name": "A 的目标", "target_amount": 10_000, "target_date": "2031-01-01" }),
         "/api/v1/me" => json!({ "name": "A 改名" }),
-        // B's ids in an event's properties: recorded as A's event, never B's.
-        "/api/v1/events" => json!({ "events": [{ "id": "authz-b-ids", "type": "page_view", "channel": "app",
+        "/api/v1/events" => json!({ "events": [{ "id": "authz-a-own", "type": "page_view", "channel": "app",
             "at": (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)).to_string(),
-            "properties": { "customer_id": b.id, "account": b.current, "goal": b.goal, "page": "goals" } }] }),
+            "properties": { "page": "home" } }] }),
         "/api/v1/step-up/challenges" => json!({ "purpose": "transfer", "factor": "sms", "reference": b.transfer }),
         "/api/v1/security/assessments" => json!({ "operation": "wealth_purchase", "amount": 1_000 }),
         "/api/v1/questionnaires/sessions/{session_id}/answers" => b.first_answer.clone(),
@@ -813,8 +812,20 @@ async fn a_customer_never_reaches_another_customers_data(app: TestApp) {
         "caller writes made: {caller_writes_checked}"
     );
     assert_eq!(snapshot(&app, &b).await, before, "B's data changed");
-    // The event A sent with B's ids in its properties is A's, not B's. (Events are compared
-    // this way, not in the snapshot, because ledger postings reach the feed asynchronously.)
+    // An event A sends with B's ids in its properties is A's, not B's. (Sent after the walk,
+    // which checks A's reads for B's ids; compared this way, not in the snapshot, because
+    // ledger postings reach the feed asynchronously.)
+    let sent = call(
+        &app,
+        "POST",
+        "/api/v1/events",
+        Some(&a.token),
+        json!({ "events": [{ "id": "authz-b-ids", "type": "page_view", "channel": "app",
+            "at": (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)).to_string(),
+            "properties": { "customer_id": b.id, "account": b.current, "goal": b.goal, "page": "goals" } }] }),
+    )
+    .await;
+    assert_eq!(sent.status.as_u16(), 200, "{:?}", sent.body);
     let events_of = |token: String| {
         let app = &app;
         async move { app.get("/api/v1/events?limit=200", Some(&token)).await.body.to_string() }
