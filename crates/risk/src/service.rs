@@ -222,9 +222,10 @@ struct Inner {
     recorder: tokio::sync::mpsc::UnboundedSender<Job>,
     /// Customers' facts between transfers (see [`crate::facts`]).
     facts: Arc<FactsCache>,
-    /// Transfers allowed here whose record may still be gathering in the recorder, by
-    /// (customer, idempotency key): a quick retry must get the same answer.
-    recent: Mutex<HashMap<(Uuid, String), (Uuid, Instant)>>,
+    /// Transfers allowed here whose record the recorder has not written yet, by (customer,
+    /// idempotency key) → decision: a quick retry must get the same answer. The recorder
+    /// removes each once written (or failed), so it holds only what is in flight.
+    recent: Arc<Recent>,
     trust_forwarded_for: bool,
     /// How long a kept snapshot of a customer's facts is used without reading their stamp
     /// (micros; 0: read it for every transfer).
@@ -256,10 +257,11 @@ impl RiskService {
         facts_max_age: std::time::Duration,
     ) -> Self {
         let facts = Arc::new(FactsCache::default());
+        let recent = Arc::new(Recent::default());
         Self(Arc::new(Inner {
-            recorder: spawn_recorder(store.clone(), facts.clone()),
+            recorder: spawn_recorder(store.clone(), facts.clone(), recent.clone()),
             facts,
-            recent: Mutex::new(HashMap::new()),
+            recent,
             store,
             ledger,
             identity,
@@ -572,9 +574,8 @@ impl RiskService {
             .0
             .recent
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get(&(a.customer, a.idempotency_key.clone()))
-            .map(|r| r.0);
+            .copied();
         if let Some(decision) = recent {
             return Ok(Verdict::Allow { decision });
         }
@@ -765,11 +766,10 @@ impl RiskService {
         let held = p.record.decision.outcome == Outcome::Hold;
         let wait = !matches!(verdict, Verdict::Allow { .. });
         if !wait {
-            let mut recent = self.0.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if recent.len() > 10_000 {
-                recent.retain(|_, r| r.1.elapsed() < std::time::Duration::from_secs(10));
-            }
-            recent.insert((a.customer, a.idempotency_key.clone()), (decision_id, Instant::now()));
+            self.0
+                .recent
+                .lock()
+                .insert((a.customer, a.idempotency_key.clone()), decision_id);
         }
         let learned = if held {
             Learned::default()
@@ -1684,7 +1684,11 @@ const GROUP: usize = 512;
 /// commit per group of transfers, not one per transfer. Each caller that waits still
 /// waits for its own outcome to be durable. Committed groups advance the in-memory facts
 /// ([`FactsCache::written`]).
-fn spawn_recorder(store: RiskStore, facts: Arc<FactsCache>) -> tokio::sync::mpsc::UnboundedSender<Job> {
+fn spawn_recorder(
+    store: RiskStore,
+    facts: Arc<FactsCache>,
+    recent: Arc<Recent>,
+) -> tokio::sync::mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -1705,7 +1709,10 @@ fn spawn_recorder(store: RiskStore, facts: Arc<FactsCache>) -> tokio::sync::mpsc
                 outcomes.push(o);
                 replies.push(r);
             }
-            if let Ok(stamps) = store.record_outcomes(&outcomes).await {
+            let result = store.record_outcomes(&outcomes).await;
+            // Written or not, these are no longer in flight: a retry reads the database.
+            recent.forget(&outcomes);
+            if let Ok(stamps) = result {
                 written(&facts, &outcomes, &stamps);
                 for r in replies {
                     let _ = r.send(Ok(()));
@@ -1729,6 +1736,25 @@ fn spawn_recorder(store: RiskStore, facts: Arc<FactsCache>) -> tokio::sync::mpsc
         }
     });
     tx
+}
+
+/// Allowed transfers whose record is still in the recorder's queue, by (customer, key).
+#[derive(Debug, Default)]
+struct Recent(Mutex<HashMap<(Uuid, String), Uuid>>);
+
+impl Recent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), Uuid>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget(&self, outcomes: &[rs::Outcome]) {
+        let mut map = self.lock();
+        for o in outcomes {
+            if let Some(key) = &o.decision.op_key {
+                map.remove(&(o.decision.customer, key.clone()));
+            }
+        }
+    }
 }
 
 /// Tells the facts cache which decisions of each customer a commit wrote, and the stamp it
