@@ -2,7 +2,7 @@
 //! history), payees, failed attempts, holds (delayed and held operations) and cases.
 //!
 //! Every write that changes what the engine reads about a customer also raises the
-//! customer's version in `risk_stamps`, in the same transaction ([`RiskStore::bump_in`]).
+//! customer's version in `risk_stamps`, in the same transaction (`RiskStore::bump_in`).
 //! That is what lets each node keep customers' facts in memory ([`crate::facts`]) and
 //! still see another node's changes: a transfer reads the version with its idempotency
 //! key ([`RiskStore::decision_and_stamp`]) and re-reads the facts ([`RiskStore::snapshot`])

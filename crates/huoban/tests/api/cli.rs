@@ -302,6 +302,7 @@ fn bench_risk_times_decisions_and_transfers_without_and_with_checks() {
         assert!(run["operations"].as_u64().expect("ops") > 0, "{report}");
         assert_eq!(run["errors"], 0, "{stderr}");
         assert_eq!(run["extra"]["risk_checks"], i % 2 == 1, "{report}");
+        assert!(run["extra"]["cpu_us_per_transfer"].as_f64().is_some(), "{report}");
         if i % 2 == 1 {
             assert!(
                 run["extra"]["facts_from_memory"].as_u64().expect("hits") > 0,
