@@ -4,7 +4,7 @@
 //! or create a ledger hold (pending transfer) that the gate settles later. Without a gate
 //! every transfer posts at once.
 
-use std::{fmt::Debug, future::Future, pin::Pin};
+use std::{any::Any, fmt::Debug, future::Future, pin::Pin};
 
 use huoban_kit::ApiError;
 use jiff::Timestamp;
@@ -85,10 +85,23 @@ impl Verdict {
     }
 }
 
+/// What a gate read ahead for one transfer ([`TransferGate::prepare`]), handed back to its
+/// [`TransferGate::check`]; accounts never looks inside.
+pub type Prepared = Box<dyn Any + Send>;
+
 /// The checks a transfer passes through.
 pub trait TransferGate: Send + Sync + Debug {
-    /// Decides before anything moves. Errors are answered as they are.
-    fn check<'a>(&'a self, attempt: &'a TransferAttempt) -> BoxFuture<'a, Result<Verdict, ApiError>>;
+    /// Reads ahead what the check will need about the customer and this request, while
+    /// accounts resolves the transfer's accounts (so the gate's read costs no time of its
+    /// own on the request's path). Called once per transfer, before [`Self::check`].
+    fn prepare<'a>(&'a self, customer: Uuid, idempotency_key: &'a str) -> BoxFuture<'a, Result<Prepared, ApiError>>;
+    /// Decides before anything moves, with what `prepare` read. Errors are answered as
+    /// they are.
+    fn check<'a>(
+        &'a self,
+        attempt: &'a TransferAttempt,
+        prepared: Prepared,
+    ) -> BoxFuture<'a, Result<Verdict, ApiError>>;
     /// Told once the ledger took the transfer (`transfer` is its id; `replayed` when the
     /// ledger answered an earlier identical request).
     fn done<'a>(

@@ -595,23 +595,38 @@ impl AccountsService {
         let category = domain::parse_category(order.category.as_deref())?;
         let payee = domain::parse_payee(order.to_account, order.to_phone)?;
 
-        let from = self.owned_account(customer, order.from_account).await?;
-        let to = match payee {
-            Payee::OwnAccount(id) => self.owned_account(customer, id).await?,
-            Payee::Phone(phone) => {
-                let phone = Phone::parse(&phone).map_err(|e| ApiError::invalid_field("to_phone", e))?;
-                let row = self
-                    .0
-                    .identity
-                    .store()
-                    .customer_by_phone(phone.as_str())
-                    .await?
-                    .ok_or_else(unknown_payee)?;
-                let payee = Uuid::parse_str(&row.id).map_err(ApiError::internal)?;
-                let current = self.ensure_standard_accounts(payee).await?.current;
-                self.0.ledger.account(current).await?
+        let gate = self.0.gate.get();
+        // The gate reads ahead while the accounts are resolved: its round trip overlaps
+        // theirs instead of adding to the request's time.
+        let prepare = async {
+            match gate {
+                Some(g) => g.prepare(customer, idempotency_key).await.map(Some),
+                None => Ok(None),
             }
         };
+        let resolve = async {
+            let from = self.owned_account(customer, order.from_account).await?;
+            let to = match payee {
+                Payee::OwnAccount(id) => self.owned_account(customer, id).await?,
+                Payee::Phone(phone) => {
+                    let phone = Phone::parse(&phone).map_err(|e| ApiError::invalid_field("to_phone", e))?;
+                    let row = self
+                        .0
+                        .identity
+                        .store()
+                        .customer_by_phone(phone.as_str())
+                        .await?
+                        .ok_or_else(unknown_payee)?;
+                    let payee = Uuid::parse_str(&row.id).map_err(ApiError::internal)?;
+                    let current = self.ensure_standard_accounts(payee).await?.current;
+                    self.0.ledger.account(current).await?
+                }
+            };
+            Ok::<_, ApiError>((from, to))
+        };
+        let (resolved, prepared) = tokio::join!(resolve, prepare);
+        let (from, to) = resolved?;
+        let prepared = prepared?;
         if from.id == to.id {
             return Err(Refusal::SameAccount.into());
         }
@@ -632,7 +647,7 @@ impl AccountsService {
                 channel: Some(channel.to_owned()),
                 ..TransferMeta::default()
             });
-        let Some(gate) = self.0.gate.get() else {
+        let (Some(gate), Some(prepared)) = (gate, prepared) else {
             let outcome = self.0.ledger.transfer(request).await?;
             return Ok((transfer_view(&outcome.transfer)?, outcome.replayed));
         };
@@ -646,7 +661,7 @@ impl AccountsService {
             to_account: to.id.as_uuid(),
             context,
         };
-        let verdict = gate.check(&attempt).await?;
+        let verdict = gate.check(&attempt, prepared).await?;
         let outcome = match verdict {
             crate::gate::Verdict::Allow { .. } => self.0.ledger.transfer(request).await?,
             _ => self.0.ledger.create_pending(request, None).await?,
@@ -695,5 +710,58 @@ impl AccountsService {
         } else {
             Err(unknown_alert(id))
         }
+    }
+}
+
+/// The customer's accounts, their whole history and their alerts, for the data export;
+/// erasure removes the alerts and the free text the ledger holds about them (account
+/// labels, descriptions of transfers with no other customer), while every account,
+/// balance and entry stays: they are the bank's books.
+impl huoban_kit::personal::PersonalData for AccountsService {
+    fn section(&self) -> &'static str {
+        "accounts"
+    }
+
+    fn export<'a>(
+        &'a self,
+        customer: Uuid,
+    ) -> huoban_kit::personal::BoxFuture<'a, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move {
+            let accounts = self.0.ledger.accounts_of(&customer_owner(customer)).await?;
+            let mut out = Vec::new();
+            for view in self.views(accounts, customer).await {
+                let mut transactions = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = self
+                        .transactions(
+                            Viewer::Customer(customer),
+                            view.id,
+                            HistoryQuery {
+                                limit: Some(200),
+                                cursor: cursor.take(),
+                                ..HistoryQuery::default()
+                            },
+                        )
+                        .await?;
+                    transactions.extend(page.items);
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                out.push(serde_json::json!({ "account": view, "transactions": transactions }));
+            }
+            let alerts = self.alerts(customer).await?;
+            Ok(serde_json::json!({ "accounts": out, "alerts": alerts }))
+        })
+    }
+
+    fn erase<'a>(&'a self, customer: Uuid) -> huoban_kit::personal::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.0.alerts.delete_all(customer).await?;
+            self.0.ledger.scrub_owner_text(&customer_owner(customer)).await?;
+            Ok(())
+        })
     }
 }

@@ -120,6 +120,15 @@ impl AlertStore {
         )
     }
 
+    /// Deletes all of a customer's subscriptions (their erasure).
+    pub async fn delete_all(&self, customer: Uuid) -> Result<u64, DbError> {
+        Ok(sqlx::query("DELETE FROM account_alerts WHERE customer_id = $1")
+            .bind(customer.to_string())
+            .execute(self.db.writer())
+            .await?
+            .rows_affected())
+    }
+
     /// Every subscription on any of the accounts, in one query: the alert listener calls
     /// this once per group of posted transfers.
     pub async fn on_accounts(&self, accounts: &[String]) -> Result<Vec<AlertRow>, DbError> {

@@ -8,6 +8,7 @@
 //!   consumer of the event feed, each (rule, event) at most once; effects and nudges.
 //! - [`tasks`]: one-off, daily and weekly tasks with progress and a reward to claim.
 //! - [`badges`]: badges with tiers and progress, and levels from points earned.
+//! - [`personal`]: the customer's campaign data for their export and erasure.
 //!
 //! Value moves only through the ledger, out of the campaign's budget account, posted
 //! inside the transaction that records the award ([`huoban_ledger::Ledger::transfer_in`])
@@ -17,6 +18,7 @@
 pub mod badges;
 pub mod campaigns;
 pub mod expr;
+pub mod personal;
 pub mod rules;
 pub mod tasks;
 

@@ -16,11 +16,14 @@
 //!
 //! Campaigns (a crate that depends on this one) answer through [`CampaignGate`].
 //!
+//! - [`personal`]: the customer's engagement data for their export and erasure.
+//!
 //! Value never changes here directly: rewards are ledger transfers with idempotency keys.
 
 pub mod checkin;
 pub mod events;
 pub mod goals;
+pub mod personal;
 pub mod questionnaire;
 pub mod rewards;
 

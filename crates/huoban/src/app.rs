@@ -178,6 +178,12 @@ impl App {
             huoban_identity::limits::RateLimiter::new(config.rate_limits.clone(), clock.clone(), identity.clone());
         huoban_kit::headers::SecurityHeaders::new(&config.http.content_security_policy, config.http.hsts_max_age_secs)
             .map_err(|e| anyhow::anyhow!("http configuration: {e}"))?;
+        if config.http.csrf_protection && config.http.cors_origins.iter().any(|o| o == "*") {
+            tracing::warn!(
+                "http.cors_origins = [\"*\"] lets pages of every site send state-changing requests; \
+                 list the H5 origins instead before a cookie-signed console is served"
+            );
+        }
         let ledger = Ledger::start(db.clone(), clock.clone());
         let inbox = InboxService::new(db.clone(), clock.clone());
         let accounts = AccountsService::new(
@@ -203,6 +209,7 @@ impl App {
             inbox.clone(),
             clock.clone(),
             config.risk.trust_forwarded_for,
+            Duration::from_millis(config.risk.facts_max_age_ms),
         );
         if config.risk.transfer_checks {
             accounts.set_gate(Arc::new(risk.clone()));
@@ -211,6 +218,21 @@ impl App {
         risk.set_step_up_verifier(Arc::new(StepUpForRisk(stepup.clone())));
         // Security decisions and step-up attempts go into the audit trail (crates/audit).
         risk.set_audit(Arc::new(audit.clone()));
+        // Every capability's personal data joins the customer's export and erasure (PIPL),
+        // erased in this order and identity's own part last: events before the campaign
+        // rules that read them, the inbox after everything that may still write to it.
+        let parts: [Arc<dyn huoban_kit::personal::PersonalData>; 7] = [
+            Arc::new(accounts.clone()),
+            Arc::new(huoban_engage::personal::EngageData::new(db.clone(), inbox.clone())),
+            Arc::new(huoban_campaigns::personal::CampaignsData::new(db.clone())),
+            Arc::new(huoban_social::personal::SocialData::new(db.clone())),
+            Arc::new(huoban_stepup::personal::StepUpData::new(db.clone())),
+            Arc::new(risk.clone()),
+            Arc::new(inbox.clone()),
+        ];
+        for part in parts {
+            identity.register_personal_data(part);
+        }
         Ok(App {
             risk,
             config: Arc::new(config),
@@ -355,6 +377,9 @@ impl App {
                 self.limiter.clone(),
                 huoban_identity::limits::middleware,
             ))
+            // Cross-site writes are refused before anything (rate limits, idempotency
+            // keys, handlers) runs, so a refused one leaves no trace but its log line.
+            .layer(from_fn_with_state(self.cross_site_guard(), huoban_kit::csrf::middleware))
             .layer(from_fn_with_state(security_headers, huoban_kit::headers::middleware))
             .layer(cors(&self.config.http.cors_origins))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -367,6 +392,24 @@ impl App {
             }))
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
             .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    }
+
+    /// The origins whose pages may change things: the H5 origins (`http.cors_origins`)
+    /// and this server's public address.
+    fn cross_site_guard(&self) -> Arc<huoban_kit::csrf::CrossSiteGuard> {
+        let public = self.config.public_url();
+        let origins = self
+            .config
+            .http
+            .cors_origins
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(public.as_str()));
+        huoban_kit::csrf::CrossSiteGuard::new(
+            self.config.http.csrf_protection,
+            origins,
+            self.config.http.csrf_allow_same_site,
+        )
     }
 
     /// Work that runs beside the API: expired ledger holds are voided every few seconds
@@ -432,10 +475,25 @@ impl App {
                 }
             }
         });
+        // Personal data: erasures that stopped half-way (a crash, a capability that
+        // failed) are finished here.
+        let identity = self.identity.clone();
+        let erasures = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match identity.resume_erasures().await {
+                    Ok(n) if n > 0 => tracing::info!(finished = n, "interrupted erasures finished"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(problem = e.slug, "resuming erasures failed"),
+                }
+            }
+        });
         // Campaign rules, tasks and badges: the `rules` consumer of the event feed.
         let rules = self.campaigns_state().rules.spawn_consumer();
         vec![
             risk,
+            erasures,
             sweeper,
             checkpoints,
             rules,

@@ -42,6 +42,12 @@ pub struct HttpSettings {
     pub content_security_policy: String,
     /// `Strict-Transport-Security` max-age; 0 sends none (set it when served over HTTPS).
     pub hsts_max_age_secs: u64,
+    /// Refuse POST/PUT/PATCH/DELETE requests a browser marks as cross-site (Fetch Metadata,
+    /// `Origin`) unless their origin is in `cors_origins` or is `public_url` (403
+    /// `cross-site-request`). Requests without browser headers pass.
+    pub csrf_protection: bool,
+    /// Also let pages of the same site (another subdomain) send state-changing requests.
+    pub csrf_allow_same_site: bool,
 }
 
 impl Default for HttpSettings {
@@ -53,6 +59,8 @@ impl Default for HttpSettings {
             shutdown_grace_secs: 20,
             content_security_policy: huoban_kit::headers::DEFAULT_PAGE_CSP.to_owned(),
             hsts_max_age_secs: 0,
+            csrf_protection: true,
+            csrf_allow_same_site: false,
         }
     }
 }
@@ -76,6 +84,12 @@ pub struct RiskSettings {
     pub transfer_checks: bool,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// How long a node decides a customer's transfers on the facts it keeps in memory
+    /// without reading their version from the database, in milliseconds. Another node's
+    /// change (a freeze, a removed device) reaches this node within it; refusals, holds,
+    /// delays and step-ups are always decided on confirmed facts. 0 reads the version for
+    /// every transfer.
+    pub facts_max_age_ms: u64,
 }
 
 impl Default for RiskSettings {
@@ -83,6 +97,7 @@ impl Default for RiskSettings {
         Self {
             transfer_checks: true,
             trust_forwarded_for: false,
+            facts_max_age_ms: 250,
         }
     }
 }
@@ -167,6 +182,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http__shutdown_grace_secs",
     "http__content_security_policy",
     "http__hsts_max_age_secs",
+    "http__csrf_protection",
+    "http__csrf_allow_same_site",
     "identity__session_ttl_minutes",
     "identity__handoff_ttl_seconds",
     "identity__self_registration",
@@ -205,6 +222,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "web__assets_dir",
     "risk__transfer_checks",
     "risk__trust_forwarded_for",
+    "risk__facts_max_age_ms",
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.

@@ -38,4 +38,10 @@ pub const MIGRATIONS: &[MigrationSpec] = &[
         sqlite: include_str!("../migrations/sqlite/2026112351_personal_data.sql"),
         postgres: include_str!("../migrations/postgres/2026112351_personal_data.sql"),
     },
+    MigrationSpec {
+        version: 2026120652,
+        name: "erasure_requests",
+        sqlite: include_str!("../migrations/sqlite/2026120652_erasure_requests.sql"),
+        postgres: include_str!("../migrations/postgres/2026120652_erasure_requests.sql"),
+    },
 ];

@@ -2,13 +2,14 @@
 //! authenticate a bearer token, edit a profile, manage staff. Parses input into domain
 //! types, applies the rules, and speaks to the store; handlers only translate HTTP.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::http::StatusCode;
 use huoban_kit::{
     ApiError, Page, SharedClock,
     clock::{from_micros, to_micros},
     ids::new_id,
+    personal::PersonalData,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -172,6 +173,10 @@ pub struct CustomerExport {
     pub sessions: Vec<SessionExport>,
     /// Staff who looked at this customer's data.
     pub staff_access: Vec<StaffAccessRecord>,
+    /// What every other capability holds about the customer, by section (`accounts`,
+    /// `inbox`, `goals`, `security`…).
+    #[schema(value_type = Object)]
+    pub sections: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -187,6 +192,10 @@ pub struct ErasureDone {
     pub erased_at: String,
     /// Sessions signed out by the erasure.
     pub sessions_revoked: u64,
+}
+
+fn already_erased() -> ApiError {
+    ApiError::conflict("already-erased", "This customer's data was already erased")
 }
 
 fn iso(micros: i64) -> String {
@@ -213,7 +222,14 @@ pub struct IdentityService {
     settings: Arc<IdentitySettings>,
     idp: Option<Arc<IdpVerifier>>,
     audit: Option<Arc<dyn AuditSink>>,
+    /// Every other capability's personal data, for export and erasure (shared by clones,
+    /// so registering after the services were built reaches them all).
+    personal: Arc<RwLock<Vec<Arc<dyn PersonalData>>>>,
 }
+
+/// How long an erasure may be under way before the server takes it to be interrupted and
+/// finishes it ([`IdentityService::resume_erasures`]).
+const ERASURE_GRACE_MICROS: i64 = 60_000_000;
 
 impl IdentityService {
     pub fn new(store: IdentityStore, clock: SharedClock, settings: IdentitySettings) -> Result<Self, String> {
@@ -224,7 +240,18 @@ impl IdentityService {
             settings: Arc::new(settings),
             idp,
             audit: None,
+            personal: Arc::default(),
         })
+    }
+
+    /// Adds a capability's personal data to the export and the erasure, in order: erasure
+    /// runs them in the order registered, identity's own part last.
+    pub fn register_personal_data(&self, part: Arc<dyn PersonalData>) {
+        self.personal.write().unwrap_or_else(|e| e.into_inner()).push(part);
+    }
+
+    fn personal_parts(&self) -> Vec<Arc<dyn PersonalData>> {
+        self.personal.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sends staff access and sign-in events to the audit trail.
@@ -659,15 +686,20 @@ impl IdentityService {
                 None => break,
             }
         }
+        let mut sections = serde_json::Map::new();
+        for part in self.personal_parts() {
+            sections.insert(part.section().to_owned(), part.export(id).await?);
+        }
         self.audit(AuditEvent {
             actor_kind: ActorKind::Customer,
             actor_id: Some(row.id.clone()),
             action: "customer.export".to_owned(),
             subject: Some(format!("customer:{}", row.id)),
-            details: serde_json::json!({}),
+            details: serde_json::json!({ "sections": sections.keys().collect::<Vec<_>>() }),
         })
         .await?;
         Ok(CustomerExport {
+            sections,
             exported_at: iso(self.now()),
             id_number: row.id_number.clone(),
             signs_in_with_password: row.password_hash.is_some(),
@@ -678,31 +710,64 @@ impl IdentityService {
         })
     }
 
-    /// Erases the customer's personal data at their request (PIPL art. 47): the sealed
-    /// fields and their data key are destroyed and every session signed out. Their
-    /// accounts and ledger history stay, under the now pseudonymous customer id, so the
-    /// books still balance; the audit trail never held the clear data, so it stays whole.
+    /// Erases the customer's personal data at their request (PIPL art. 47). The request
+    /// is recorded first; then every other capability erases its part (each idempotent),
+    /// then identity's own in one transaction: the sealed fields and their data key are
+    /// destroyed and every session signed out. If anything stops it half-way, the
+    /// customer's retry (their session still works until the last step) or the server's
+    /// [`Self::resume_erasures`] finishes it. Their accounts and ledger history stay,
+    /// under the now pseudonymous customer id, so the books still balance; the audit trail
+    /// never held the clear data, so it stays whole.
     pub async fn erase(&self, id: Uuid) -> Result<ErasureDone, ApiError> {
         let now = self.now();
-        if !self.store.erase_customer(&id.to_string(), now).await? {
-            return Err(ApiError::conflict(
-                "already-erased",
-                "This customer's data was already erased",
-            ));
+        match self.store.request_erasure(&id.to_string(), now).await? {
+            None => return Err(ApiError::not_found("customer")),
+            Some(true) => return Err(already_erased()),
+            Some(false) => {}
         }
-        let sessions_revoked = self.store.revoke_all_sessions(&id.to_string(), now).await?;
+        self.finish_erasure(id).await
+    }
+
+    async fn finish_erasure(&self, id: Uuid) -> Result<ErasureDone, ApiError> {
+        let mut parts = Vec::new();
+        for part in self.personal_parts() {
+            part.erase(id).await.inspect_err(|e| {
+                tracing::warn!(customer = %id, section = part.section(), problem = e.slug, "erasure stopped; it is resumed later");
+            })?;
+            parts.push(part.section());
+        }
+        let now = self.now();
+        let Some(sessions_revoked) = self.store.erase_customer(&id.to_string(), now).await? else {
+            return Err(already_erased());
+        };
         self.audit_quietly(AuditEvent {
             actor_kind: ActorKind::Customer,
             actor_id: Some(id.to_string()),
             action: "customer.erased".to_owned(),
             subject: Some(format!("customer:{id}")),
-            details: serde_json::json!({ "sessions_revoked": sessions_revoked }),
+            details: serde_json::json!({ "sessions_revoked": sessions_revoked, "sections": parts }),
         })
         .await;
         Ok(ErasureDone {
             erased_at: iso(now),
             sessions_revoked,
         })
+    }
+
+    /// Finishes erasures that were asked for over a minute ago and stopped half-way (the
+    /// server runs this every minute); returns how many finished.
+    pub async fn resume_erasures(&self) -> Result<u32, ApiError> {
+        let before = self.now() - ERASURE_GRACE_MICROS;
+        let mut finished = 0;
+        for id in self.store.pending_erasures(before, 50).await? {
+            let Ok(id) = Uuid::parse_str(&id) else { continue };
+            match self.finish_erasure(id).await {
+                Ok(_) => finished += 1,
+                Err(e) if e.slug == "already-erased" => {}
+                Err(e) => tracing::warn!(customer = %id, problem = e.slug, "resuming an erasure failed"),
+            }
+        }
+        Ok(finished)
     }
 
     /// Seals rows written before personal data was encrypted (run at start; quick when

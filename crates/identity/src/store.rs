@@ -321,10 +321,42 @@ impl IdentityStore {
         Ok(())
     }
 
-    /// Erases a customer's personal data: the wrapped data key and every sealed field are
-    /// destroyed, the blind index freed, the password and IdP link dropped. The row (its
-    /// id, which accounts and the ledger refer to) stays, pseudonymous.
-    pub async fn erase_customer(&self, id: &str, now: i64) -> Result<bool, DbError> {
+    /// Records that the customer asked for erasure (once; a retry keeps the first time).
+    /// `None` when there is no such customer, `Some(true)` when they are already erased.
+    pub async fn request_erasure(&self, id: &str, now: i64) -> Result<Option<bool>, DbError> {
+        sqlx::query(
+            "UPDATE customers SET erasure_requested_at = $1 WHERE id = $2 AND erasure_requested_at IS NULL \
+             AND erased_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.db.writer())
+        .await?;
+        let erased: Option<Option<i64>> = sqlx::query_scalar("SELECT erased_at FROM customers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.writer())
+            .await?;
+        Ok(erased.map(|e| e.is_some()))
+    }
+
+    /// Customers whose erasure was asked for before `before` and has not finished.
+    pub async fn pending_erasures(&self, before: i64, limit: u32) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM customers WHERE erasure_requested_at IS NOT NULL AND erased_at IS NULL \
+             AND erasure_requested_at < $1 ORDER BY erasure_requested_at LIMIT {limit}"
+        )))
+        .bind(before)
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    /// Erases a customer's personal data, in one transaction: the wrapped data key and
+    /// every sealed field are destroyed, the blind index freed, the password and IdP link
+    /// dropped, every session revoked and unredeemed hand-off tokens spent. The row (its
+    /// id, which accounts and the ledger refer to) stays, pseudonymous. Returns the
+    /// sessions revoked, or `None` when the customer was already erased.
+    pub async fn erase_customer(&self, id: &str, now: i64) -> Result<Option<u64>, DbError> {
+        let mut tx = self.db.writer().begin().await?;
         let done = sqlx::query(
             "UPDATE customers SET phone_index = $1, phone_sealed = NULL, name_sealed = '', birthday_sealed = NULL, \
              id_number_sealed = NULL, data_key = NULL, password_hash = NULL, idp_subject = NULL, \
@@ -333,15 +365,25 @@ impl IdentityStore {
         .bind(format!("erased:{id}"))
         .bind(now)
         .bind(id)
-        .execute(self.db.writer())
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         // Unredeemed hand-off tokens would open a session for the erased customer.
         sqlx::query("UPDATE handoff_tokens SET used_at = $1 WHERE customer_id = $2 AND used_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(self.db.writer())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        tx.commit().await?;
+        Ok(Some(revoked))
     }
 
     /// Rows not yet under the current master key (or not sealed at all).

@@ -371,6 +371,55 @@ impl InboxService {
     }
 }
 
+impl InboxService {
+    /// Deletes the messages left under this dedupe key, in whichever inbox: a message
+    /// that names a customer who asked to be erased (a goal invitation carries its owner's
+    /// name to the partner). Returns how many were deleted.
+    pub async fn retract(&self, dedupe_key: &str) -> Result<u64, DbError> {
+        Ok(sqlx::query("DELETE FROM inbox_messages WHERE dedupe_key = $1")
+            .bind(dedupe_key)
+            .execute(self.db.writer())
+            .await?
+            .rows_affected())
+    }
+}
+
+/// Every message left for the customer, for the data export; erasure deletes them (their
+/// texts name amounts, goals and places).
+impl huoban_kit::personal::PersonalData for InboxService {
+    fn section(&self) -> &'static str {
+        "inbox"
+    }
+
+    fn export<'a>(
+        &'a self,
+        customer: Uuid,
+    ) -> huoban_kit::personal::BoxFuture<'a, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move {
+            let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM inbox_messages WHERE customer_id = $1 ORDER BY id"
+            )))
+            .bind(customer.to_string())
+            .fetch_all(self.db.reader())
+            .await
+            .map_err(DbError::from)?;
+            let messages: Vec<Message> = rows.into_iter().map(Message::from).collect();
+            Ok(serde_json::json!({ "messages": messages }))
+        })
+    }
+
+    fn erase<'a>(&'a self, customer: Uuid) -> huoban_kit::personal::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM inbox_messages WHERE customer_id = $1")
+                .bind(customer.to_string())
+                .execute(self.db.writer())
+                .await
+                .map_err(DbError::from)?;
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

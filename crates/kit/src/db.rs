@@ -345,6 +345,11 @@ pub enum Bind {
 /// Most values bound into one multi-row statement (both backends accept more).
 const MAX_BINDS: usize = 8000;
 
+/// Most rows of `cols` values one multi-row statement takes.
+pub fn rows_per_statement(cols: usize) -> usize {
+    (MAX_BINDS / cols.max(1)).max(1)
+}
+
 /// `INSERT INTO {head} VALUES (…),(…) {tail}` for `rows` rows of `cols` columns. SQLite
 /// gets `?` placeholders: sqlx-sqlite resolves `$N` by a scan per parameter, which grows
 /// quadratically with the row count.
@@ -379,7 +384,8 @@ pub fn multi_row_insert(backend: Backend, head: &str, cols: usize, rows: usize, 
     sql
 }
 
-fn bound<'q>(
+/// Binds the rows' values in order, for a statement from [`multi_row_insert`].
+pub fn bind_rows<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     rows: &[Vec<Bind>],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
@@ -410,9 +416,9 @@ pub async fn insert_rows(
         return Ok(0);
     };
     let mut inserted = 0;
-    for chunk in rows.chunks((MAX_BINDS / cols.max(1)).max(1)) {
+    for chunk in rows.chunks(rows_per_statement(cols)) {
         let sql = multi_row_insert(backend, head, cols, chunk.len(), tail);
-        inserted += bound(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), chunk)
+        inserted += bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), chunk)
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -433,9 +439,9 @@ pub async fn insert_rows_returning(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for chunk in rows.chunks((MAX_BINDS / cols.max(1)).max(1)) {
+    for chunk in rows.chunks(rows_per_statement(cols)) {
         let sql = multi_row_insert(backend, head, cols, chunk.len(), tail);
-        let q = bound(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), chunk);
+        let q = bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false), chunk);
         for row in q.fetch_all(&mut *conn).await? {
             out.push(sqlx::Row::try_get::<String, _>(&row, 0)?);
         }

@@ -164,6 +164,17 @@ impl Ledger {
         store::accounts_of_owner(&self.db, owner).await
     }
 
+    /// Removes the free text an owner's erasure must not leave behind (PIPL art. 47): the
+    /// labels of their accounts (a goal pocket carries the goal's name) and the
+    /// descriptions of transfers that involve no other customer (their own moves, goal
+    /// deposits, the bank's credits). Value is untouched: entries, legs, amounts, accounts
+    /// and times stay, so every invariant holds; a transfer with another customer keeps
+    /// its description, which is that customer's record too. Idempotent. Returns
+    /// (labels, descriptions) cleared.
+    pub async fn scrub_owner_text(&self, owner: &Owner) -> Result<(u64, u64), LedgerError> {
+        store::scrub_owner_text(&self.db, owner).await
+    }
+
     /// Posts a transfer at once. A retry with the same key and content moves nothing and
     /// returns the original transfer, as it stands now, with `replayed: true`; the same
     /// key with other content is refused. A refused request stores nothing, so its key

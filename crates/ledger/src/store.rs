@@ -192,6 +192,37 @@ pub async fn accounts_by_refs(db: &Db, refs: &[String]) -> Result<Vec<Account>, 
     Ok(out)
 }
 
+/// See [`crate::Ledger::scrub_owner_text`].
+pub async fn scrub_owner_text(db: &Db, owner: &Owner) -> Result<(u64, u64), LedgerError> {
+    let mut tx = db.writer().begin().await.map_err(sql_err)?;
+    let labels = sqlx::query(
+        "UPDATE ledger_accounts SET label = NULL WHERE owner_kind = $1 AND owner_id = $2 AND label IS NOT NULL",
+    )
+    .bind(owner.kind.as_str())
+    .bind(&owner.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(sql_err)?
+    .rows_affected();
+    let descriptions = sqlx::query(
+        "UPDATE ledger_transfers SET description = NULL WHERE description IS NOT NULL \
+         AND id IN (SELECT l.transfer_id FROM ledger_legs l JOIN ledger_accounts a \
+             ON a.id = l.debit_account OR a.id = l.credit_account \
+             WHERE a.owner_kind = $1 AND a.owner_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM ledger_legs l JOIN ledger_accounts a \
+             ON a.id = l.debit_account OR a.id = l.credit_account \
+             WHERE l.transfer_id = ledger_transfers.id AND a.owner_kind = $1 AND a.owner_id <> $2)",
+    )
+    .bind(owner.kind.as_str())
+    .bind(&owner.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(sql_err)?
+    .rows_affected();
+    tx.commit().await.map_err(sql_err)?;
+    Ok((labels, descriptions))
+}
+
 /// Loads and, on PostgreSQL, row-locks the given accounts. The ids must be sorted: every
 /// writer locks in the same order, so two batches touching the same accounts queue
 /// behind each other instead of deadlocking. On SQLite the single write connection

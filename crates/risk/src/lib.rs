@@ -5,6 +5,8 @@
 //!   and its validation, [`domain::decide`] (`allow`, `step_up` with a factor, `hold`,
 //!   `deny`, always with reasons), operation tiers and trust levels.
 //! - [`store`]: the SQL (`risk_*` tables).
+//! - [`facts`]: each customer's facts kept in memory between transfers, checked against
+//!   the customer's stamp (raised by every write, on any node) — see "Facts in memory".
 //! - [`service`]: [`RiskService`] — gathers facts, decides, stores every decision with
 //!   its inputs and policy version (replayable), and acts: step-up challenges answered
 //!   through a [`StepUpVerifier`], delayed settlement of high-value transfers, anomaly
@@ -26,11 +28,24 @@
 //! Refusals and step-up challenges are stored before the answer. The outcome of a transfer
 //! the ledger took is written by a group-commit recorder together with what it teaches the
 //! customer's profile (amount history, hour habits, payee, device) and, for delayed and
-//! held transfers, the hold row: held and delayed ones (and sign-ins) wait until durable;
-//! a plain allowed one is gathered for up to 500 ms and written after the answer, so a
-//! checked transfer does not pay a second commit (a crash in that window loses the record,
-//! never money or a timer).
+//! held transfers, the hold row — a whole group in one transaction and a fixed handful of
+//! multi-row statements. Held and delayed ones (and sign-ins) wait until durable; a plain
+//! allowed one is gathered for up to 100 ms and written after the answer, so a checked
+//! transfer does not pay a second commit (a crash in that window loses the record, never
+//! money or a timer).
 //!
+//! ## Facts in memory, several nodes
+//! Every write that changes a customer's facts raises their version in `risk_stamps` in
+//! the same transaction. Each node keeps customers' facts in memory ([`facts`]) with the
+//! version they were read at and this node's unwritten outcomes on top. A transfer is
+//! decided on them without reading anything for `risk.facts_max_age_ms` after the version
+//! was last confirmed; after that it reads the version with the key's earlier decision
+//! (one indexed read, started while accounts resolves the transfer's accounts) and re-reads
+//! the facts only if the version moved. Anything but a plain allow decided on unconfirmed
+//! facts is decided again on confirmed ones, so a kept snapshot never refuses, holds,
+//! delays or asks a step-up by itself; another node's change (a freeze, a removed device)
+//! reaches this node within the max age (0 makes every transfer read the version).
+
 //! ## Step-up
 //! A `step_up` decision answers 403 `step-up-required` with the factor and a `challenge`
 //! (the decision id). The client proves the factor with the step-up service, which gives a
@@ -39,6 +54,7 @@
 //! `purpose`. Until the real factors are wired, [`RejectAllStepUps`] refuses every token.
 
 pub mod domain;
+pub mod facts;
 pub mod routes;
 pub mod service;
 pub mod store;
@@ -48,9 +64,17 @@ pub use service::{RejectAllStepUps, RiskService, StepUpVerifier};
 
 use huoban_kit::MigrationSpec;
 
-pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 2026112330,
-    name: "risk",
-    sqlite: include_str!("../migrations/sqlite/2026112330_risk.sql"),
-    postgres: include_str!("../migrations/postgres/2026112330_risk.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 2026112330,
+        name: "risk",
+        sqlite: include_str!("../migrations/sqlite/2026112330_risk.sql"),
+        postgres: include_str!("../migrations/postgres/2026112330_risk.sql"),
+    },
+    MigrationSpec {
+        version: 2026120630,
+        name: "risk_stamps",
+        sqlite: include_str!("../migrations/sqlite/2026120630_risk_stamps.sql"),
+        postgres: include_str!("../migrations/postgres/2026120630_risk_stamps.sql"),
+    },
+];

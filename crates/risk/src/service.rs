@@ -12,7 +12,7 @@ use std::{
 };
 
 use axum::http::StatusCode;
-use huoban_accounts::gate::{BoxFuture, RawContext, TransferAttempt, TransferGate, Verdict};
+use huoban_accounts::gate::{BoxFuture, Prepared, RawContext, TransferAttempt, TransferGate, Verdict};
 use huoban_identity::{IdentityService, domain::Phone};
 use huoban_inbox::{InboxService, NewMessage};
 use huoban_kit::{
@@ -30,6 +30,7 @@ use crate::{
         self, Anomaly, DAY_MICROS, Decision, Factor, GeoPoint, HoldState, Inputs, Operation, Outcome, Policy,
         TrustFacts,
     },
+    facts::{Delta, FactsCache, Lookup, Windows},
     store::{self as rs, CaseRow, DecisionRow, Facts, HoldRow, Learned, NewDecision, NoteRow, RiskStore},
 };
 
@@ -203,6 +204,8 @@ struct Pending {
     record: DecisionRecord,
     policy_version: i64,
     created: Instant,
+    /// A step-up decision stored earlier for the same key, which this one replaces.
+    replaces_step_up: bool,
 }
 
 struct Inner {
@@ -217,10 +220,16 @@ struct Inner {
     policy: RwLock<(i64, Arc<Policy>, Instant)>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     recorder: tokio::sync::mpsc::UnboundedSender<Job>,
-    /// Transfers allowed here whose record may still be gathering in the recorder, by
-    /// (customer, idempotency key): a quick retry must get the same answer.
-    recent: Mutex<HashMap<(Uuid, String), (Uuid, Instant)>>,
+    /// Customers' facts between transfers (see [`crate::facts`]).
+    facts: Arc<FactsCache>,
+    /// Transfers allowed here whose record the recorder has not written yet, by (customer,
+    /// idempotency key) → decision: a quick retry must get the same answer. The recorder
+    /// removes each once written (or failed), so it holds only what is in flight.
+    recent: Arc<Recent>,
     trust_forwarded_for: bool,
+    /// How long a kept snapshot of a customer's facts is used without reading their stamp
+    /// (micros; 0: read it for every transfer).
+    facts_max_age: i64,
 }
 
 impl Debug for Inner {
@@ -235,7 +244,9 @@ pub struct RiskService(Arc<Inner>);
 
 impl RiskService {
     /// `trust_forwarded_for`: take the client address from `X-Forwarded-For` (only behind
-    /// a proxy that sets it). Needs a Tokio runtime (it starts the decision recorder).
+    /// a proxy that sets it). `facts_max_age`: how long a customer's facts kept in memory
+    /// are used without reading their stamp (see [`crate::facts`]; zero reads it for every
+    /// transfer). Needs a Tokio runtime (it starts the decision recorder).
     pub fn new(
         store: RiskStore,
         ledger: Ledger,
@@ -243,10 +254,14 @@ impl RiskService {
         inbox: InboxService,
         clock: SharedClock,
         trust_forwarded_for: bool,
+        facts_max_age: std::time::Duration,
     ) -> Self {
+        let facts = Arc::new(FactsCache::default());
+        let recent = Arc::new(Recent::default());
         Self(Arc::new(Inner {
-            recorder: spawn_recorder(store.clone()),
-            recent: Mutex::new(HashMap::new()),
+            recorder: spawn_recorder(store.clone(), facts.clone(), recent.clone()),
+            facts,
+            recent,
             store,
             ledger,
             identity,
@@ -257,7 +272,13 @@ impl RiskService {
             policy: RwLock::new((-1, Arc::new(Policy::default()), Instant::now())),
             pending: Mutex::new(HashMap::new()),
             trust_forwarded_for,
+            facts_max_age: i64::try_from(facts_max_age.as_micros()).unwrap_or(i64::MAX),
         }))
+    }
+
+    /// How transfers found their customers' facts since start (see [`crate::facts`]).
+    pub fn facts_stats(&self) -> crate::facts::FactsStats {
+        self.0.facts.stats()
     }
 
     pub fn identity(&self) -> &IdentityService {
@@ -330,6 +351,12 @@ impl RiskService {
 
     fn now(&self) -> i64 {
         to_micros(self.0.clock.now())
+    }
+
+    /// This node just changed the customer's facts (their stamp moved with the write): the
+    /// snapshot it kept is no longer theirs.
+    fn changed(&self, customer: Uuid) {
+        self.0.facts.invalidate(customer);
     }
 
     // ---- policy ----
@@ -462,52 +489,133 @@ impl RiskService {
                 policy.velocity_per_hour,
             )
             .await?;
-        let trust = domain::trust_level(&trust_facts(&facts, now));
-        let p = facts.profile.clone().unwrap_or_default();
-        let inputs = Inputs {
-            operation: op,
-            amount,
-            at: now,
-            channel: channel.to_owned(),
-            device_id: ctx.device_id.clone(),
-            device_known: facts.device.is_some(),
-            device_trusted: facts.device.as_ref().is_some_and(|d| d.trusted != 0),
-            ip: ctx.ip.clone(),
-            geo: ctx.geo,
-            last_geo: p.last_geo(),
-            last_geo_at: p.last_geo_at,
-            hour_counts: facts.hour_counts.clone(),
-            amount_count: u32::try_from(p.amount_count).unwrap_or(u32::MAX),
-            amount_mean: if p.amount_count > 0 {
-                p.amount_sum / p.amount_count
-            } else {
-                0
-            },
-            amount_max: p.amount_max,
-            payee_known: facts.payee_known,
-            recent_failures: facts.recent_failures,
-            recent_operations: facts.recent_operations,
-            trust_level: trust,
-            step_up,
+        let inputs = inputs_from(&facts, op, amount, now, channel, ctx, step_up);
+        Ok((inputs, facts))
+    }
+
+    /// A transfer's facts: from memory when the customer's kept snapshot is at `stamp`
+    /// under this policy, else read again (one statement) and kept.
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer_facts(
+        &self,
+        customer: Uuid,
+        stamp: i64,
+        confirmed: bool,
+        amount: i64,
+        channel: &str,
+        ctx: &Context,
+        payee: &str,
+        policy_version: i64,
+        policy: &Policy,
+    ) -> Result<(Inputs, Facts), ApiError> {
+        let now = self.now();
+        let w = Windows {
+            failures_since: now - policy.failure_window_minutes * 60_000_000,
+            operations_since: now - 3_600_000_000,
+            anomalies_since: now - ANOMALY_MEMORY_DAYS * DAY_MICROS,
+            operations_cap: policy.velocity_per_hour,
         };
+        let device = ctx.device_id.as_deref();
+        let cache = &self.0.facts;
+        let mut lookup = cache.lookup(customer, stamp, policy_version, &w, device, Some(payee));
+        if confirmed && !matches!(lookup, Lookup::Miss) {
+            cache.confirm(customer, stamp, now);
+        }
+        if matches!(lookup, Lookup::Miss) {
+            let snapshot = self
+                .0
+                .store
+                .snapshot(
+                    customer,
+                    w.failures_since,
+                    w.operations_since,
+                    w.operations_cap,
+                    w.anomalies_since,
+                )
+                .await?;
+            let version = snapshot.version;
+            cache.put(customer, snapshot, policy_version, w.operations_cap, now);
+            lookup = cache.find(customer, version, policy_version, &w, device, Some(payee));
+        }
+        let facts = match lookup {
+            Lookup::Hit(f) => f,
+            Lookup::PayeeUnknown(mut f) => {
+                f.payee_known = Some(self.0.store.payee_known(customer, payee).await?);
+                f
+            }
+            // Kept snapshots are only ever replaced by newer ones: one just put is there
+            // unless a newer one replaced it, which a read again settles.
+            Lookup::Miss => {
+                return self
+                    .gather(
+                        customer,
+                        Operation::Transfer,
+                        Some(amount),
+                        channel,
+                        ctx,
+                        Some(payee),
+                        None,
+                        policy,
+                    )
+                    .await;
+            }
+        };
+        let inputs = inputs_from(&facts, Operation::Transfer, Some(amount), now, channel, ctx, None);
         Ok((inputs, facts))
     }
 
     // ---- transfers ----
 
-    async fn check_transfer(&self, a: &TransferAttempt) -> Result<Verdict, ApiError> {
+    /// Decides a transfer with what was read ahead ([`TransferGate::prepare`]): the key's
+    /// earlier decision and the customer's stamp, or a snapshot still fresh enough to use.
+    async fn check_transfer(&self, a: &TransferAttempt, ahead: Ahead) -> Result<Verdict, ApiError> {
         let ctx = self.context(&a.context)?;
         let recent = self
             .0
             .recent
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get(&(a.customer, a.idempotency_key.clone()))
-            .map(|r| r.0);
+            .copied();
         if let Some(decision) = recent {
             return Ok(Verdict::Allow { decision });
         }
-        let existing = self.0.store.decision_by_key(a.customer, &a.idempotency_key).await?;
+        let known = match ahead {
+            // A step-up token is only ever redeemed against facts confirmed in the database.
+            Ahead::Cached(version) if ctx.step_up_token.is_none() => self
+                .0
+                .facts
+                .earlier(a.customer, &a.idempotency_key)
+                .map(|existing| (existing, version)),
+            Ahead::Cached(_) => None,
+            Ahead::Read(existing, stamp) => {
+                return self
+                    .decide_transfer(a, &ctx, existing.map(|b| *b), stamp, false)
+                    .await?
+                    .confirmed();
+            }
+        };
+        if let Some((existing, version)) = known
+            && let Some(verdict) = self.decide_transfer(a, &ctx, existing, version, true).await?.done()
+        {
+            return Ok(verdict);
+        }
+        // Confirmed against the database: anything but a plain allow, or no snapshot.
+        let (existing, stamp) = self.0.store.decision_and_stamp(a.customer, &a.idempotency_key).await?;
+        self.decide_transfer(a, &ctx, existing, stamp, false).await?.confirmed()
+    }
+
+    /// Decides on the customer's facts as of `stamp`. With `cached` (a snapshot not
+    /// confirmed against the database for this transfer) it answers only a plain allow
+    /// and otherwise asks to be run again on confirmed facts ([`Checked::Confirm`]):
+    /// nothing is stored or refused on facts that may be stale.
+    async fn decide_transfer(
+        &self,
+        a: &TransferAttempt,
+        ctx: &Context,
+        existing: Option<DecisionRow>,
+        stamp: i64,
+        cached: bool,
+    ) -> Result<Checked, ApiError> {
         let mut challenge = None;
         if let Some(row) = existing {
             let record: DecisionRecord = serde_json::from_str(&row.decision).map_err(ApiError::internal)?;
@@ -515,18 +623,19 @@ impl RiskService {
             match record.decision.outcome {
                 // A retry of an operation already decided gets the same answer.
                 Outcome::Allow if record.decision.delayed => {
-                    return Ok(Verdict::Delay {
+                    return Ok(Checked::Verdict(Verdict::Delay {
                         decision: id,
                         settles_at: from_micros(record.settles_at.unwrap_or(row.created_at)),
-                    });
+                    }));
                 }
-                Outcome::Allow => return Ok(Verdict::Allow { decision: id }),
+                Outcome::Allow => return Ok(Checked::Verdict(Verdict::Allow { decision: id })),
                 Outcome::Hold => {
-                    return Ok(Verdict::Hold {
+                    return Ok(Checked::Verdict(Verdict::Hold {
                         decision: id,
                         reason: hold_reason(&record.decision),
-                    });
+                    }));
                 }
+                Outcome::Deny if cached => return Ok(Checked::Confirm),
                 Outcome::Deny => return Err(denied(id, &record.decision)),
                 Outcome::StepUp => challenge = Some(id),
             }
@@ -534,18 +643,14 @@ impl RiskService {
         let (version, policy) = self.policy().await?;
         let payee = a.to_account.to_string();
         let (mut inputs, facts) = self
-            .gather(
-                a.customer,
-                Operation::Transfer,
-                Some(a.amount),
-                &a.channel,
-                &ctx,
-                Some(&payee),
-                None,
-                &policy,
+            .transfer_facts(
+                a.customer, stamp, !cached, a.amount, &a.channel, ctx, &payee, version, &policy,
             )
             .await?;
         if facts.profile.as_ref().is_some_and(|p| p.is_frozen()) {
+            if cached {
+                return Ok(Checked::Confirm);
+            }
             return Err(account_frozen());
         }
         if let (Some(token), Some(challenge)) = (&ctx.step_up_token, challenge) {
@@ -554,11 +659,15 @@ impl RiskService {
                 Ok(f) => inputs.step_up = Some(f),
                 Err(e) => {
                     self.0.store.record_failure(a.customer, "step_up", self.now()).await?;
+                    self.changed(a.customer);
                     return Err(e);
                 }
             }
         }
         let decision = domain::decide(&inputs, &policy);
+        if cached && (decision.outcome != Outcome::Allow || decision.delayed) {
+            return Ok(Checked::Confirm);
+        }
         let id = new_id();
         let settles_at = decision.delayed.then(|| inputs.at + policy.delay_minutes * 60_000_000);
         let record = DecisionRecord { decision, settles_at };
@@ -595,9 +704,10 @@ impl RiskService {
                         record,
                         policy_version: version,
                         created: Instant::now(),
+                        replaces_step_up: challenge.is_some(),
                     },
                 );
-                Ok(verdict)
+                Ok(Checked::Verdict(verdict))
             }
         }
     }
@@ -613,6 +723,7 @@ impl RiskService {
     ) -> Result<(), ApiError> {
         let d = new_decision(customer, key, id, inputs, record, version)?;
         self.0.store.insert_decision(&d).await?;
+        self.changed(customer);
         self.audit_decision(&d, record).await;
         Ok(())
     }
@@ -655,11 +766,10 @@ impl RiskService {
         let held = p.record.decision.outcome == Outcome::Hold;
         let wait = !matches!(verdict, Verdict::Allow { .. });
         if !wait {
-            let mut recent = self.0.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if recent.len() > 10_000 {
-                recent.retain(|_, r| r.1.elapsed() < std::time::Duration::from_secs(10));
-            }
-            recent.insert((a.customer, a.idempotency_key.clone()), (decision_id, Instant::now()));
+            self.0
+                .recent
+                .lock()
+                .insert((a.customer, a.idempotency_key.clone()), decision_id);
         }
         let learned = if held {
             Learned::default()
@@ -702,12 +812,41 @@ impl RiskService {
                 updated_at: now,
             }),
         };
+        let clean = !held && p.inputs.step_up.is_none();
+        // Counted in this node's facts at once, before the record is written; a held or
+        // delayed transfer's decision is kept by key for a retry.
+        let keyed = wait.then(|| DecisionRow {
+            id: d.id.to_string(),
+            customer_id: d.customer.to_string(),
+            operation: d.operation.to_owned(),
+            op_key: d.op_key.clone(),
+            outcome: d.outcome.to_owned(),
+            factor: d.factor.map(str::to_owned),
+            score: d.score,
+            anomaly: d.anomaly.map(str::to_owned),
+            policy_version: d.policy_version,
+            inputs: d.inputs.clone(),
+            decision: d.decision.clone(),
+            created_at: d.at,
+        });
+        self.0.facts.unwritten(
+            a.customer,
+            Delta {
+                decision: decision_id,
+                at: now,
+                anomaly: d.anomaly.is_some(),
+                clean,
+                learned: learned.clone(),
+                keyed,
+            },
+        );
         self.record(
             rs::Outcome {
                 decision: d,
                 learned,
-                clean: !held && p.inputs.step_up.is_none(),
+                clean,
                 hold,
+                replaces_step_up: p.replaces_step_up,
             },
             wait,
         )
@@ -881,6 +1020,7 @@ impl RiskService {
             }
         } else {
             self.0.store.clear_failures(customer).await?;
+            self.changed(customer);
         }
         if let Some(row) = self.0.store.decision(uuid(&hold.decision_id)).await?
             && let Ok(inputs) = serde_json::from_str::<Inputs>(&row.inputs)
@@ -890,6 +1030,7 @@ impl RiskService {
                 .store
                 .touch_device(customer, &device, &fingerprint(customer, &device), now, true)
                 .await?;
+            self.changed(customer);
         }
         Ok(hold_view(&self.own_hold(customer, id).await?))
     }
@@ -978,6 +1119,7 @@ impl RiskService {
         let now = self.now();
         if !ok {
             self.0.store.record_failure(customer, "sign_in", now).await?;
+            self.changed(customer);
         }
         let (version, policy) = self.policy().await?;
         let (inputs, _) = self
@@ -1035,6 +1177,7 @@ impl RiskService {
                 learned,
                 clean: false,
                 hold: hold_row,
+                replaces_step_up: false,
             },
             // The device and place must be known to the very next request.
             true,
@@ -1044,6 +1187,7 @@ impl RiskService {
             // A sign-in from an impossible place still registers the device, untrusted.
             if let (Some(dev), Some(fp)) = (ctx.device_id.as_deref(), fp.as_deref()) {
                 self.0.store.touch_device(customer, dev, fp, now, false).await?;
+                self.changed(customer);
             }
         }
         if let Some(h) = hold {
@@ -1125,11 +1269,13 @@ impl RiskService {
             .store
             .touch_device(customer, &device, &fingerprint(customer, &device), self.now(), trusted)
             .await?;
+        self.changed(customer);
         Ok(())
     }
 
     pub async fn untrust_device(&self, customer: Uuid, device: &str) -> Result<(), ApiError> {
         if self.0.store.untrust_device(customer, device).await? {
+            self.changed(customer);
             Ok(())
         } else {
             Err(unknown_device(device))
@@ -1138,6 +1284,7 @@ impl RiskService {
 
     pub async fn remove_device(&self, customer: Uuid, device: &str) -> Result<(), ApiError> {
         if self.0.store.remove_device(customer, device).await? {
+            self.changed(customer);
             Ok(())
         } else {
             Err(unknown_device(device))
@@ -1263,6 +1410,7 @@ impl RiskService {
             updated_at: now,
         };
         self.0.store.freeze_and_open_case(&case).await?;
+        self.changed(customer);
         Ok(case_view(&case, Vec::new()))
     }
 
@@ -1335,6 +1483,7 @@ impl RiskService {
             .await?;
         if unfreeze {
             self.0.store.unfreeze(&row.customer_id).await?;
+            self.changed(uuid(&row.customer_id));
         }
         self.case(id).await
     }
@@ -1345,9 +1494,56 @@ impl RiskService {
     }
 }
 
+/// What the gate has ahead of a transfer: the key's earlier decision and the customer's
+/// stamp read from the database, or the version of a snapshot still fresh enough to use.
+enum Ahead {
+    Read(Option<Box<DecisionRow>>, i64),
+    Cached(i64),
+}
+
+/// A decision, or the need to decide again on facts confirmed in the database.
+enum Checked {
+    Verdict(Verdict),
+    Confirm,
+}
+
+impl Checked {
+    fn done(self) -> Option<Verdict> {
+        match self {
+            Checked::Verdict(v) => Some(v),
+            Checked::Confirm => None,
+        }
+    }
+
+    /// The verdict of a decision on confirmed facts (which never asks to confirm).
+    fn confirmed(self) -> Result<Verdict, ApiError> {
+        self.done()
+            .ok_or_else(|| ApiError::internal("a decision on confirmed facts asked to be confirmed"))
+    }
+}
+
 impl TransferGate for RiskService {
-    fn check<'a>(&'a self, attempt: &'a TransferAttempt) -> BoxFuture<'a, Result<Verdict, ApiError>> {
-        Box::pin(self.check_transfer(attempt))
+    fn prepare<'a>(&'a self, customer: Uuid, idempotency_key: &'a str) -> BoxFuture<'a, Result<Prepared, ApiError>> {
+        Box::pin(async move {
+            if let Some(version) = self.0.facts.fresh(customer, self.now(), self.0.facts_max_age) {
+                return Ok(Box::new(Ahead::Cached(version)) as Prepared);
+            }
+            let (decision, stamp) = self.0.store.decision_and_stamp(customer, idempotency_key).await?;
+            Ok(Box::new(Ahead::Read(decision.map(Box::new), stamp)) as Prepared)
+        })
+    }
+
+    fn check<'a>(
+        &'a self,
+        attempt: &'a TransferAttempt,
+        prepared: Prepared,
+    ) -> BoxFuture<'a, Result<Verdict, ApiError>> {
+        Box::pin(async move {
+            let ahead = *prepared
+                .downcast::<Ahead>()
+                .map_err(|_| ApiError::internal("the risk gate was handed another gate's read"))?;
+            self.check_transfer(attempt, ahead).await
+        })
     }
 
     fn done<'a>(
@@ -1361,11 +1557,75 @@ impl TransferGate for RiskService {
     }
 }
 
+/// Devices, habits, payees, failed attempts, decisions with their inputs, holds and cases,
+/// for the customer's export; erasure is [`RiskStore::erase`], after which this node also
+/// forgets the facts it kept.
+impl huoban_kit::personal::PersonalData for RiskService {
+    fn section(&self) -> &'static str {
+        "security"
+    }
+
+    fn export<'a>(
+        &'a self,
+        customer: Uuid,
+    ) -> huoban_kit::personal::BoxFuture<'a, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move { Ok(self.0.store.export(customer).await?) })
+    }
+
+    fn erase<'a>(&'a self, customer: Uuid) -> huoban_kit::personal::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.0.store.erase(customer).await?;
+            self.0.facts.forget(customer);
+            Ok(())
+        })
+    }
+}
+
 fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(50),
         Some(l) if (1..=200).contains(&l) => Ok(l),
         Some(_) => Err(ApiError::invalid_field("limit", "must be 1 to 200")),
+    }
+}
+
+/// The engine's inputs from an operation and the customer's facts.
+fn inputs_from(
+    facts: &Facts,
+    op: Operation,
+    amount: Option<i64>,
+    now: i64,
+    channel: &str,
+    ctx: &Context,
+    step_up: Option<Factor>,
+) -> Inputs {
+    let trust = domain::trust_level(&trust_facts(facts, now));
+    let p = facts.profile.clone().unwrap_or_default();
+    Inputs {
+        operation: op,
+        amount,
+        at: now,
+        channel: channel.to_owned(),
+        device_id: ctx.device_id.clone(),
+        device_known: facts.device.is_some(),
+        device_trusted: facts.device.as_ref().is_some_and(|d| d.trusted != 0),
+        ip: ctx.ip.clone(),
+        geo: ctx.geo,
+        last_geo: p.last_geo(),
+        last_geo_at: p.last_geo_at,
+        hour_counts: facts.hour_counts.clone(),
+        amount_count: u32::try_from(p.amount_count).unwrap_or(u32::MAX),
+        amount_mean: if p.amount_count > 0 {
+            p.amount_sum / p.amount_count
+        } else {
+            0
+        },
+        amount_max: p.amount_max,
+        payee_known: facts.payee_known,
+        recent_failures: facts.recent_failures,
+        recent_operations: facts.recent_operations,
+        trust_level: trust,
+        step_up,
     }
 }
 
@@ -1412,13 +1672,23 @@ fn new_decision(
 type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>, bool);
 
 /// How long outcomes nobody waits for may gather before they are written (a quick retry
-/// of the same transfer is answered from `recent` meanwhile).
-const GATHER: std::time::Duration = std::time::Duration::from_millis(500);
+/// of the same transfer is answered from `recent` meanwhile). Other nodes see a transfer
+/// in the customer's facts once it is written.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Most outcomes written in one transaction.
+const GROUP: usize = 512;
 
 /// The group-commit recorder: outcomes queued while a transaction commits are written
-/// together in the next one, so risk checks cost one commit per group of transfers, not
-/// one per transfer. Each caller still waits for its own outcome to be durable.
-fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
+/// together in the next one, in a fixed handful of statements, so risk checks cost one
+/// commit per group of transfers, not one per transfer. Each caller that waits still
+/// waits for its own outcome to be durable. Committed groups advance the in-memory facts
+/// ([`FactsCache::written`]).
+fn spawn_recorder(
+    store: RiskStore,
+    facts: Arc<FactsCache>,
+    recent: Arc<Recent>,
+) -> tokio::sync::mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -1428,7 +1698,7 @@ fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
             // Take whatever is queued; when nobody waits yet, gather a little longer so
             // the records of many transfers share one commit.
             let deadline = tokio::time::Instant::now() + GATHER;
-            while outcomes.len() < 256 {
+            while outcomes.len() < GROUP {
                 let next = match rx.try_recv() {
                     Ok(job) => Some(job),
                     Err(_) if urgent => None,
@@ -1439,26 +1709,66 @@ fn spawn_recorder(store: RiskStore) -> tokio::sync::mpsc::UnboundedSender<Job> {
                 outcomes.push(o);
                 replies.push(r);
             }
-            if store.record_outcomes(&outcomes).await.is_ok() {
+            let result = store.record_outcomes(&outcomes).await;
+            // Written or not, these are no longer in flight: a retry reads the database.
+            recent.forget(&outcomes);
+            if let Ok(stamps) = result {
+                written(&facts, &outcomes, &stamps);
                 for r in replies {
                     let _ = r.send(Ok(()));
                 }
                 continue;
             }
-            // One bad outcome must not fail the others: write them one by one.
-            for (o, r) in outcomes.into_iter().zip(replies) {
-                let result = store
-                    .record_outcomes(std::slice::from_ref(&o))
-                    .await
-                    .map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::warn!(decision = %o.decision.id, error = %e, "risk decision not recorded");
+            // One bad outcome must not fail the others: write them one by one (replacing
+            // a step-up decision a concurrent request stored for the same key meanwhile).
+            for (mut o, r) in outcomes.into_iter().zip(replies) {
+                o.replaces_step_up = true;
+                let result = store.record_outcomes(std::slice::from_ref(&o)).await;
+                match &result {
+                    Ok(stamps) => written(&facts, std::slice::from_ref(&o), stamps),
+                    Err(e) => {
+                        tracing::warn!(decision = %o.decision.id, error = %e, "risk decision not recorded");
+                        facts.dropped(o.decision.customer, &[o.decision.id]);
+                    }
                 }
-                let _ = r.send(result);
+                let _ = r.send(result.map(|_| ()).map_err(|e| e.to_string()));
             }
         }
     });
     tx
+}
+
+/// Allowed transfers whose record is still in the recorder's queue, by (customer, key).
+#[derive(Debug, Default)]
+struct Recent(Mutex<HashMap<(Uuid, String), Uuid>>);
+
+impl Recent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), Uuid>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget(&self, outcomes: &[rs::Outcome]) {
+        let mut map = self.lock();
+        for o in outcomes {
+            if let Some(key) = &o.decision.op_key {
+                map.remove(&(o.decision.customer, key.clone()));
+            }
+        }
+    }
+}
+
+/// Tells the facts cache which decisions of each customer a commit wrote, and the stamp it
+/// left.
+fn written(facts: &FactsCache, outcomes: &[rs::Outcome], stamps: &[(String, i64)]) {
+    for (customer, version) in stamps {
+        let Ok(id) = Uuid::parse_str(customer) else { continue };
+        let decisions: Vec<Uuid> = outcomes
+            .iter()
+            .filter(|o| o.decision.customer == id)
+            .map(|o| o.decision.id)
+            .collect();
+        facts.written(id, &decisions, *version);
+    }
 }
 
 fn hold_reason(d: &Decision) -> String {

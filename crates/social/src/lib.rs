@@ -8,6 +8,7 @@
 //! - [`poster`]: the share poster, a PNG drawn by the server with the invite link's QR code.
 //! - [`teams`]: team challenges: teams of 2–10 customers, a shared target counted from
 //!   behaviour events, a leaderboard and a reward for every member on completion.
+//! - [`personal`]: the customer's invites and teams for their export and erasure.
 //!
 //! Both invites and teams react to behaviour events through the engage event feed
 //! ([`huoban_engage::events::feed`]), each with its own durable cursor (`invites`,
@@ -17,6 +18,7 @@
 //! so a retry never pays twice.
 
 pub mod invites;
+pub mod personal;
 pub mod poster;
 pub mod prize;
 pub mod qualify;

@@ -14,11 +14,13 @@
 //! - [`store`]: the `step_up_*` tables.
 //! - [`service`]: the [`StepUpService`] every flow goes through.
 //! - [`routes`]: the HTTP endpoints.
+//! - [`personal`]: the customer's factors and attempts for their export and erasure.
 //!
 //! Every attempt — success or the problem slug it was refused with — is a row in
 //! `step_up_attempts`. Refusals change nothing but the factor's failure counter.
 
 pub mod domain;
+pub mod personal;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Hardening: rate limits on sign-in, step-up and reward claims (per address and per
-//! account, 429 `rate-limited` with Retry-After), sign out everywhere, and security headers
-//! on every response.
+//! account, 429 `rate-limited` with Retry-After), sign out everywhere, security headers
+//! on every response, and cross-site writes refused (CSRF: 403 `cross-site-request`,
+//! nothing written).
 
 use huoban_identity::{
     Role,
@@ -22,6 +23,8 @@ crate::for_each_backend!(
     sign_in_is_limited_per_address_across_accounts,
     step_up_and_claims_are_limited_per_customer,
     hsts_is_sent_when_configured,
+    cross_site_writes_are_refused_and_change_nothing,
+    same_site_pages_and_disabled_protection_are_configurable,
 );
 
 fn limited(burst: u32, per_minute: u32) -> Rate {
@@ -220,4 +223,195 @@ async fn hsts_is_sent_when_configured(backend: Backend) {
         r.headers["strict-transport-security"],
         "max-age=31536000; includeSubDomains"
     );
+}
+
+const H5: &str = "https://h5.bank.example";
+const PUBLIC: &str = "https://huoban.bank.example";
+
+/// A browser-like request: the forged Fetch Metadata and `Origin` headers a page on
+/// another site would make the browser send.
+async fn browser(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> crate::helpers::Reply {
+    app.send(method, path, token, body, headers).await
+}
+
+async fn cross_site_writes_are_refused_and_change_nothing(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.http.cors_origins = vec![H5.into()];
+        c.public_url = Some(format!("{PUBLIC}/"));
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, a) = crate::accounts::customer(&app, "13600000501").await;
+    let (current, savings, _) = crate::accounts::standard_accounts(&app, &a).await;
+    crate::accounts::fund(&app, &current, 100_000, "salary").await;
+    let sessions_before = app.count("sessions").await;
+    let own_origin = app.base.clone();
+    let evil = "https://evil.example";
+    let transfer_body = || json!({ "from_account": current, "to_account": savings, "amount": 500, "currency": "CNY" });
+
+    // Refused: every state-changing method, whatever the browser says short of our pages.
+    let forged: [&[(&str, &str)]; 5] = [
+        &[("sec-fetch-site", "cross-site"), ("origin", evil)],
+        &[("sec-fetch-site", "cross-site")],
+        &[("origin", evil)],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "same-site"), ("origin", "https://shop.bank.example")],
+    ];
+    for headers in forged {
+        let mut with_key = headers.to_vec();
+        with_key.push(("idempotency-key", "csrf-transfer-1"));
+        browser(
+            &app,
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&a),
+            Some(transfer_body()),
+            &with_key,
+        )
+        .await
+        .assert_problem(403, "cross-site-request");
+        browser(
+            &app,
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&a),
+            Some(json!({ "name": "被改名" })),
+            headers,
+        )
+        .await
+        .assert_problem(403, "cross-site-request");
+        browser(&app, Method::DELETE, "/api/v1/sessions", Some(&a), None, headers)
+            .await
+            .assert_problem(403, "cross-site-request");
+        browser(
+            &app,
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({ "phone": "13600000501", "password": "secret-pass" })),
+            headers,
+        )
+        .await
+        .assert_problem(403, "cross-site-request");
+    }
+    // Nothing moved, nothing renamed, nobody signed out, no session made, no key kept.
+    assert_eq!(crate::accounts::balance(&app, &current).await, 100_000);
+    assert_eq!(crate::accounts::balance(&app, &savings).await, 0);
+    let me = app.get("/api/v1/me", Some(&a)).await;
+    assert_eq!(me.status, 200, "still signed in: {:?}", me.body);
+    assert_eq!(me.body["name"], "测试客户");
+    assert_eq!(app.count("sessions").await, sessions_before);
+    // Reads are not refused: CORS decides whether the page may see them.
+    let read = browser(
+        &app,
+        Method::GET,
+        "/api/v1/me",
+        Some(&a),
+        None,
+        &[("sec-fetch-site", "cross-site"), ("origin", evil)],
+    )
+    .await;
+    assert_eq!(read.status, 200, "{:?}", read.body);
+
+    // Allowed: the configured H5 origin across sites, our own origin, the public URL, and
+    // callers that are not browsers. The refused key was never stored, so it still works.
+    let allowed: [&[(&str, &str)]; 5] = [
+        &[("sec-fetch-site", "cross-site"), ("origin", H5)],
+        &[("sec-fetch-site", "same-origin"), ("origin", own_origin.as_str())],
+        &[("origin", own_origin.as_str())],
+        &[("sec-fetch-site", "same-site"), ("origin", PUBLIC)],
+        &[],
+    ];
+    for (n, headers) in allowed.iter().enumerate() {
+        let key = format!("csrf-transfer-{}", n + 1);
+        let mut with_key = headers.to_vec();
+        with_key.push(("idempotency-key", &key));
+        let r = browser(
+            &app,
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&a),
+            Some(transfer_body()),
+            &with_key,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{headers:?}: {:?}", r.body);
+        assert!(
+            r.headers.get(huoban_kit::idempotency::REPLAYED).is_none(),
+            "a new transfer, not a replay"
+        );
+        let name = format!("客户{n}");
+        let r = browser(
+            &app,
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&a),
+            Some(json!({ "name": name })),
+            headers,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{headers:?}: {:?}", r.body);
+        assert_eq!(r.body["name"], name.as_str());
+    }
+    assert_eq!(crate::accounts::balance(&app, &savings).await, 5 * 500);
+    assert_eq!(crate::accounts::balance(&app, &current).await, 100_000 - 5 * 500);
+    let signed_in = browser(
+        &app,
+        Method::POST,
+        "/api/v1/sessions",
+        None,
+        Some(json!({ "phone": "13600000501", "password": "secret-pass" })),
+        &[("sec-fetch-site", "cross-site"), ("origin", H5)],
+    )
+    .await;
+    assert_eq!(signed_in.status, 201, "{:?}", signed_in.body);
+}
+
+async fn same_site_pages_and_disabled_protection_are_configurable(backend: Backend) {
+    let same_site: &[(&str, &str)] = &[("sec-fetch-site", "same-site"), ("origin", "https://shop.bank.example")];
+    for (allow_same_site, enabled) in [(true, true), (false, false)] {
+        let Some(app) = spawn_app_with(backend, |c| {
+            c.http.csrf_allow_same_site = allow_same_site;
+            c.http.csrf_protection = enabled;
+        })
+        .await
+        else {
+            return;
+        };
+        let a = app.customer("13600000601").await;
+        let r = browser(
+            &app,
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&a),
+            Some(json!({ "name": "同站" })),
+            same_site,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let cross: &[(&str, &str)] = &[("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")];
+        let r = browser(
+            &app,
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&a),
+            Some(json!({ "name": "跨站" })),
+            cross,
+        )
+        .await;
+        if enabled {
+            r.assert_problem(403, "cross-site-request");
+        } else {
+            assert_eq!(r.status, 200, "protection off: {:?}", r.body);
+        }
+    }
 }

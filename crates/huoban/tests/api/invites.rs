@@ -66,7 +66,7 @@ async fn accept(app: &TestApp, token: &str, code: &str, device: Option<&str>) ->
 }
 
 /// Takes the built-in risk-appetite questionnaire to the end.
-async fn finish_risk_test(app: &TestApp, token: &str) {
+pub async fn finish_risk_test(app: &TestApp, token: &str) {
     let started = app
         .post("/api/v1/questionnaires/risk-appetite/sessions", Some(token), json!({}))
         .await;

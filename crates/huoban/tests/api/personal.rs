@@ -1,7 +1,10 @@
 //! Personal data at rest: names, phone numbers, ID numbers and birthdays are sealed field
 //! by field, phone lookups go through the blind index, `huoban keys rotate` moves rows to
 //! a new master key while they stay readable, and customers export and erase their data
-//! without unbalancing the ledger or breaking the audit chain.
+//! without unbalancing the ledger or breaking the audit chain — every capability's data:
+//! after an erasure no table holds the customer's name, phone, places, devices, address
+//! or free text, and an erasure that stopped half-way is finished by a retry or by the
+//! server.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -10,7 +13,7 @@ use huoban_identity::{
     store::IdentityStore,
     vault::{ConfigKeys, KeySettings, Vault, generate_key},
 };
-use huoban_kit::Backend;
+use huoban_kit::{Backend, Clock};
 use reqwest::Method;
 use serde_json::json;
 
@@ -20,6 +23,7 @@ crate::on_both_backends!(customers_export_and_erase_their_data);
 crate::for_each_backend!(
     no_phone_number_is_stored_in_clear,
     keys_rotate_moves_every_row_and_keeps_it_readable,
+    erasure_leaves_nothing_about_the_customer_in_any_capability,
 );
 
 const ID_NUMBER: &str = "11010519491231002X";
@@ -366,4 +370,497 @@ async fn keys_rotate_moves_every_row_and_keeps_it_readable(backend: Backend) {
     // A node that knows only k1 can no longer open them: roll the new keys out first.
     let only_k1 = service_with(&app, &first);
     assert!(only_k1.profile(ids[0]).await.is_err());
+}
+
+/// Every row of every table as text: what the tables hold, as the application and an
+/// operator's query see it. (Not the file: SQLite keeps deleted bytes in free pages until
+/// they are reused, see README "Personal data".)
+async fn all_rows_text(app: &TestApp) -> String {
+    if app.backend == Backend::Postgres {
+        return String::from_utf8(database_contents(app).await).expect("text");
+    }
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .fetch_all(app.app.db.reader())
+            .await
+            .expect("tables");
+    let mut all = String::new();
+    for t in tables {
+        let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{t}')"
+        )))
+        .fetch_all(app.app.db.reader())
+        .await
+        .expect("columns");
+        let row = columns
+            .iter()
+            // Blobs (the audit trail's hashes) as hex: they are not text.
+            .map(|c| {
+                format!(
+                    "COALESCE(CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") ELSE CAST(\"{c}\" AS TEXT) END, '')"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT group_concat({row}, '\n') FROM \"{t}\""
+        )))
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("rows");
+        all.push_str(&format!("== {t}\n{}\n", text.unwrap_or_default()));
+    }
+    all
+}
+
+/// A capability whose erasure fails the first time for each customer, as a crash half-way
+/// would leave it.
+#[derive(Debug, Default)]
+struct FailsOnce(std::sync::Mutex<Vec<uuid::Uuid>>);
+
+impl huoban_kit::personal::PersonalData for FailsOnce {
+    fn section(&self) -> &'static str {
+        "test"
+    }
+    fn export<'a>(
+        &'a self,
+        _: uuid::Uuid,
+    ) -> huoban_kit::personal::BoxFuture<'a, Result<serde_json::Value, huoban_kit::ApiError>> {
+        Box::pin(async { Ok(json!({})) })
+    }
+    fn erase<'a>(
+        &'a self,
+        customer: uuid::Uuid,
+    ) -> huoban_kit::personal::BoxFuture<'a, Result<(), huoban_kit::ApiError>> {
+        Box::pin(async move {
+            let mut failed = self.0.lock().expect("lock");
+            if failed.contains(&customer) {
+                return Ok(());
+            }
+            failed.push(customer);
+            Err(huoban_kit::ApiError::unavailable("The test capability stopped."))
+        })
+    }
+}
+
+const NAME: &str = "抹除客户甲乙";
+const PHONE: &str = "13500000301";
+const BIRTHDAY: &str = "1985-07-08";
+const GOAL: &str = "抹除目标-教育基金";
+const TEAM: &str = "抹除队-绿色出行";
+const OWN_NOTE: &str = "OWN-NOTE-给自己";
+const SHARED_NOTE: &str = "SHARED-NOTE-房租";
+const EVENT_NOTE: &str = "EVENT-PROP-抹除";
+const DEVICE: &str = "E-DEVICE-1";
+const INVITE_DEVICE: &str = "E-DEVICE-INVITE";
+const STRANGER: &str = "E-STRANGER";
+const ADDRESS: &str = "203.0.113.77";
+const LATITUDE: &str = "31.230416";
+
+async fn erasure_leaves_nothing_about_the_customer_in_any_capability(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| c.risk.trust_forwarded_for = true).await else {
+        return;
+    };
+    let fails_once = Arc::new(FailsOnce::default());
+    app.app.identity.register_personal_data(fails_once.clone());
+    let shared = crate::authorization::shared(&app).await;
+    let operator = app.staff(Role::Operator).await;
+
+    // B: another customer, with a goal and an invite code of their own.
+    let (b_id, b) = crate::accounts::customer(&app, "13500000302").await;
+    let (b_current, _, _) = crate::accounts::standard_accounts(&app, &b).await;
+    crate::accounts::fund(&app, &b_current, 1_000_000, "salary").await;
+    let b_goal = app
+        .post(
+            "/api/v1/goals",
+            Some(&b),
+            json!({ "name": "乙的目标", "target_amount": 90_000, "target_date": "2031-01-01" }),
+        )
+        .await;
+    assert_eq!(b_goal.status, 201, "{:?}", b_goal.body);
+    let b_goal = b_goal.body["id"].as_str().expect("goal").to_owned();
+    let b_code = app
+        .post("/api/v1/invites", Some(&b), json!({ "programme_id": shared.programme }))
+        .await;
+    let b_code = b_code.body["code"].as_str().expect("code").to_owned();
+
+    // E, the customer who will ask to be erased, with something in every capability.
+    let reg = app
+        .post(
+            "/api/v1/customers",
+            None,
+            json!({ "phone": PHONE, "password": "secret-pass", "name": NAME, "birthday": BIRTHDAY, "id_number": ID_NUMBER }),
+        )
+        .await;
+    assert_eq!(reg.status, 201, "{:?}", reg.body);
+    let e_id: uuid::Uuid = reg.body["id"].as_str().expect("id").parse().expect("uuid");
+    let context = [
+        ("X-Device-Id", DEVICE),
+        ("X-Geo", "31.230416,121.473701"),
+        ("X-Forwarded-For", ADDRESS),
+    ];
+    let signed_in = app
+        .send(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({ "phone": PHONE, "password": "secret-pass", "channel": "app" })),
+            &context,
+        )
+        .await;
+    assert_eq!(signed_in.status, 201, "{:?}", signed_in.body);
+    let e = signed_in.body["token"].as_str().expect("token").to_owned();
+    let (current, savings, points) = crate::accounts::standard_accounts(&app, &e).await;
+    crate::accounts::fund(&app, &current, 20_000_000, "salary").await;
+    crate::accounts::fund(&app, &points, 1_000, "reward").await;
+    let pay = |key: &'static str, body: serde_json::Value| {
+        let mut headers = context.to_vec();
+        headers.push(("Idempotency-Key", key));
+        let app = &app;
+        let e = e.clone();
+        async move {
+            app.send(Method::POST, "/api/v1/transfers", Some(&e), Some(body), &headers)
+                .await
+        }
+    };
+    let own = pay(
+        "own-1",
+        json!({ "from_account": current, "to_account": savings, "amount": 1_000, "currency": "CNY", "description": OWN_NOTE }),
+    )
+    .await;
+    assert_eq!(own.status, 201, "{:?}", own.body);
+    let to_b = pay(
+        "to-b-1",
+        json!({ "from_account": current, "to_phone": "13500000302", "amount": 2_000, "currency": "CNY", "description": SHARED_NOTE }),
+    )
+    .await;
+    assert_eq!(to_b.status, 201, "{:?}", to_b.body);
+    let held = app
+        .send(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&e),
+            Some(json!({ "from_account": current, "to_account": savings, "amount": 900_000, "currency": "CNY" })),
+            &[
+                ("Idempotency-Key", "held-1"),
+                ("X-Device-Id", STRANGER),
+                ("X-Forwarded-For", ADDRESS),
+            ],
+        )
+        .await;
+    assert_eq!(held.body["risk"]["handling"], "held", "{:?}", held.body);
+    let goal = app
+        .post(
+            "/api/v1/goals",
+            Some(&e),
+            json!({ "name": GOAL, "target_amount": 100_000, "target_date": "2031-01-01" }),
+        )
+        .await;
+    assert_eq!(goal.status, 201, "{:?}", goal.body);
+    let goal = goal.body["id"].as_str().expect("goal").to_owned();
+    let deposit = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/goals/{goal}/deposits"),
+            Some(&e),
+            Some(json!({ "from_account": current, "amount": 10_000 })),
+            &[("Idempotency-Key", "goal-1")],
+        )
+        .await;
+    assert_eq!(deposit.status, 201, "{:?}", deposit.body);
+    // Partners both ways: B in E's goal (B's inbox gets an invitation naming E), E in B's.
+    for (token, goal, phone) in [(&e, &goal, "13500000302"), (&b, &b_goal, PHONE)] {
+        let r = app
+            .post(
+                &format!("/api/v1/goals/{goal}/partners"),
+                Some(token),
+                json!({ "phone": phone }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let alert = app
+        .post(
+            "/api/v1/alerts",
+            Some(&e),
+            json!({ "kind": "balance_below", "account_id": current, "threshold": 50_000 }),
+        )
+        .await;
+    assert_eq!(alert.status, 201, "{:?}", alert.body);
+    let accepted = app
+        .send(
+            Method::POST,
+            "/api/v1/invites/accept",
+            Some(&e),
+            Some(json!({ "code": b_code })),
+            &[("x-device-id", INVITE_DEVICE)],
+        )
+        .await;
+    assert!(accepted.status.is_success(), "{:?}", accepted.body);
+    crate::invites::finish_risk_test(&app, &e).await;
+    assert_eq!(app.post("/api/v1/checkins", Some(&e), json!({})).await.status, 201);
+    let coupon = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/rewards/{}/claims", shared.reward),
+            Some(&e),
+            None,
+            &[("Idempotency-Key", "coupon-1")],
+        )
+        .await;
+    assert_eq!(coupon.status, 201, "{:?}", coupon.body);
+    let code = app
+        .post("/api/v1/invites", Some(&e), json!({ "programme_id": shared.programme }))
+        .await;
+    let e_code = code.body["code"].as_str().expect("code").to_owned();
+    let now = app.clock.now();
+    let challenge = app
+        .post(
+            "/api/v1/staff/challenges",
+            Some(&operator),
+            json!({ "name": "绿色出行", "event_type": "green_trip", "target": 100, "max_members": 5,
+                    "reward": { "points": 200 },
+                    "starts_at": (now - jiff::SignedDuration::from_hours(1)).to_string(),
+                    "ends_at": (now + jiff::SignedDuration::from_hours(240)).to_string() }),
+        )
+        .await;
+    let challenge = challenge.body["id"].as_str().expect("challenge").to_owned();
+    let team = app
+        .post(
+            &format!("/api/v1/challenges/{challenge}/teams"),
+            Some(&e),
+            json!({ "name": TEAM }),
+        )
+        .await;
+    assert_eq!(team.status, 201, "{:?}", team.body);
+    let joined = app
+        .post(
+            "/api/v1/teams/join",
+            Some(&b),
+            json!({ "code": team.body["join_code"] }),
+        )
+        .await;
+    assert!(joined.status.is_success(), "{:?}", joined.body);
+    crate::campaigns::send(
+        &app,
+        &e,
+        &[("erase-1", "page_view", json!({ "page": "goals", "note": EVENT_NOTE }))],
+    )
+    .await;
+    let pin = app
+        .send(
+            Method::PUT,
+            "/api/v1/security/pin",
+            Some(&e),
+            Some(json!({ "pin": "271828" })),
+            &[],
+        )
+        .await;
+    assert!(pin.status.is_success(), "{:?}", pin.body);
+    let sms = app
+        .post(
+            "/api/v1/step-up/challenges",
+            Some(&e),
+            json!({ "purpose": "transfer", "factor": "sms" }),
+        )
+        .await;
+    assert_eq!(sms.status, 201, "{:?}", sms.body);
+    let tagged = app
+        .send(
+            Method::PUT,
+            &format!("/api/v1/staff/customers/{e_id}/tags"),
+            Some(&operator),
+            Some(json!({ "tags": ["erase-me"] })),
+            &[],
+        )
+        .await;
+    assert!(tagged.status.is_success(), "{:?}", tagged.body);
+
+    // The export has every capability's section, each with what E did there.
+    let export = app.get("/api/v1/me/export", Some(&e)).await;
+    assert_eq!(export.status, 200, "{:?}", export.body);
+    let sections = &export.body["sections"];
+    for name in [
+        "accounts",
+        "engagement",
+        "campaigns",
+        "social",
+        "step_up",
+        "security",
+        "inbox",
+    ] {
+        assert!(sections[name].is_object(), "section {name}: {sections}");
+    }
+    let text = |v: &serde_json::Value| v.to_string();
+    assert!(text(&sections["accounts"]).contains(OWN_NOTE) && text(&sections["accounts"]).contains(SHARED_NOTE));
+    assert_eq!(sections["accounts"]["alerts"].as_array().map(Vec::len), Some(1));
+    assert!(
+        text(&sections["engagement"]["goals"]).contains(GOAL),
+        "{}",
+        sections["engagement"]
+    );
+    assert!(
+        text(&sections["engagement"]["goals"]).contains("乙的目标"),
+        "E is B's partner"
+    );
+    assert_eq!(sections["engagement"]["check_ins"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        sections["engagement"]["questionnaire_answers"][0]["answers"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+    assert_eq!(sections["engagement"]["coupons"][0]["code"], coupon.body["code"]);
+    assert!(text(&sections["engagement"]["behaviour_events"]).contains(EVENT_NOTE));
+    assert!(!sections["campaigns"]["nudges"].as_array().expect("nudges").is_empty());
+    assert_eq!(sections["campaigns"]["tags"][0]["tag"], "erase-me");
+    assert_eq!(sections["social"]["invite_codes"][0]["code"], e_code.as_str());
+    assert_eq!(sections["social"]["invites_accepted"][0]["device_id"], INVITE_DEVICE);
+    assert_eq!(sections["social"]["teams"][0]["name"], TEAM);
+    assert_eq!(sections["step_up"]["pin"].as_array().map(Vec::len), Some(1));
+    assert_eq!(sections["step_up"]["codes_sent"].as_array().map(Vec::len), Some(1));
+    let security = text(&sections["security"]);
+    for marker in [DEVICE, STRANGER, ADDRESS, LATITUDE] {
+        assert!(security.contains(marker), "{marker} in {security}");
+    }
+    assert!(text(&sections["inbox"]).contains("Was this you?"));
+
+    // Everything that must survive, as it stands now.
+    let balances_before = [
+        crate::accounts::balance(&app, &current).await,
+        crate::accounts::balance(&app, &savings).await,
+        crate::accounts::balance(&app, &points).await,
+    ];
+    let before = all_rows_text(&app).await;
+    for marker in [
+        NAME,
+        GOAL,
+        TEAM,
+        OWN_NOTE,
+        EVENT_NOTE,
+        DEVICE,
+        INVITE_DEVICE,
+        STRANGER,
+        ADDRESS,
+        LATITUDE,
+    ] {
+        assert!(before.contains(marker), "the scan sees {marker} before the erasure");
+    }
+
+    // The erasure stops half-way (a capability fails): E is not erased yet and can retry.
+    let first = app
+        .post("/api/v1/me/erasure", Some(&e), json!({ "confirm": true }))
+        .await;
+    first.assert_problem(503, "unavailable");
+    assert_eq!(app.get("/api/v1/me", Some(&e)).await.body["name"], NAME);
+    let done = app
+        .post("/api/v1/me/erasure", Some(&e), json!({ "confirm": true }))
+        .await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    app.get("/api/v1/me", Some(&e))
+        .await
+        .assert_problem(401, "session-revoked");
+
+    // No table holds E's name, phone, birthday, ID number, places, devices, address or
+    // free text any more.
+    let after = all_rows_text(&app).await;
+    for marker in [
+        NAME,
+        PHONE,
+        BIRTHDAY,
+        ID_NUMBER,
+        GOAL,
+        TEAM,
+        OWN_NOTE,
+        EVENT_NOTE,
+        DEVICE,
+        INVITE_DEVICE,
+        STRANGER,
+        ADDRESS,
+        LATITUDE,
+        "erase-me",
+    ] {
+        if let Some(at) = after.find(marker) {
+            let table = after[..at].rfind("== ").map(|t| &after[t..t + 40.min(after.len() - t)]);
+            panic!("{marker} is still stored, in {table:?}");
+        }
+    }
+    // Kept on purpose: the description of a payment to B is B's record too (README).
+    let b_history = app
+        .get(&format!("/api/v1/accounts/{b_current}/transactions"), Some(&b))
+        .await;
+    assert!(text(&b_history.body).contains(SHARED_NOTE), "{:?}", b_history.body);
+    // Value and other customers' data stay whole.
+    let balances_after = [
+        crate::accounts::balance(&app, &current).await,
+        crate::accounts::balance(&app, &savings).await,
+        crate::accounts::balance(&app, &points).await,
+    ];
+    assert_eq!(balances_after, balances_before);
+    let report = app.app.ledger.invariants().await.expect("invariants");
+    assert!(report.is_ok(), "{:?}", report.violations);
+    let verify = app.app.audit.verify(|_, _| {}).await.expect("verify");
+    assert!(verify.ok, "{verify:?}");
+    let b_goal_now = app.get(&format!("/api/v1/goals/{b_goal}"), Some(&b)).await;
+    assert_eq!(b_goal_now.body["name"], "乙的目标");
+    let b_mine = app.get("/api/v1/invites/mine", Some(&b)).await;
+    assert_eq!(
+        b_mine.body[0]["accepted"], 1,
+        "B's invite still counts E: {:?}",
+        b_mine.body
+    );
+    let b_team = app
+        .get(
+            &format!("/api/v1/teams/{}", team.body["id"].as_str().expect("team")),
+            Some(&b),
+        )
+        .await;
+    assert_eq!(b_team.status, 200, "{:?}", b_team.body);
+    assert_eq!(
+        b_team.body["members"].as_array().map(Vec::len),
+        Some(2),
+        "{:?}",
+        b_team.body
+    );
+    // B can still be erased too, and an erasure stopped half-way with no retry is finished
+    // by the server a minute later.
+    let first = app
+        .post("/api/v1/me/erasure", Some(&b), json!({ "confirm": true }))
+        .await;
+    first.assert_problem(503, "unavailable");
+    assert_eq!(
+        app.app.identity.resume_erasures().await.expect("resume"),
+        0,
+        "not before a minute"
+    );
+    app.clock.advance(jiff::SignedDuration::from_secs(61));
+    assert_eq!(app.app.identity.resume_erasures().await.expect("resume"), 1);
+    assert_eq!(app.app.identity.resume_erasures().await.expect("resume"), 0, "once");
+    app.get("/api/v1/me", Some(&b))
+        .await
+        .assert_problem(401, "session-revoked");
+    assert!(
+        !all_rows_text(&app).await.contains("乙的目标"),
+        "B's goal name is erased too"
+    );
+    let report = app.app.ledger.invariants().await.expect("invariants");
+    assert!(report.is_ok(), "{:?}", report.violations);
+    assert!(app.app.audit.verify(|_, _| {}).await.expect("verify").ok);
+    // Each erasure is in the audit trail once, naming the sections it erased.
+    let auditor = app.staff(Role::Auditor).await;
+    for id in [e_id, b_id] {
+        let logged = app
+            .get(
+                &format!("/api/v1/staff/audit?subject=customer:{id}&action=customer.erased"),
+                Some(&auditor),
+            )
+            .await;
+        assert_eq!(
+            logged.body["items"].as_array().map(Vec::len),
+            Some(1),
+            "{:?}",
+            logged.body
+        );
+        assert!(text(&logged.body["items"][0]["details"]["sections"]).contains("security"));
+    }
 }

@@ -800,3 +800,262 @@ async fn a_large_transfer_goes_through_with_a_real_pin_step_up(app: TestApp) {
     );
     assert!(!decisions.body.to_string().contains("13900000109"));
 }
+
+crate::for_each_backend!(
+    a_second_node_never_decides_on_facts_the_first_changed,
+    another_nodes_change_reaches_a_node_within_the_facts_max_age,
+);
+
+/// Another server on the same database and clock, as a second node behind the bank's
+/// load balancer; returns it with its base URL. It stops when the sender is dropped.
+async fn second_node(app: &TestApp) -> (App, String, tokio::sync::oneshot::Sender<()>) {
+    let node = App::start((*app.app.config).clone(), Arc::new(app.clock.clone()))
+        .await
+        .expect("second node starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.clone().serve(listener, async move {
+        let _ = rx.await;
+    }));
+    (node, base, tx)
+}
+
+/// Waits until the decisions of these keys are written (allowed transfers' records are
+/// written by the group-commit recorder just after the answer).
+async fn recorded(app: &TestApp, keys: &[&str]) {
+    let list = keys.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM risk_decisions WHERE op_key IN ({list})"
+        )))
+        .fetch_one(app.app.db.reader())
+        .await
+        .expect("count");
+        if n == keys.len() as i64 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("decisions of {keys:?} not written");
+}
+
+/// Each node keeps customers' risk facts in memory between transfers. With
+/// `risk.facts_max_age_ms = 0` every transfer reads the customer's stamp (one small read
+/// instead of the facts): whatever one node changes — a device removed, transfers frozen
+/// after a denied hold — the other sees at its very next transfer.
+async fn a_second_node_never_decides_on_facts_the_first_changed(backend: huoban_kit::Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| c.risk.facts_max_age_ms = 0).await else {
+        return;
+    };
+    let (node2, base2, _stop) = second_node(&app).await;
+    let c = rich_customer(&app, "13900000121").await;
+    let payee_phone = "13900000122";
+    assert_eq!(app.register(payee_phone, "收款人").await.status, StatusCode::CREATED);
+    let on_node2 = |method: Method, path: &str, key: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]| {
+        let mut request = app.http.request(method, format!("{base2}{path}")).bearer_auth(&c.token);
+        if let Some(k) = key {
+            request = request.header("Idempotency-Key", k);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        async move {
+            let r = request.send().await.expect("node 2 answers");
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let own = |amount: i64| json!({ "from_account": c.current, "to_account": c.savings, "amount": amount, "currency": "CNY" });
+    let phone_a = [("X-Device-Id", "phone-a")];
+
+    // Both nodes have decided for the customer; node 1 answers its second one from memory.
+    let (status, body) = on_node2(
+        Method::POST,
+        "/api/v1/transfers",
+        Some("n2-1"),
+        Some(own(100)),
+        &phone_a,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body:?}");
+    recorded(&app, &["n2-1"]).await;
+    for key in ["n1-1", "n1-2"] {
+        let r = transfer(&app, &c, key, 100, &phone_a).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let stats = app.app.risk.facts_stats();
+    assert!(stats.from_memory >= 1, "node 1 kept the customer's facts: {stats:?}");
+    assert_eq!(stats.fresh, 0, "max age 0: every transfer read the stamp");
+    // (Node 1's records, which teach the device again, are written before node 2 acts.)
+    recorded(&app, &["n1-1", "n1-2"]).await;
+
+    // Node 2 forgets the device. On node 1, paying a new payee from it is now a new device
+    // too (30 + 15 points): a PIN is asked. With node 1's old facts it would go in one tap.
+    let (status, body) = on_node2(Method::DELETE, "/api/v1/security/devices/phone-a", None, None, &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body:?}");
+    let misses_before = app.app.risk.facts_stats().read_again;
+    let to_payee = app
+        .send(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&c.token),
+            Some(json!({ "from_account": c.current, "to_phone": payee_phone, "amount": 100, "currency": "CNY" })),
+            &[("Idempotency-Key", "n1-new-payee"), ("X-Device-Id", "phone-a")],
+        )
+        .await;
+    to_payee.assert_problem(403, "step-up-required");
+    let codes: Vec<&str> = to_payee.body["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(
+        codes.contains(&"new_device") && codes.contains(&"new_payee"),
+        "{codes:?}"
+    );
+    assert!(
+        app.app.risk.facts_stats().read_again > misses_before,
+        "node 1 read the facts again"
+    );
+
+    // Node 1 is warm again (an own-account transfer re-learns the device)…
+    let warm = transfer(&app, &c, "n1-3", 100, &phone_a).await;
+    assert_eq!(warm.status, StatusCode::CREATED, "{:?}", warm.body);
+    recorded(&app, &["n1-3"]).await;
+    // …when the customer denies a held transfer on node 2: transfers are frozen there…
+    let (status, held) = on_node2(
+        Method::POST,
+        "/api/v1/transfers",
+        Some("n2-held"),
+        Some(own(900_000)),
+        &[("X-Device-Id", "stranger")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{held:?}");
+    assert_eq!(held["risk"]["handling"], "held", "{held:?}");
+    let hold = held["id"].as_str().expect("hold id");
+    let (status, body) = on_node2(
+        Method::POST,
+        &format!("/api/v1/security/holds/{hold}/deny"),
+        None,
+        Some(json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    // …and on node 1 at its very next transfer, with nothing moved.
+    let before = balance(&app, &c.current).await;
+    transfer(&app, &c, "n1-after-freeze", 100, &phone_a)
+        .await
+        .assert_problem(403, "account-frozen");
+    assert_eq!(balance(&app, &c.current).await, before);
+    // Node 2 agrees, and both nodes' records are all there.
+    let (status, body) = on_node2(
+        Method::POST,
+        "/api/v1/transfers",
+        Some("n2-after"),
+        Some(own(100)),
+        &phone_a,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body:?}");
+    assert_eq!(body["type"], "urn:huoban:problem:account-frozen");
+    drop(node2);
+}
+
+/// With the default `risk.facts_max_age_ms`, a node decides a plain allow on the facts it
+/// keeps for that long without reading anything; another node's freeze reaches it once the
+/// time has passed. Anything but a plain allow is confirmed against the database even
+/// inside the window: a retry of a transfer another node held gets the same answer.
+async fn another_nodes_change_reaches_a_node_within_the_facts_max_age(backend: huoban_kit::Backend) {
+    let Some(app) = crate::helpers::spawn_app(backend).await else {
+        return;
+    };
+    let max_age = SignedDuration::from_millis(app.app.config.risk.facts_max_age_ms as i64);
+    assert!(max_age.is_positive(), "the default keeps facts for a while");
+    let (node2, base2, _stop) = second_node(&app).await;
+    let c = rich_customer(&app, "13900000131").await;
+    let phone_a = [("X-Device-Id", "phone-a")];
+    for key in ["w-1", "w-2", "w-3"] {
+        let r = transfer(&app, &c, key, 100, &phone_a).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let stats = app.app.risk.facts_stats();
+    assert!(stats.fresh >= 1, "decided without reading the stamp: {stats:?}");
+    recorded(&app, &["w-1", "w-2", "w-3"]).await;
+
+    // Node 2 holds a large transfer from a new device…
+    let own = json!({ "from_account": c.current, "to_account": c.savings, "amount": 900_000, "currency": "CNY" });
+    let on_node2 =
+        |path: String, key: Option<&'static str>, body: Value, headers: Vec<(&'static str, &'static str)>| {
+            let mut request = app
+                .http
+                .post(format!("{base2}{path}"))
+                .bearer_auth(&c.token)
+                .json(&body);
+            if let Some(k) = key {
+                request = request.header("Idempotency-Key", k);
+            }
+            for (k, v) in headers {
+                request = request.header(k, v);
+            }
+            async move {
+                let r = request.send().await.expect("node 2 answers");
+                (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+    let (status, held) = on_node2(
+        "/api/v1/transfers".into(),
+        Some("w-held"),
+        own.clone(),
+        vec![("X-Device-Id", "stranger")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{held:?}");
+    assert_eq!(held["risk"]["handling"], "held", "{held:?}");
+    // …and the retry on node 1, inside the window, is the same held transfer.
+    let retry = transfer(&app, &c, "w-held", 900_000, &[("X-Device-Id", "stranger")]).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{:?}", retry.body);
+    assert_eq!(retry.body["id"], held["id"]);
+    assert_eq!(retry.body["risk"]["handling"], "held", "{:?}", retry.body);
+    assert_eq!(retry.body["status"], "pending");
+
+    // The customer denies it on node 2: transfers are frozen. Once the max age has passed
+    // (whatever node 1 kept), node 1 refuses too, and nothing moves.
+    let hold = held["id"].as_str().expect("hold id").to_owned();
+    let (status, body) = on_node2(format!("/api/v1/security/holds/{hold}/deny"), None, json!({}), vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    app.clock.advance(max_age + SignedDuration::from_millis(1));
+    let before = balance(&app, &c.current).await;
+    transfer(&app, &c, "w-after-freeze", 100, &phone_a)
+        .await
+        .assert_problem(403, "account-frozen");
+    assert_eq!(balance(&app, &c.current).await, before);
+    // A kept snapshot never refuses on its own: node 1 still keeps the frozen facts (read
+    // just now) when an officer lifts the freeze on node 2, and its next transfer goes.
+    let officer = app.staff(Role::RiskOfficer).await;
+    let cases = app.get("/api/v1/staff/risk/cases?state=open", Some(&officer)).await;
+    let case = cases.body["items"][0]["id"].as_str().expect("a case").to_owned();
+    let resolved = app
+        .http
+        .post(format!("{base2}/api/v1/staff/risk/cases/{case}/resolve"))
+        .bearer_auth(&officer)
+        .json(&json!({ "resolution": "It was the customer after all", "unfreeze": true }))
+        .send()
+        .await
+        .expect("node 2 answers");
+    assert_eq!(resolved.status(), StatusCode::OK);
+    let fresh_before = app.app.risk.facts_stats().fresh;
+    let after = transfer(&app, &c, "w-after-unfreeze", 100, &phone_a).await;
+    assert_eq!(after.status, StatusCode::CREATED, "{:?}", after.body);
+    assert!(
+        app.app.risk.facts_stats().fresh > fresh_before,
+        "node 1 had the frozen facts in memory"
+    );
+    assert_eq!(balance(&app, &c.current).await, before - 100);
+    drop(node2);
+}
