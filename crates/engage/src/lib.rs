@@ -70,6 +70,8 @@ pub struct EngageState {
     /// The campaigns capability, for rewards and conversion offers that belong to a
     /// campaign; `None` (tools and tests without campaigns) refuses any campaign id.
     pub campaigns: Option<std::sync::Arc<dyn CampaignGate>>,
+    /// What a check-in pays and how many make-ups it allows (the `[checkin]` configuration).
+    pub checkin: std::sync::Arc<checkin::domain::CheckinConfig>,
 }
 
 impl EngageState {

@@ -125,6 +125,8 @@ pub struct App {
     pub stepup: huoban_stepup::StepUpService,
     pub risk: huoban_risk::RiskService,
     pub metrics: Metrics,
+    /// The check-in reward schedule from `[checkin]`, checked at start.
+    pub checkin: Arc<huoban_engage::checkin::domain::CheckinConfig>,
 }
 
 /// State of the server's own routes (health, readiness, metrics).
@@ -137,6 +139,10 @@ struct OpsState {
 impl App {
     /// Connects to the database, applies pending migrations and builds the services.
     pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        // Configuration mistakes stop the start before anything is touched.
+        let checkin = Arc::new(huoban_engage::checkin::domain::CheckinConfig::try_from(
+            &config.checkin,
+        )?);
         let db = Db::connect(
             config.database_url(),
             &DbOptions {
@@ -246,6 +252,7 @@ impl App {
             accounts,
             stepup,
             metrics: Metrics::new(),
+            checkin,
         })
     }
 
@@ -308,6 +315,7 @@ impl App {
                 ),
                 clock: self.clock.clone(),
             })),
+            checkin: self.checkin.clone(),
         }
     }
 

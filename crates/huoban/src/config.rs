@@ -102,6 +102,65 @@ impl Default for RiskSettings {
     }
 }
 
+/// What the daily check-in pays (crates/engage/src/checkin): points for every check-in, a
+/// bonus at each streak length, and the make-up allowance. Checked at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckinSettings {
+    pub base_points: i64,
+    pub milestones: Vec<CheckinMilestone>,
+    pub makeup_window_days: i32,
+    pub makeup_cards_per_month: i64,
+}
+
+/// A streak length (`days` in a row) and the points it pays once per streak.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinMilestone {
+    pub days: i32,
+    pub points: i64,
+}
+
+impl Default for CheckinSettings {
+    fn default() -> Self {
+        let d = huoban_engage::checkin::domain::CheckinConfig::default();
+        Self {
+            base_points: d.base_points,
+            milestones: d
+                .milestones
+                .iter()
+                .map(|m| CheckinMilestone {
+                    days: m.days,
+                    points: m.points,
+                })
+                .collect(),
+            makeup_window_days: d.makeup_window_days,
+            makeup_cards_per_month: d.makeup_cards_per_month,
+        }
+    }
+}
+
+impl TryFrom<&CheckinSettings> for huoban_engage::checkin::domain::CheckinConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(s: &CheckinSettings) -> anyhow::Result<Self> {
+        use huoban_engage::checkin::domain::{CheckinConfig, Milestone};
+        CheckinConfig::new(
+            s.base_points,
+            s.milestones
+                .iter()
+                .map(|m| Milestone {
+                    days: m.days,
+                    points: m.points,
+                })
+                .collect(),
+            s.makeup_window_days,
+            s.makeup_cards_per_month,
+        )
+        .map_err(|e| anyhow::anyhow!("checkin: {e}"))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoSettings {
@@ -144,6 +203,7 @@ pub struct Config {
     pub demo: DemoSettings,
     pub web: WebSettings,
     pub risk: RiskSettings,
+    pub checkin: CheckinSettings,
 }
 
 impl Default for Config {
@@ -164,6 +224,7 @@ impl Default for Config {
             demo: DemoSettings::default(),
             web: WebSettings::default(),
             risk: RiskSettings::default(),
+            checkin: CheckinSettings::default(),
         }
     }
 }
@@ -223,6 +284,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "risk__transfer_checks",
     "risk__trust_forwarded_for",
     "risk__facts_max_age_ms",
+    "checkin__base_points",
+    "checkin__milestones",
+    "checkin__makeup_window_days",
+    "checkin__makeup_cards_per_month",
 ];
 
 /// Variables with the prefix that are not configuration keys but are still ours.
@@ -421,5 +486,30 @@ mod tests {
         )
         .expect("example config must load");
         assert_eq!(c.listen, Config::default().listen);
+        let checkin = huoban_engage::checkin::domain::CheckinConfig::try_from(&c.checkin).expect("valid schedule");
+        assert_eq!(checkin, huoban_engage::checkin::domain::CheckinConfig::default());
+    }
+
+    #[test]
+    fn the_checkin_schedule_can_come_from_the_environment() {
+        let (c, unknown) = Config::load_from(
+            &Overrides::default(),
+            env(&[
+                ("HUOBAN_CHECKIN__MILESTONES", "[{days=2,points=5},{days=10,points=50}]"),
+                ("HUOBAN_CHECKIN__BASE_POINTS", "3"),
+            ]),
+        )
+        .expect("loads");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let checkin = huoban_engage::checkin::domain::CheckinConfig::try_from(&c.checkin).expect("valid");
+        assert_eq!(checkin.base_points, 3);
+        assert_eq!(
+            checkin
+                .milestones
+                .iter()
+                .map(|m| (m.days, m.points))
+                .collect::<Vec<_>>(),
+            [(2, 5), (10, 50)]
+        );
     }
 }

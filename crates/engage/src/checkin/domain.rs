@@ -77,7 +77,56 @@ impl Default for CheckinConfig {
     }
 }
 
+/// Most points one check-in or one milestone may pay: a mistyped schedule must not become
+/// a liability.
+pub const MAX_CHECKIN_POINTS: i64 = 1_000_000;
+
 impl CheckinConfig {
+    /// A schedule from configuration, refused with a sentence naming what is wrong:
+    /// points from 0 to [`MAX_CHECKIN_POINTS`], milestones of distinct positive lengths
+    /// (sorted here), a make-up window of 1–31 days and 0–31 cards a month.
+    pub fn new(
+        base_points: i64,
+        mut milestones: Vec<Milestone>,
+        makeup_window_days: i32,
+        makeup_cards_per_month: i64,
+    ) -> Result<Self, String> {
+        if !(0..=MAX_CHECKIN_POINTS).contains(&base_points) {
+            return Err(format!(
+                "base_points must be 0 to {MAX_CHECKIN_POINTS}, not {base_points}"
+            ));
+        }
+        milestones.sort_by_key(|m| m.days);
+        for (i, m) in milestones.iter().enumerate() {
+            if !(1..=366).contains(&m.days) {
+                return Err(format!("a milestone's days must be 1 to 366, not {}", m.days));
+            }
+            if !(0..=MAX_CHECKIN_POINTS).contains(&m.points) {
+                return Err(format!(
+                    "the {}-day milestone's points must be 0 to {MAX_CHECKIN_POINTS}, not {}",
+                    m.days, m.points
+                ));
+            }
+            if i > 0 && milestones[i - 1].days == m.days {
+                return Err(format!("two milestones at {} days", m.days));
+            }
+        }
+        if !(1..=31).contains(&makeup_window_days) {
+            return Err(format!("makeup_window_days must be 1 to 31, not {makeup_window_days}"));
+        }
+        if !(0..=31).contains(&makeup_cards_per_month) {
+            return Err(format!(
+                "makeup_cards_per_month must be 0 to 31, not {makeup_cards_per_month}"
+            ));
+        }
+        Ok(Self {
+            base_points,
+            milestones,
+            makeup_window_days,
+            makeup_cards_per_month,
+        })
+    }
+
     /// The first milestone a run of `streak` days has not reached yet.
     pub fn next_milestone(&self, streak: i32) -> Option<Milestone> {
         self.milestones.iter().copied().find(|m| m.days > streak)
@@ -773,5 +822,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_configured_schedule_is_sorted_and_bad_ones_are_named() {
+        let ok = CheckinConfig::new(
+            2,
+            vec![Milestone { days: 7, points: 30 }, Milestone { days: 2, points: 5 }],
+            3,
+            1,
+        )
+        .expect("valid");
+        assert_eq!(ok.milestones.iter().map(|m| m.days).collect::<Vec<_>>(), [2, 7]);
+        assert_eq!(ok.next_milestone(2), Some(Milestone { days: 7, points: 30 }));
+        let bad = |base, ms: Vec<(i32, i64)>, window, cards| {
+            CheckinConfig::new(
+                base,
+                ms.into_iter()
+                    .map(|(days, points)| Milestone { days, points })
+                    .collect(),
+                window,
+                cards,
+            )
+            .expect_err("refused")
+        };
+        assert!(bad(-1, vec![], 7, 2).contains("base_points"));
+        assert!(bad(1, vec![(0, 5)], 7, 2).contains("days must be 1 to 366"));
+        assert!(bad(1, vec![(3, -5)], 7, 2).contains("3-day milestone"));
+        assert!(bad(1, vec![(3, 5), (3, 6)], 7, 2).contains("two milestones at 3 days"));
+        assert!(bad(1, vec![], 0, 2).contains("makeup_window_days"));
+        assert!(bad(1, vec![], 7, 99).contains("makeup_cards_per_month"));
+        assert_eq!(
+            CheckinConfig::new(1, CheckinConfig::default().milestones, 7, 2),
+            Ok(CheckinConfig::default())
+        );
     }
 }

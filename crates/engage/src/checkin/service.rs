@@ -203,19 +203,15 @@ pub struct CheckinService {
 }
 
 impl CheckinService {
-    /// With the default rewards and make-up allowance ([`CheckinConfig::default`]).
+    /// With the server's configured rewards and make-up allowance ([`EngageState::checkin`]).
     pub fn new(state: &EngageState) -> Self {
-        Self::with_config(state, CheckinConfig::default())
-    }
-
-    pub fn with_config(state: &EngageState, config: CheckinConfig) -> Self {
         Self {
             store: CheckinStore::new(state.db.clone()),
             clock: state.clock.clone(),
             identity: state.identity.clone(),
             accounts: state.accounts.clone(),
             ledger: state.ledger.clone(),
-            config: Arc::new(config),
+            config: state.checkin.clone(),
         }
     }
 

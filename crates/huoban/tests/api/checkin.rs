@@ -29,6 +29,8 @@ on_both_backends!(
     the_checkin_endpoints_are_documented,
 );
 
+crate::for_each_backend!(the_configured_reward_schedule_is_what_check_ins_pay);
+
 /// Registers a customer in a time zone; returns the customer id.
 async fn register(app: &TestApp, phone: &str, time_zone: &str) -> Uuid {
     let reg = app
@@ -502,4 +504,70 @@ async fn the_checkin_endpoints_are_documented(app: TestApp) {
             "{schema} is documented"
         );
     }
+}
+
+/// `[checkin]` in the configuration sets what a check-in pays and how many make-up cards a
+/// month gives; a schedule that makes no sense stops the server from starting.
+async fn the_configured_reward_schedule_is_what_check_ins_pay(backend: huoban_kit::Backend) {
+    use huoban::config::{CheckinMilestone, CheckinSettings};
+    let schedule = CheckinSettings {
+        base_points: 2,
+        milestones: vec![
+            CheckinMilestone { days: 5, points: 40 },
+            CheckinMilestone { days: 2, points: 7 },
+        ],
+        makeup_window_days: 3,
+        makeup_cards_per_month: 1,
+    };
+    let configured = schedule.clone();
+    let Some(app) = crate::helpers::spawn_app_with(backend, move |c| c.checkin = configured).await else {
+        return;
+    };
+    register(&app, "13900000091", "Asia/Shanghai").await;
+    let phone = "13900000091";
+    let first = check_in_at(&app, phone, "2026-12-01T01:00:00Z").await;
+    assert_eq!(first["points_awarded"], 2);
+    assert_eq!(
+        first["next_milestone"],
+        json!({ "days": 2, "points": 7, "days_to_go": 1 })
+    );
+    let second = check_in_at(&app, phone, "2026-12-02T01:00:00Z").await;
+    assert_eq!(
+        (
+            second["points_awarded"].as_i64(),
+            second["milestone_reached"]["days"].as_i64()
+        ),
+        (Some(9), Some(2))
+    );
+    let token = at(&app, phone, "2026-12-06T01:00:00Z").await;
+    assert_eq!(points(&app, &token).await, 2 + 9);
+    let cal = calendar(&app, &token, "").await;
+    assert_eq!(
+        cal.body["reward_schedule"],
+        json!({ "base_points": 2, "milestones": [ { "days": 2, "points": 7 }, { "days": 5, "points": 40 } ] })
+    );
+    assert_eq!(cal.body["makeup_cards_left"], 1);
+    // The window is three days: six days back is refused, three days back is allowed once.
+    make_up(&app, &token, "2026-11-30")
+        .await
+        .assert_problem(422, "invalid-makeup-date");
+    assert_eq!(make_up(&app, &token, "2026-12-03").await.status, StatusCode::CREATED);
+    make_up(&app, &token, "2026-12-04")
+        .await
+        .assert_problem(409, "no-makeup-cards");
+
+    let mut bad = schedule;
+    bad.milestones.push(CheckinMilestone { days: 2, points: 1 });
+    // Checked before the database is opened: nothing is created at this path.
+    let config = huoban::Config {
+        database_url: "./never-created.db".to_owned().into(),
+        checkin: bad,
+        ..huoban::Config::default()
+    };
+    let clock = std::sync::Arc::new(huoban_kit::ManualClock::new(jiff::Timestamp::now()));
+    let refused = huoban::App::start(config, clock)
+        .await
+        .expect_err("a bad schedule stops the start");
+    assert!(refused.to_string().contains("two milestones at 2 days"), "{refused:#}");
+    assert!(!std::path::Path::new("./never-created.db").exists());
 }
