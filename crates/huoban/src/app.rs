@@ -497,9 +497,13 @@ impl App {
                 }
             }
         });
+        // Sessions: revocations made on other nodes reach this node's session cache.
+        let identity = self.identity.clone();
+        let revocations = tokio::spawn(async move { identity.listen_for_revocations().await });
         // Campaign rules, tasks and badges: the `rules` consumer of the event feed.
         let rules = self.campaigns_state().rules.spawn_consumer();
         vec![
+            revocations,
             risk,
             erasures,
             sweeper,

@@ -248,6 +248,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "identity__session_ttl_minutes",
     "identity__handoff_ttl_seconds",
     "identity__self_registration",
+    "identity__session_cache_ms",
     "identity__idp__issuer",
     "identity__idp__audience",
     "identity__idp__jwks_url",

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod routes;
 pub mod secrets;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod vault;
 

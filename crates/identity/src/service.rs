@@ -22,6 +22,7 @@ use crate::{
     },
     idp::{IdpError, IdpSettings, IdpVerifier},
     secrets,
+    sessions::{Cached, Lookup, Revoked, SessionCache},
     store::{AccessRow, CustomerRow, IdentityStore, RotationBatch, SessionRow, StaffRow},
 };
 
@@ -36,6 +37,11 @@ pub struct IdentitySettings {
     pub self_registration: bool,
     /// Sign-in with the bank's identity provider, when configured.
     pub idp: Option<IdpSettings>,
+    /// How long a node may answer a customer's requests from a session it read earlier
+    /// without reading it again, in milliseconds (0: read every time). Revocations reach
+    /// the node's memory at once on the node and, on PostgreSQL, on every node; see
+    /// [`crate::sessions`].
+    pub session_cache_ms: u64,
 }
 
 impl Default for IdentitySettings {
@@ -45,6 +51,7 @@ impl Default for IdentitySettings {
             handoff_ttl_seconds: 300,
             self_registration: true,
             idp: None,
+            session_cache_ms: 5_000,
         }
     }
 }
@@ -225,6 +232,12 @@ pub struct IdentityService {
     /// Every other capability's personal data, for export and erasure (shared by clones,
     /// so registering after the services were built reaches them all).
     personal: Arc<RwLock<Vec<Arc<dyn PersonalData>>>>,
+    /// Customer sessions this node read recently.
+    sessions: Arc<SessionCache>,
+}
+
+fn session_expired() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "session-expired", "The session has expired").detail("Sign in again.")
 }
 
 /// How long an erasure may be under way before the server takes it to be interrupted and
@@ -234,6 +247,10 @@ const ERASURE_GRACE_MICROS: i64 = 60_000_000;
 impl IdentityService {
     pub fn new(store: IdentityStore, clock: SharedClock, settings: IdentitySettings) -> Result<Self, String> {
         let idp = settings.idp.clone().map(IdpVerifier::new).transpose()?.map(Arc::new);
+        let sessions = Arc::new(SessionCache::new(
+            std::time::Duration::from_millis(settings.session_cache_ms),
+            store.db().backend() == huoban_kit::Backend::Postgres,
+        ));
         Ok(Self {
             store,
             clock,
@@ -241,7 +258,60 @@ impl IdentityService {
             idp,
             audit: None,
             personal: Arc::default(),
+            sessions,
         })
+    }
+
+    /// Keeps this node's session cache told of revocations made on other nodes: on
+    /// PostgreSQL, listens on [`crate::sessions::CHANNEL`] for as long as the server runs,
+    /// reconnecting after a second when the connection drops (the cache is not used while
+    /// it is down). On SQLite there is nothing to listen to and this returns at once.
+    pub async fn listen_for_revocations(&self) {
+        let db = self.store.db();
+        if db.backend() != huoban_kit::Backend::Postgres || self.settings.session_cache_ms == 0 {
+            return;
+        }
+        loop {
+            let connected = match db.listener().await {
+                Ok(mut listener) => match listener.listen(crate::sessions::CHANNEL).await {
+                    Ok(()) => Some(listener),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for session revocations failed; retrying");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for session revocations failed; retrying");
+                    None
+                }
+            };
+            if let Some(mut listener) = connected {
+                self.sessions.listening(true);
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(note)) => {
+                            if let Some(revoked) = Revoked::parse(note.payload()) {
+                                self.sessions.forget(&revoked);
+                            }
+                        }
+                        // The connection dropped (it reconnects; what was sent meanwhile
+                        // is lost): start over with an empty cache.
+                        Ok(None) => self.sessions.listening(true),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the session revocation listener stopped; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            self.sessions.listening(false);
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    /// How many customer sessions this node remembers now (for tests and metrics).
+    pub fn sessions_remembered(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Adds a capability's personal data to the export and the erasure, in order: erasure
@@ -551,9 +621,23 @@ impl IdentityService {
         self.customer_session(&row, channel).await
     }
 
-    /// Resolves a bearer token to whoever holds it.
+    /// Resolves a bearer token to whoever holds it. A customer's session may come from
+    /// this node's memory ([`crate::sessions`]); its expiry is checked either way.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
         let hash = secrets::token_hash(token);
+        let generation = match self.sessions.get(&hash) {
+            Lookup::Hit(cached) => {
+                if cached.expires_at <= self.now() {
+                    return Err(session_expired());
+                }
+                return Ok(Principal::Customer {
+                    id: cached.customer,
+                    channel: cached.channel,
+                    token_hash: hash,
+                });
+            }
+            Lookup::Miss(generation) => generation,
+        };
         let session = self
             .store
             .session(&hash)
@@ -569,10 +653,7 @@ impl IdentityService {
             .detail("Sign in again."));
         }
         if session.expires_at <= self.now() {
-            return Err(
-                ApiError::new(StatusCode::UNAUTHORIZED, "session-expired", "The session has expired")
-                    .detail("Sign in again."),
-            );
+            return Err(session_expired());
         }
         let id = parse_uuid(&session.principal_id);
         if session.principal_kind == "staff" {
@@ -593,6 +674,15 @@ impl IdentityService {
             })
         } else {
             let channel = Channel::parse(&session.channel).map_err(ApiError::internal)?;
+            self.sessions.put(
+                &hash,
+                Cached {
+                    customer: id,
+                    channel,
+                    expires_at: session.expires_at,
+                },
+                generation,
+            );
             Ok(Principal::Customer {
                 id,
                 channel,
@@ -602,7 +692,9 @@ impl IdentityService {
     }
 
     pub async fn sign_out(&self, token_hash: &str) -> Result<(), ApiError> {
-        Ok(self.store.revoke_session(token_hash, self.now()).await?)
+        self.store.revoke_session(token_hash, self.now()).await?;
+        self.sessions.forget(&Revoked::Token(token_hash.to_owned()));
+        Ok(())
     }
 
     /// Signs a principal out everywhere: every open session of theirs stops working at
@@ -613,6 +705,7 @@ impl IdentityService {
             Principal::Staff { id, .. } => (ActorKind::Staff, id),
         };
         let revoked = self.store.revoke_all_sessions(&id.to_string(), self.now()).await?;
+        self.sessions.forget(&Revoked::Principal(id.to_string()));
         self.audit_quietly(AuditEvent {
             actor_kind: kind,
             actor_id: Some(id.to_string()),
@@ -737,7 +830,9 @@ impl IdentityService {
             parts.push(part.section());
         }
         let now = self.now();
-        let Some(sessions_revoked) = self.store.erase_customer(&id.to_string(), now).await? else {
+        let erased = self.store.erase_customer(&id.to_string(), now).await;
+        self.sessions.forget(&Revoked::Principal(id.to_string()));
+        let Some(sessions_revoked) = erased? else {
             return Err(already_erased());
         };
         self.audit_quietly(AuditEvent {

@@ -9,7 +9,10 @@
 use huoban_kit::{Db, DbError};
 use uuid::Uuid;
 
-use crate::vault::{DataKey, Vault};
+use crate::{
+    sessions::Revoked,
+    vault::{DataKey, Vault},
+};
 
 /// A customer in clear, as the service sees it.
 #[derive(Debug, Clone)]
@@ -376,6 +379,7 @@ impl IdentityStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        self.announce(&mut tx, &Revoked::Principal(id.to_owned())).await?;
         // Unredeemed hand-off tokens would open a session for the erased customer.
         sqlx::query("UPDATE handoff_tokens SET used_at = $1 WHERE customer_id = $2 AND used_at IS NULL")
             .bind(now)
@@ -572,24 +576,43 @@ impl IdentityStore {
     }
 
     pub async fn revoke_session(&self, token_hash: &str, now: i64) -> Result<(), DbError> {
+        let mut tx = self.db.writer().begin().await?;
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(token_hash)
-            .execute(self.db.writer())
+            .execute(&mut *tx)
             .await?;
+        self.announce(&mut tx, &Revoked::Token(token_hash.to_owned())).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Revokes every open session of a principal; returns how many.
     pub async fn revoke_all_sessions(&self, principal_id: &str, now: i64) -> Result<u64, DbError> {
-        Ok(
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(principal_id)
-                .execute(self.db.writer())
-                .await?
-                .rows_affected(),
-        )
+        let mut tx = self.db.writer().begin().await?;
+        let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(principal_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        self.announce(&mut tx, &Revoked::Principal(principal_id.to_owned()))
+            .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// On PostgreSQL, tells every node's session cache to forget these sessions once the
+    /// transaction commits (a notification is delivered at commit, never on rollback).
+    async fn announce(&self, conn: &mut sqlx::AnyConnection, revoked: &Revoked) -> Result<(), DbError> {
+        if self.db.backend() == huoban_kit::Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::sessions::CHANNEL)
+                .bind(revoked.payload())
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn insert_handoff(

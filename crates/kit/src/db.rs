@@ -113,6 +113,19 @@ pub struct Db {
     backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    /// Where a [`Db::listener`] connects (PostgreSQL); never printed.
+    url: Hidden,
+}
+
+/// A connection URL kept for later connections; its `Debug` hides it (it may hold a
+/// password).
+#[derive(Clone)]
+struct Hidden(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("…")
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -176,6 +189,7 @@ impl Db {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalize_url(url)?;
         let connect = AnyConnectOptions::from_str(&url).map_err(|e| DbError::Config(e.to_string()))?;
+        let hidden = Hidden(url.as_str().into());
         match backend {
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -188,6 +202,7 @@ impl Db {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    url: hidden,
                 })
             }
             Backend::Sqlite => {
@@ -205,13 +220,30 @@ impl Db {
                     .connect_with(connect)
                     .await
                     .map_err(DbError::Unavailable)?;
-                Ok(Self { backend, read, write })
+                Ok(Self {
+                    backend,
+                    read,
+                    write,
+                    url: hidden,
+                })
             }
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A connection of its own that receives PostgreSQL notifications (`LISTEN`), for a
+    /// node to hear what other nodes changed — e.g. a revoked session. SQLite has no such
+    /// channel: a `Config` error.
+    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, DbError> {
+        match self.backend {
+            Backend::Postgres => sqlx::postgres::PgListener::connect(&self.url.0)
+                .await
+                .map_err(DbError::Unavailable),
+            Backend::Sqlite => Err(DbError::Config("SQLite has no notification channel".into())),
+        }
     }
 
     /// Pool for reads. On SQLite it never blocks behind the writer.

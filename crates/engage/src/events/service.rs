@@ -144,7 +144,13 @@ pub struct EventsService {
     clock: SharedClock,
     ledger: Ledger,
     identity: huoban_identity::IdentityService,
+    /// Who owns each account seen in postings (an account's owner never changes), so
+    /// the listener reads each account once, not once per group.
+    owners: Arc<std::sync::Mutex<BTreeMap<AccountId, Option<Uuid>>>>,
 }
+
+/// Most account owners remembered; past it the memory starts over.
+const OWNERS_REMEMBERED: usize = 200_000;
 
 impl EventsService {
     pub fn new(state: &EngageState) -> Self {
@@ -153,6 +159,7 @@ impl EventsService {
             clock: state.clock.clone(),
             ledger: state.ledger.clone(),
             identity: state.identity.clone(),
+            owners: Arc::default(),
         }
     }
 
@@ -267,20 +274,13 @@ impl EventsService {
     /// these transfers moved; returns how many were new.
     #[tracing::instrument(skip_all, fields(transfers = transfers.len()))]
     pub async fn handle_posted(&self, transfers: &[Arc<Transfer>]) -> Result<usize, ApiError> {
-        let mut owners: BTreeMap<AccountId, Option<Uuid>> = BTreeMap::new();
+        let owners = self.owners_of(transfers).await?;
         let mut rows = Vec::new();
         for transfer in transfers {
             let mut movements: BTreeMap<AccountId, NetMovement> = BTreeMap::new();
             for leg in &transfer.legs {
                 for (account, out, into) in [(leg.debit, leg.amount.get(), 0), (leg.credit, 0, leg.amount.get())] {
-                    let owner = match owners.get(&account) {
-                        Some(owner) => *owner,
-                        None => {
-                            let owner = self.customer_owning(account).await?;
-                            owners.insert(account, owner);
-                            owner
-                        }
-                    };
+                    let owner = owners.get(&account).copied().flatten();
                     let m = movements.entry(account).or_insert(NetMovement {
                         out: 0,
                         into: 0,
@@ -327,11 +327,49 @@ impl EventsService {
         Ok(self.store.insert_committed(&rows, self.clock.now()).await?.len())
     }
 
-    async fn customer_owning(&self, account: AccountId) -> Result<Option<Uuid>, ApiError> {
-        let account = self.ledger.account(account).await?;
-        Ok(match account.owner.kind {
-            OwnerKind::Customer => Uuid::parse_str(&account.owner.id).ok(),
-            _ => None,
-        })
+    /// The customer owning each account these transfers move (`None`: not a customer's),
+    /// from memory, reading the accounts not seen before in one query.
+    async fn owners_of(&self, transfers: &[Arc<Transfer>]) -> Result<BTreeMap<AccountId, Option<Uuid>>, ApiError> {
+        let mut owners = BTreeMap::new();
+        let mut unknown = std::collections::BTreeSet::new();
+        {
+            let known = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+            for account in transfers
+                .iter()
+                .flat_map(|t| t.legs.iter().flat_map(|l| [l.debit, l.credit]))
+            {
+                match known.get(&account) {
+                    Some(owner) => {
+                        owners.insert(account, *owner);
+                    }
+                    None => {
+                        unknown.insert(account);
+                    }
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(owners);
+        }
+        let found: Vec<(AccountId, Option<Uuid>)> = self
+            .ledger
+            .accounts(&unknown.into_iter().collect::<Vec<_>>())
+            .await?
+            .into_iter()
+            .map(|a| {
+                let owner = match a.owner.kind {
+                    OwnerKind::Customer => Uuid::parse_str(&a.owner.id).ok(),
+                    _ => None,
+                };
+                (a.id, owner)
+            })
+            .collect();
+        let mut known = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + found.len() > OWNERS_REMEMBERED {
+            known.clear();
+        }
+        known.extend(found.iter().copied());
+        owners.extend(found);
+        Ok(owners)
     }
 }

@@ -11,7 +11,7 @@ use huoban_kit::Backend;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, second_node, spawn_app_with};
 
 crate::on_both_backends!(
     sign_out_everywhere_revokes_every_session_of_the_caller,
@@ -25,6 +25,7 @@ crate::for_each_backend!(
     hsts_is_sent_when_configured,
     cross_site_writes_are_refused_and_change_nothing,
     same_site_pages_and_disabled_protection_are_configurable,
+    a_sign_out_reaches_the_session_memory_of_every_node,
 );
 
 fn limited(burst: u32, per_minute: u32) -> Rate {
@@ -413,5 +414,145 @@ async fn same_site_pages_and_disabled_protection_are_configurable(backend: Backe
         } else {
             assert_eq!(r.status, 200, "protection off: {:?}", r.body);
         }
+    }
+}
+
+/// `GET /api/v1/me` with a token against any node's base URL; the status.
+async fn me_on(app: &TestApp, base: &str, token: &str) -> u16 {
+    app.http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Polls until the node answers `status` for the token, for at most `within`; the time it
+/// took, or a failure naming what it answered instead.
+async fn until_status(app: &TestApp, base: &str, token: &str, status: u16, within: std::time::Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let got = me_on(app, base, token).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{base} still answers {got}, not {status}, after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Customer sessions are remembered in each node's memory (`identity.session_cache_ms`), so
+/// an authenticated request need not read its session. A sign-out on a node is refused on
+/// that node at once; on PostgreSQL every other node hears it through a notification long
+/// before its bound (60 s here); on SQLite, where nodes have no channel, within the bound
+/// (300 ms here). A revocation written behind Huoban's back (no notification) is what shows
+/// the memory is used: it is honoured once the bound has passed.
+async fn a_sign_out_reaches_the_session_memory_of_every_node(backend: Backend) {
+    let bound_ms = match backend {
+        Backend::Postgres => 60_000,
+        Backend::Sqlite => 300,
+    };
+    let Some(app) = spawn_app_with(backend, |c| c.identity.session_cache_ms = bound_ms).await else {
+        return;
+    };
+    let (node2, base2, _stop) = second_node(&app).await;
+    let one = app.customer("13600000411").await;
+    let two = app.sign_in("13600000411", "app").await;
+    let other = app.customer("13600000412").await;
+    let base1 = app.base.clone();
+    // On PostgreSQL a node uses its memory only once its listener is connected.
+    for (token, base) in [
+        (&one, &base1),
+        (&two, &base1),
+        (&one, &base2),
+        (&two, &base2),
+        (&other, &base2),
+    ] {
+        until_status(&app, base, token, 200, std::time::Duration::from_secs(5)).await;
+    }
+    let remembered = || {
+        (
+            app.app.identity.sessions_remembered(),
+            node2.identity.sessions_remembered(),
+        )
+    };
+    let warm = std::time::Instant::now();
+    for _ in 0..50 {
+        if remembered().0 >= 2 && remembered().1 >= 3 {
+            break;
+        }
+        for (token, base) in [
+            (&one, &base1),
+            (&two, &base1),
+            (&one, &base2),
+            (&two, &base2),
+            (&other, &base2),
+        ] {
+            assert_eq!(me_on(&app, base, token).await, 200);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        remembered().0 >= 2 && remembered().1 >= 3,
+        "sessions remembered by node 1 and node 2: {:?} after {:?}",
+        remembered(),
+        warm.elapsed()
+    );
+
+    // Signing out one session: refused at once on the node that signed it out…
+    let out = app
+        .send(Method::DELETE, "/api/v1/sessions/current", Some(&one), None, &[])
+        .await;
+    assert!(out.status.is_success(), "{:?}", out.body);
+    assert_eq!(me_on(&app, &base1, &one).await, 401);
+    // …and soon on the other node, which had it in memory.
+    let reach = std::time::Duration::from_millis(bound_ms).min(std::time::Duration::from_secs(3)) * 3;
+    until_status(&app, &base2, &one, 401, reach).await;
+    assert_eq!(me_on(&app, &base2, &two).await, 200, "the other session stays");
+
+    // Signing out everywhere on node 2: node 2 at once, node 1 soon.
+    let out = app
+        .http
+        .delete(format!("{base2}/api/v1/sessions"))
+        .bearer_auth(&two)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(out.status().as_u16(), 200);
+    assert_eq!(me_on(&app, &base2, &two).await, 401);
+    until_status(&app, &base1, &two, 401, reach).await;
+    assert_eq!(
+        me_on(&app, &base2, &other).await,
+        200,
+        "another customer is not signed out"
+    );
+
+    // A revocation that bypasses Huoban (no notification) is seen once the bound passed:
+    // until then node 2 answers from memory, which is what saves the read.
+    assert_eq!(me_on(&app, &base2, &other).await, 200);
+    sqlx::query("UPDATE sessions SET revoked_at = 1 WHERE revoked_at IS NULL")
+        .execute(app.app.db.writer())
+        .await
+        .expect("revoke behind Huoban's back");
+    if backend == Backend::Postgres {
+        assert_eq!(
+            me_on(&app, &base2, &other).await,
+            200,
+            "answered from memory within the bound"
+        );
+    } else {
+        until_status(
+            &app,
+            &base2,
+            &other,
+            401,
+            std::time::Duration::from_millis(bound_ms * 5),
+        )
+        .await;
     }
 }

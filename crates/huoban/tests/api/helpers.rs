@@ -137,6 +137,21 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     })
 }
 
+/// Another server on the same database and clock, as a second node behind the bank's
+/// load balancer; returns it with its base URL. It stops when the sender is dropped.
+pub async fn second_node(app: &TestApp) -> (App, String, tokio::sync::oneshot::Sender<()>) {
+    let node = App::start((*app.app.config).clone(), Arc::new(app.clock.clone()))
+        .await
+        .expect("second node starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.clone().serve(listener, async move {
+        let _ = rx.await;
+    }));
+    (node, base, tx)
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{balance, fund, standard_accounts},
-    helpers::{Reply, TestApp},
+    helpers::{Reply, TestApp, second_node},
     on_both_backends,
 };
 
@@ -805,21 +805,6 @@ crate::for_each_backend!(
     a_second_node_never_decides_on_facts_the_first_changed,
     another_nodes_change_reaches_a_node_within_the_facts_max_age,
 );
-
-/// Another server on the same database and clock, as a second node behind the bank's
-/// load balancer; returns it with its base URL. It stops when the sender is dropped.
-async fn second_node(app: &TestApp) -> (App, String, tokio::sync::oneshot::Sender<()>) {
-    let node = App::start((*app.app.config).clone(), Arc::new(app.clock.clone()))
-        .await
-        .expect("second node starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(node.clone().serve(listener, async move {
-        let _ = rx.await;
-    }));
-    (node, base, tx)
-}
 
 /// Waits until the decisions of these keys are written (allowed transfers' records are
 /// written by the group-commit recorder just after the answer).
