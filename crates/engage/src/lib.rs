@@ -54,6 +54,15 @@ pub trait CampaignGate: Send + Sync + std::fmt::Debug {
         customer: uuid::Uuid,
         channel: &'a str,
     ) -> BoxFuture<'a, Result<std::collections::BTreeSet<String>, huoban_kit::ApiError>>;
+
+    /// The campaign's points budget account on the ledger (never below zero), which pays
+    /// the points of what belongs to the campaign — a rule, a task, a team challenge's or an
+    /// invite programme's prize — so the campaign stops paying when it runs out. 404
+    /// `unknown-campaign` when there is no such campaign.
+    fn points_budget<'a>(
+        &'a self,
+        campaign_id: &'a str,
+    ) -> BoxFuture<'a, Result<huoban_ledger::AccountId, huoban_kit::ApiError>>;
 }
 
 /// Everything the engagement routes need.

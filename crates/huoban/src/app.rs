@@ -641,6 +641,18 @@ impl huoban_engage::CampaignGate for CampaignsForEngage {
                 .collect())
         })
     }
+
+    fn points_budget<'a>(
+        &'a self,
+        campaign_id: &'a str,
+    ) -> huoban_engage::BoxFuture<'a, Result<huoban_ledger::AccountId, ApiError>> {
+        Box::pin(async move {
+            let id = uuid::Uuid::parse_str(campaign_id)
+                .map_err(|_| huoban_campaigns::campaigns::domain::unknown().with("field", "campaign_id"))?;
+            let row = self.campaigns.row(id).await?;
+            self.campaigns.points_account(&row).await
+        })
+    }
 }
 
 /// The step-up factors answering the risk engine: a token proved for the purpose

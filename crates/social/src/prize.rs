@@ -1,7 +1,12 @@
-//! A prize for an invite unlock or a finished team challenge: points paid from the bank's
-//! points clearing account through the ledger, or a coupon granted from the rewards
-//! catalog (no points charged). Either way under a deterministic idempotency key, so
-//! paying again after a crash or a resent event pays nothing more.
+//! A prize for an invite unlock or a finished team challenge: points paid through the
+//! ledger, or a coupon granted from the rewards catalog (no points charged). Either way
+//! under a deterministic idempotency key, so paying again after a crash or a resent event
+//! pays nothing more.
+//!
+//! Points come out of the campaign's points budget when the challenge or programme
+//! belongs to a campaign (the budget account never goes below zero, so a spent budget pays
+//! nothing more: the prize stays owed, and is paid if operators raise the budget), and out
+//! of the bank's points clearing account when it belongs to none.
 
 use huoban_engage::{EngageState, rewards::service::RewardsService};
 use huoban_kit::ApiError;
@@ -81,12 +86,14 @@ impl Prize {
     }
 }
 
-/// Pays `prize` to `customer` once per (`scope`, `key`): a ledger transfer for points, a
-/// granted coupon (keyed `{scope}:{key}`) for a coupon.
+/// Pays `prize` to `customer` once per (`scope`, `key`): a ledger transfer for points (from
+/// `campaign`'s points budget when given), a granted coupon (keyed `{scope}:{key}`) for a
+/// coupon.
 pub async fn pay(
     state: &EngageState,
     customer: Uuid,
     prize: Prize,
+    campaign: Option<&str>,
     scope: &str,
     key: &str,
     description: &str,
@@ -94,11 +101,14 @@ pub async fn pay(
     match prize {
         Prize::Points(points) => {
             let account = state.accounts.ensure_standard_accounts(customer).await?.points;
-            let clearing = state.accounts.clearing(Unit::Points).await?;
+            let source = match (campaign, &state.campaigns) {
+                (Some(campaign), Some(gate)) => gate.points_budget(campaign).await?,
+                _ => state.accounts.clearing(Unit::Points).await?,
+            };
             let request = TransferRequest::single(
                 IdempotencyKey::new(scope, key)?,
                 Unit::Points,
-                clearing,
+                source,
                 account,
                 Amount::new(points)?,
             )

@@ -19,6 +19,7 @@ on_both_backends!(
     staff_validate_challenges,
     concurrent_joins_never_overfill_a_team,
     consumers_running_at_once_count_each_trip_once,
+    a_campaigns_challenge_pays_from_its_budget_until_it_runs_out,
 );
 
 const PRIZE: i64 = 200;
@@ -376,5 +377,48 @@ async fn consumers_running_at_once_count_each_trip_once(app: TestApp) {
     let seen = view(&app, &a, &team_id).await;
     assert_eq!(seen["progress"], 35, "{seen:?}");
     assert_eq!(points(&app, &a).await, 0, "the target (40) is not reached");
+    assert_ledger_balanced(&app).await;
+}
+
+/// A challenge that belongs to a campaign pays its points prizes out of that campaign's
+/// points budget on the ledger: the budget shrinks by what members got, and once it cannot
+/// pay a whole prize it pays nothing more — that member's prize stays owed (no points, no
+/// message, retried on later passes) and the ledger stays balanced.
+async fn a_campaigns_challenge_pays_from_its_budget_until_it_runs_out(app: TestApp) {
+    use crate::campaigns::{campaign_body, live_campaign, staff_campaign};
+    let staff = operator(&app).await;
+    let campaign = live_campaign(&app, &staff, campaign_body(&app, "", PRIZE + PRIZE / 2, 0)).await;
+    let mut body = challenge_body(&app, 2, 3);
+    body["campaign_id"] = json!(campaign);
+    let challenge = create_challenge(&app, body).await;
+    let a = app.customer("13800000231").await;
+    let b = app.customer("13800000232").await;
+    let (first, code) = team(&app, &a, &challenge, "预算队").await;
+    assert_eq!(join(&app, &b, &code).await.status, StatusCode::CREATED);
+    trips(&app, &a, &["a1"]).await;
+    trips(&app, &b, &["b1"]).await;
+    drain(&app).await;
+    assert_eq!(view(&app, &a, &first).await["completed"], true);
+
+    let check = |label: &'static str| {
+        let app = &app;
+        let (a, b, staff, campaign) = (&a, &b, &staff, &campaign);
+        async move {
+            let mut got = [points(app, a).await, points(app, b).await];
+            got.sort();
+            assert_eq!(got, [0, PRIZE], "{label}: one prize paid, the other owed");
+            let told = messages(app, a, "team_challenge_completed").await.len()
+                + messages(app, b, "team_challenge_completed").await.len();
+            assert_eq!(told, 1, "{label}: only the paid member is told");
+            let seen = staff_campaign(app, staff, campaign).await;
+            assert_eq!(seen["points_used"], PRIZE, "{label}: {seen:?}");
+            assert_eq!(seen["points_left"], PRIZE / 2, "{label}: {seen:?}");
+        }
+    };
+    check("first pass").await;
+    // Another pass retries the owed prize: the budget still cannot pay it.
+    trips(&app, &a, &["a2"]).await;
+    drain(&app).await;
+    check("retried").await;
     assert_ledger_balanced(&app).await;
 }

@@ -536,6 +536,7 @@ impl InvitesService {
                 &self.state.engage,
                 inviter,
                 prize,
+                programme.campaign_id.as_deref(),
                 LEDGER_SCOPE,
                 &key,
                 &format!("邀请好友奖励：{}", programme.name),

@@ -566,6 +566,7 @@ impl TeamsService {
                 &self.state.engage,
                 member,
                 prize,
+                c.campaign_id.as_deref(),
                 LEDGER_SCOPE,
                 &key,
                 &format!("团队挑战奖励：{}", c.name),
