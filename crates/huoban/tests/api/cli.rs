@@ -294,16 +294,20 @@ fn bench_risk_times_decisions_and_transfers_without_and_with_checks() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("json file")).expect("json");
     assert!(report["decisions"]["p99_us"].as_f64().expect("p99") > 0.0, "{report}");
-    // Rounds of (without, with) checks, alternating; the checked transfers found their
-    // customers' facts in memory.
+    // Pairs of runs without and with checks, in alternating order (without-with in odd
+    // rounds, with-without in even ones); the checked transfers found their customers'
+    // facts in memory.
     let runs = report["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 2 * huoban::bench_risk::ROUNDS, "{report}");
     for (i, run) in runs.iter().enumerate() {
+        let round = i / 2 + 1;
+        let checked = (i % 2 == 1) == (round % 2 == 1);
+        assert_eq!(run["extra"]["round"], round, "{report}");
         assert!(run["operations"].as_u64().expect("ops") > 0, "{report}");
         assert_eq!(run["errors"], 0, "{stderr}");
-        assert_eq!(run["extra"]["risk_checks"], i % 2 == 1, "{report}");
+        assert_eq!(run["extra"]["risk_checks"], checked, "{report}");
         assert!(run["extra"]["cpu_us_per_transfer"].as_f64().is_some(), "{report}");
-        if i % 2 == 1 {
+        if checked {
             assert!(
                 run["extra"]["facts_from_memory"].as_u64().expect("hits") > 0,
                 "{report}"

@@ -465,14 +465,15 @@ async fn a_sign_out_reaches_the_session_memory_of_every_node(backend: Backend) {
     let two = app.sign_in("13600000411", "app").await;
     let other = app.customer("13600000412").await;
     let base1 = app.base.clone();
-    // On PostgreSQL a node uses its memory only once its listener is connected.
-    for (token, base) in [
+    let calls = [
         (&one, &base1),
         (&two, &base1),
         (&one, &base2),
         (&two, &base2),
         (&other, &base2),
-    ] {
+    ];
+    // On PostgreSQL a node uses its memory only once its listener is connected.
+    for (token, base) in calls {
         until_status(&app, base, token, 200, std::time::Duration::from_secs(5)).await;
     }
     let remembered = || {
@@ -486,13 +487,7 @@ async fn a_sign_out_reaches_the_session_memory_of_every_node(backend: Backend) {
         if remembered().0 >= 2 && remembered().1 >= 3 {
             break;
         }
-        for (token, base) in [
-            (&one, &base1),
-            (&two, &base1),
-            (&one, &base2),
-            (&two, &base2),
-            (&other, &base2),
-        ] {
+        for (token, base) in calls {
             assert_eq!(me_on(&app, base, token).await, 200);
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
