@@ -445,7 +445,7 @@ impl App {
         // and the monthly reminders claimed from the database every few seconds.
         let goals = huoban_engage::goals::GoalsService::new(&self.engage_state()).spawn_background();
         // Behaviour events: ledger postings to customer accounts recorded as events
-        // (subscribed here, before serving).
+        // (subscribed here, before serving), and a sweep of the ledger for any missed.
         let events = huoban_engage::events::service::EventsService::new(&self.engage_state()).spawn_listener();
         // Rewards: settle claims whose request died between reserving stock and posting
         // the points (crates/engage/src/rewards), by the state of their ledger hold.
@@ -511,7 +511,6 @@ impl App {
             rules,
             alerts,
             rewards,
-            events,
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(600));
                 loop {
@@ -526,6 +525,7 @@ impl App {
             }),
         ]
         .into_iter()
+        .chain(events)
         .chain(goals)
         // Invites and team challenges: the `invites` and `teams` event-feed consumers.
         .chain(huoban_social::spawn_consumers(&self.social_state()))

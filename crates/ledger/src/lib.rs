@@ -56,12 +56,20 @@ use crate::{
 };
 
 /// The ledger's schema; the server applies it with the other capabilities' migrations.
-pub const MIGRATIONS: &[MigrationSpec] = &[MigrationSpec {
-    version: 2026112210,
-    name: "ledger_tables",
-    sqlite: include_str!("../migrations/sqlite/ledger_tables.sql"),
-    postgres: include_str!("../migrations/postgres/ledger_tables.sql"),
-}];
+pub const MIGRATIONS: &[MigrationSpec] = &[
+    MigrationSpec {
+        version: 2026112210,
+        name: "ledger_tables",
+        sqlite: include_str!("../migrations/sqlite/ledger_tables.sql"),
+        postgres: include_str!("../migrations/postgres/ledger_tables.sql"),
+    },
+    MigrationSpec {
+        version: 2026120660,
+        name: "ledger_posted_order",
+        sqlite: include_str!("../migrations/sqlite/ledger_posted_order.sql"),
+        postgres: include_str!("../migrations/postgres/ledger_posted_order.sql"),
+    },
+];
 
 /// Most expired holds one sweep pass voids; [`Ledger::void_expired`] repeats passes.
 const SWEEP_PASS: i64 = 500;
@@ -114,6 +122,19 @@ impl Ledger {
             posted: self.posted.subscribe(),
             name,
         }
+    }
+
+    /// Posted transfers after `after` — a `posted_at` and, for transfers posted at that very
+    /// instant, the last id already seen — up to `until` (inclusive), oldest first, at most
+    /// `limit`: the committed record of what [`Ledger::listen`] announces, for a listener
+    /// catching up on what it missed.
+    pub async fn posted_since(
+        &self,
+        after: (Timestamp, Option<TransferId>),
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        store::posted_since(&self.db, after, until, limit).await
     }
 
     /// Batches and commands this node's writer has committed.

@@ -515,6 +515,34 @@ pub(crate) async fn transfers_by_ids(
     with_legs(conn, rows, Some(legs)).await
 }
 
+/// Posted transfers after (`posted_at`, id) `after`, up to `until`, in that order; see
+/// [`crate::Ledger::posted_since`].
+pub(crate) async fn posted_since(
+    db: &Db,
+    after: (Timestamp, Option<TransferId>),
+    until: Timestamp,
+    limit: u32,
+) -> Result<Vec<Transfer>, LedgerError> {
+    let mut conn = db.reader().acquire().await.map_err(sql_err)?;
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers \
+         WHERE status = 'posted' AND posted_at <= $1 AND (posted_at > $2 OR (posted_at = $2 AND id > $3)) \
+         ORDER BY posted_at, id LIMIT $4"
+    )))
+    .bind(to_micros(until))
+    .bind(to_micros(after.0))
+    .bind(after.1.map(|id| id.to_string()).unwrap_or_default())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(sql_err)?;
+    Ok(with_legs(&mut conn, rows, None)
+        .await?
+        .into_iter()
+        .map(|(transfer, _)| transfer)
+        .collect())
+}
+
 /// Decodes transfer rows, loading the legs not in `known`.
 async fn with_legs(
     conn: &mut AnyConnection,

@@ -32,4 +32,10 @@ pub const MIGRATIONS: &[MigrationSpec] = &[
         sqlite: include_str!("../../migrations/sqlite/2026112245_event_cursors.sql"),
         postgres: include_str!("../../migrations/postgres/2026112245_event_cursors.sql"),
     },
+    MigrationSpec {
+        version: 2026120661,
+        name: "posting_sweep",
+        sqlite: include_str!("../../migrations/sqlite/2026120661_posting_sweep.sql"),
+        postgres: include_str!("../../migrations/postgres/2026120661_posting_sweep.sql"),
+    },
 ];

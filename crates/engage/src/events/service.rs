@@ -9,14 +9,20 @@
 //! Ledger postings reach the service through [`EventsService::spawn_listener`]; each
 //! becomes `deposit`, `transfer_out` or `transfer_in` for each customer-owned account it
 //! moved, under the event id `ledger:{transfer_id}:{account}`, so hearing a transfer twice
-//! stores it once. The listener may lag and miss transfers (the ledger's announcements are
-//! not durable); the ledger's entries stay the record of money moved.
+//! stores it once. The ledger's announcements are not durable: a crash between a commit and
+//! its announcement, or a listener that falls too far behind, would miss postings. So a
+//! sweep ([`EventsService::sweep_postings`], every [`SWEEP_EVERY`]) reads the ledger's own
+//! record of postings in posted order up to [`SWEEP_MARGIN`] ago, from a mark kept in
+//! `posting_sweeps`, and records what the listener did not (on this node it skips the
+//! transfers its listener handled; event ids make any overlap harmless). Postings older
+//! than the first sweep ever are not replayed.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::http::StatusCode;
+use huoban_kit::clock::to_micros;
 use huoban_kit::{ApiError, Page, PageQuery, SharedClock, clock::from_micros, page::decode_cursor};
-use huoban_ledger::{AccountId, Ledger, OwnerKind, Transfer};
+use huoban_ledger::{AccountId, Ledger, OwnerKind, Transfer, TransferId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -29,6 +35,20 @@ use crate::EngageState;
 
 /// Most transfers handled per listener round.
 const LISTENER_GROUP: usize = 512;
+
+/// How often postings are swept for what the listener missed.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How old a posting must be before a sweep takes it: time for its commit (a posting is
+/// stamped before its batch commits) and for the listener to handle it first.
+pub const SWEEP_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
+/// Transfers read per sweep query.
+const SWEEP_PAGE: u32 = 500;
+
+/// Most transfer ids remembered as handled by the listener; past it the memory starts
+/// over (the sweep then re-reads those, recording nothing twice).
+const HEARD_REMEMBERED: usize = 500_000;
 
 /// A batch of events.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -147,6 +167,8 @@ pub struct EventsService {
     /// Who owns each account seen in postings (an account's owner never changes), so
     /// the listener reads each account once, not once per group.
     owners: Arc<std::sync::Mutex<BTreeMap<AccountId, Option<Uuid>>>>,
+    /// Transfers this node's listener has recorded, which the sweep need not record again.
+    heard: Arc<std::sync::Mutex<std::collections::HashSet<TransferId>>>,
 }
 
 /// Most account owners remembered; past it the memory starts over.
@@ -160,6 +182,7 @@ impl EventsService {
             ledger: state.ledger.clone(),
             identity: state.identity.clone(),
             owners: Arc::default(),
+            heard: Arc::default(),
         }
     }
 
@@ -257,17 +280,88 @@ impl EventsService {
         })
     }
 
-    /// Subscribes now and, until the ledger stops, records events for posted transfers.
-    pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
+    /// Subscribes now and, until the ledger stops, records events for posted transfers;
+    /// and sweeps the ledger's postings every [`SWEEP_EVERY`] for any the listener missed.
+    pub fn spawn_listener(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut posted = self.ledger.listen("behaviour events");
         let service = self.clone();
-        tokio::spawn(async move {
+        let listener = tokio::spawn(async move {
             while let Some(group) = posted.next_group(LISTENER_GROUP).await {
-                if let Err(e) = service.handle_posted(&group).await {
-                    tracing::warn!(error = %e, transfers = group.len(), "ledger postings not recorded as events");
+                match service.handle_posted(&group).await {
+                    Ok(_) => service.heard(&group),
+                    Err(e) => {
+                        tracing::warn!(error = %e, transfers = group.len(), "ledger postings not recorded as events yet")
+                    }
                 }
             }
-        })
+        });
+        let service = self.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                match service.sweep_postings().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(recorded = n, "ledger postings the listener missed recorded as events"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping ledger postings failed"),
+                }
+            }
+        });
+        vec![listener, sweeper]
+    }
+
+    fn heard(&self, transfers: &[Arc<Transfer>]) {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        if heard.len() + transfers.len() > HEARD_REMEMBERED {
+            heard.clear();
+        }
+        heard.extend(transfers.iter().map(|t| t.id));
+    }
+
+    /// Records the events of postings the listener missed: the ledger's posted transfers
+    /// from the sweep mark up to [`SWEEP_MARGIN`] ago, in posted order, a page at a time,
+    /// moving the mark after each page. The first sweep only sets the mark. Returns how
+    /// many events were recorded (0 when the listener missed nothing).
+    pub async fn sweep_postings(&self) -> Result<usize, ApiError> {
+        let until = self.clock.now() - SWEEP_MARGIN;
+        let Some((mut at, mut id)) = self.store.sweep_mark().await? else {
+            self.store.advance_sweep_mark(to_micros(until), "").await?;
+            return Ok(0);
+        };
+        let mut recorded = 0;
+        while at < to_micros(until) {
+            let after: Option<TransferId> = (!id.is_empty())
+                .then(|| id.parse())
+                .transpose()
+                .map_err(|_| ApiError::internal(format!("the posting sweep mark {id:?} is not a transfer id")))?;
+            let page = self
+                .ledger
+                .posted_since((from_micros(at), after), until, SWEEP_PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                self.store.advance_sweep_mark(to_micros(until), "").await?;
+                break;
+            };
+            let (last_at, last_id) = (last.posted_at.map_or(at, to_micros), last.id.to_string());
+            let full = page.len() == SWEEP_PAGE as usize;
+            let missed: Vec<Arc<Transfer>> = {
+                let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+                page.into_iter()
+                    .filter(|t| !heard.remove(&t.id))
+                    .map(Arc::new)
+                    .collect()
+            };
+            if !missed.is_empty() {
+                recorded += self.handle_posted(&missed).await?;
+            }
+            self.store.advance_sweep_mark(last_at, &last_id).await?;
+            (at, id) = (last_at, last_id);
+            if !full {
+                self.store.advance_sweep_mark(to_micros(until), "").await?;
+                break;
+            }
+        }
+        Ok(recorded)
     }
 
     /// Records `deposit`/`transfer_out`/`transfer_in` events for the customer accounts

@@ -73,6 +73,31 @@ impl EventsStore {
         self.db.begin().await
     }
 
+    /// How far postings have been swept: (posted_at in micros, last transfer id at that
+    /// instant, '' for none); `None` before the first sweep.
+    pub async fn sweep_mark(&self) -> Result<Option<(i64, String)>, DbError> {
+        Ok(
+            sqlx::query_as("SELECT swept_at, swept_id FROM posting_sweeps WHERE name = 'ledger'")
+                .fetch_optional(self.db.writer())
+                .await?,
+        )
+    }
+
+    /// Moves the sweep mark forward to (`at`, `id`), never back (nodes sweep side by side).
+    pub async fn advance_sweep_mark(&self, at: i64, id: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO posting_sweeps (name, swept_at, swept_id) VALUES ('ledger', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET swept_at = excluded.swept_at, swept_id = excluded.swept_id \
+             WHERE posting_sweeps.swept_at < excluded.swept_at \
+                OR (posting_sweeps.swept_at = excluded.swept_at AND posting_sweeps.swept_id < excluded.swept_id)",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
     fn insert_sql(&self, rows: usize) -> String {
         let mut sql = String::from(
             "INSERT INTO behaviour_events (customer_id, event_id, type, channel, at, received_at, properties) VALUES ",

@@ -26,6 +26,7 @@ on_both_backends!(
     events_are_for_signed_in_customers_only,
     the_feed_gives_every_event_once_in_order_and_cursors_move_once,
     check_ins_and_finished_questionnaires_are_server_events_clients_cannot_forge,
+    a_posting_the_listener_missed_is_swept_into_events_once,
 );
 
 fn event(app: &TestApp, id: &str, kind: &str) -> Value {
@@ -408,4 +409,75 @@ async fn check_ins_and_finished_questionnaires_are_server_events_clients_cannot_
         forged.body["results"][0]["problem"]["type"],
         "urn:huoban:problem:invalid-event-type"
     );
+}
+
+/// A posting committed but never announced — a crash between the ledger's commit and its
+/// announcement — still becomes events: the sweep reads the ledger's record of postings
+/// once they are older than its margin, and records each missed event once (a sweep that
+/// did not record it fails this test: nothing else would). A posting the listener heard is
+/// not recorded again.
+async fn a_posting_the_listener_missed_is_swept_into_events_once(app: TestApp) {
+    use huoban_engage::events::service::{EventsService, SWEEP_MARGIN};
+    use huoban_ledger::{Amount, IdempotencyKey, TransferRequest, Unit};
+    let (_, token) = customer(&app, "13900000121").await;
+    let (current, _, _) = standard_accounts(&app, &token).await;
+    let heard = fund(&app, &current, 10_000, "heard").await;
+    ledger_event(&app, &token, "deposit").await;
+    let state = app.app.engage_state();
+    let sweeper = EventsService::new(&state);
+    sweeper.sweep_postings().await.expect("a first sweep sets the mark");
+
+    // Posted and committed, never announced.
+    let clearing = app.app.accounts.clearing(Unit::Cny).await.expect("clearing");
+    let request = TransferRequest::single(
+        IdempotencyKey::new("test-crash", "unannounced").expect("key"),
+        Unit::Cny,
+        clearing,
+        current.parse().expect("account id"),
+        Amount::new(2_500).expect("amount"),
+    );
+    let mut tx = app.app.db.begin().await.expect("tx");
+    let posted = app
+        .app
+        .ledger
+        .transfer_in(&mut tx, vec![request])
+        .await
+        .expect("posted");
+    tx.commit().await.expect("commit");
+    let missed = posted.results[0].as_ref().expect("transfer").transfer.id.to_string();
+    let event_id = format!("ledger:{missed}:{current}");
+    let has = |id: String| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM behaviour_events WHERE event_id = $1")
+                .bind(id)
+                .fetch_one(app.app.db.reader())
+                .await
+                .expect("count")
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(has(event_id.clone()).await, 0, "nobody announced it");
+
+    // Not yet older than the margin: the sweep leaves it.
+    assert_eq!(sweeper.sweep_postings().await.expect("sweep"), 0);
+    assert_eq!(has(event_id.clone()).await, 0);
+    app.clock.advance(SWEEP_MARGIN + SignedDuration::from_secs(1));
+    // The server's own sweeper (every 10 s) may take it first; either way, once.
+    let recorded = sweeper.sweep_postings().await.expect("sweep");
+    assert!(recorded <= 1, "{recorded}");
+    assert_eq!(has(event_id.clone()).await, 1, "the missed deposit");
+    let mine = app.get("/api/v1/events", Some(&token)).await;
+    let deposits: Vec<&Value> = mine.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["type"] == "deposit")
+        .collect();
+    assert_eq!(deposits.len(), 2, "{:?}", mine.body);
+    assert!(deposits.iter().any(|e| e["properties"]["amount"] == 2_500));
+    // Again: nothing more, and the heard posting was never doubled.
+    assert_eq!(sweeper.sweep_postings().await.expect("sweep"), 0);
+    assert_eq!(has(event_id).await, 1);
+    assert_eq!(has(format!("ledger:{heard}:{current}")).await, 1);
 }
