@@ -604,19 +604,24 @@ struct CampaignsForEngage {
     clock: SharedClock,
 }
 
+impl CampaignsForEngage {
+    /// The campaign by the id engage holds: 404 `unknown-campaign` (on `campaign_id`) when
+    /// it is not one.
+    async fn row(&self, campaign_id: &str) -> Result<huoban_campaigns::campaigns::store::CampaignRow, ApiError> {
+        let id = uuid::Uuid::parse_str(campaign_id)
+            .map_err(|_| huoban_campaigns::campaigns::domain::unknown().with("field", "campaign_id"))?;
+        self.campaigns.row(id).await.map_err(|e| e.with("field", "campaign_id"))
+    }
+}
+
 impl huoban_engage::CampaignGate for CampaignsForEngage {
     fn check_open<'a>(&'a self, campaign_id: &'a str) -> huoban_engage::BoxFuture<'a, Result<(), ApiError>> {
         Box::pin(async move {
             use huoban_campaigns::campaigns::{
-                domain::{State, ended, unknown},
+                domain::{State, ended},
                 service::state_of,
             };
-            let id = uuid::Uuid::parse_str(campaign_id).map_err(|_| unknown().with("field", "campaign_id"))?;
-            let row = self
-                .campaigns
-                .row(id)
-                .await
-                .map_err(|e| e.with("field", "campaign_id"))?;
+            let row = self.row(campaign_id).await?;
             if state_of(&row, self.clock.now()) == State::Ended {
                 return Err(ended()
                     .detail("nothing new can join an ended campaign")
@@ -647,9 +652,7 @@ impl huoban_engage::CampaignGate for CampaignsForEngage {
         campaign_id: &'a str,
     ) -> huoban_engage::BoxFuture<'a, Result<huoban_ledger::AccountId, ApiError>> {
         Box::pin(async move {
-            let id = uuid::Uuid::parse_str(campaign_id)
-                .map_err(|_| huoban_campaigns::campaigns::domain::unknown().with("field", "campaign_id"))?;
-            let row = self.campaigns.row(id).await?;
+            let row = self.row(campaign_id).await?;
             self.campaigns.points_account(&row).await
         })
     }

@@ -156,34 +156,26 @@ pub async fn accounts_of_owner(db: &Db, owner: &Owner) -> Result<Vec<Account>, L
 
 /// The accounts with these ids that exist (one query per chunk), through the read pool.
 pub async fn accounts_by_ids(db: &Db, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for id in chunk {
-            query = query.bind(id.to_string());
-        }
-        for row in query.fetch_all(db.reader()).await.map_err(sql_err)? {
-            out.push(account_from_row(&row)?);
-        }
-    }
-    Ok(out)
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    accounts_where_in(db, "id", &ids).await
 }
 
 /// The accounts with these external references that exist, through the read pool.
 pub async fn accounts_by_refs(db: &Db, refs: &[String]) -> Result<Vec<Account>, LedgerError> {
-    let mut out = Vec::with_capacity(refs.len());
-    for chunk in refs.chunks(CHUNK) {
+    accounts_where_in(db, "external_ref", refs).await
+}
+
+/// The accounts whose `column` (a fixed column name, never input) is one of `values`.
+async fn accounts_where_in(db: &Db, column: &'static str, values: &[String]) -> Result<Vec<Account>, LedgerError> {
+    let mut out = Vec::with_capacity(values.len());
+    for chunk in values.chunks(CHUNK) {
         let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE external_ref IN ({})",
+            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE {column} IN ({})",
             placeholders(1, chunk.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-        for r in chunk {
-            query = query.bind(r.clone());
+        for value in chunk {
+            query = query.bind(value.clone());
         }
         for row in query.fetch_all(db.reader()).await.map_err(sql_err)? {
             out.push(account_from_row(&row)?);

@@ -99,32 +99,13 @@ impl EventsStore {
     }
 
     fn insert_sql(&self, rows: usize) -> String {
-        let mut sql = String::from(
-            "INSERT INTO behaviour_events (customer_id, event_id, type, channel, at, received_at, properties) VALUES ",
-        );
-        let mut n = 0;
-        for row in 0..rows {
-            if row > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for col in 0..COLUMNS {
-                if col > 0 {
-                    sql.push(',');
-                }
-                match self.db.backend() {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => {
-                        n += 1;
-                        sql.push('$');
-                        sql.push_str(&n.to_string());
-                    }
-                }
-            }
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id");
-        sql
+        huoban_kit::db::multi_row_insert(
+            self.db.backend(),
+            "behaviour_events (customer_id, event_id, type, channel, at, received_at, properties)",
+            COLUMNS,
+            rows,
+            "ON CONFLICT (customer_id, event_id) DO NOTHING RETURNING customer_id, event_id",
+        )
     }
 
     /// Inserts the rows that are new; returns the (customer, event id) pairs inserted.
