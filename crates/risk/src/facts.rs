@@ -331,17 +331,22 @@ fn apply_profile(profile: &mut Option<ProfileRow>, customer: &str, d: &Delta) {
     p.step_ups += i64::from(d.learned.step_up);
 }
 
-/// Folds a written outcome into the snapshot.
-fn fold(s: &mut Snapshot, customer: &str, d: &Delta, cap: u32) {
-    apply_profile(&mut s.profile, customer, d);
+/// Counts the outcome in its hour of the day, if it learned one.
+fn bump_hour(hour_counts: &mut [u32], d: &Delta) {
     if let Some(slot) = d
         .learned
         .hour
         .and_then(|h| usize::try_from(h).ok())
-        .and_then(|h| s.hour_counts.get_mut(h))
+        .and_then(|h| hour_counts.get_mut(h))
     {
         *slot = slot.saturating_add(1);
     }
+}
+
+/// Folds a written outcome into the snapshot.
+fn fold(s: &mut Snapshot, customer: &str, d: &Delta, cap: u32) {
+    apply_profile(&mut s.profile, customer, d);
+    bump_hour(&mut s.hour_counts, d);
     if let Some(p) = &d.learned.payee {
         s.payees.insert(p.clone());
     }
@@ -383,14 +388,7 @@ fn effective(
     let mut anomalies = count(&s.anomalies, w.anomalies_since);
     for d in unwritten {
         apply_profile(&mut profile, &customer_id, d);
-        if let Some(slot) = d
-            .learned
-            .hour
-            .and_then(|h| usize::try_from(h).ok())
-            .and_then(|h| hour_counts.get_mut(h))
-        {
-            *slot = slot.saturating_add(1);
-        }
+        bump_hour(&mut hour_counts, d);
         if let (Some(want), Some((dev, _))) = (device, &d.learned.device)
             && dev == want
         {

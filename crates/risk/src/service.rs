@@ -475,6 +475,7 @@ impl RiskService {
         policy: &Policy,
     ) -> Result<(Inputs, Facts), ApiError> {
         let now = self.now();
+        let w = windows(policy, now);
         let facts = self
             .0
             .store
@@ -483,10 +484,10 @@ impl RiskService {
                 ctx.device_id.as_deref(),
                 payee,
                 op.as_str(),
-                now - policy.failure_window_minutes * 60_000_000,
-                now - 3_600_000_000,
-                now - ANOMALY_MEMORY_DAYS * DAY_MICROS,
-                policy.velocity_per_hour,
+                w.failures_since,
+                w.operations_since,
+                w.anomalies_since,
+                w.operations_cap,
             )
             .await?;
         let inputs = inputs_from(&facts, op, amount, now, channel, ctx, step_up);
@@ -509,12 +510,7 @@ impl RiskService {
         policy: &Policy,
     ) -> Result<(Inputs, Facts), ApiError> {
         let now = self.now();
-        let w = Windows {
-            failures_since: now - policy.failure_window_minutes * 60_000_000,
-            operations_since: now - 3_600_000_000,
-            anomalies_since: now - ANOMALY_MEMORY_DAYS * DAY_MICROS,
-            operations_cap: policy.velocity_per_hour,
-        };
+        let w = windows(policy, now);
         let device = ctx.device_id.as_deref();
         let cache = &self.0.facts;
         let mut lookup = cache.lookup(customer, stamp, policy_version, &w, device, Some(payee));
@@ -1578,6 +1574,17 @@ impl huoban_kit::personal::PersonalData for RiskService {
             self.0.facts.forget(customer);
             Ok(())
         })
+    }
+}
+
+/// The windows a decision at `now` counts recent failures, operations and anomalies in,
+/// under `policy`.
+fn windows(policy: &Policy, now: i64) -> Windows {
+    Windows {
+        failures_since: now - policy.failure_window_minutes * 60_000_000,
+        operations_since: now - 3_600_000_000,
+        anomalies_since: now - ANOMALY_MEMORY_DAYS * DAY_MICROS,
+        operations_cap: policy.velocity_per_hour,
     }
 }
 

@@ -1170,13 +1170,20 @@ impl RiskStore {
     /// payees, failed attempts and every decision with its inputs (addresses, places,
     /// device ids) are deleted; cases keep their skeleton (kind, state, times) with their
     /// texts overwritten; holds stay (a delayed transfer still settles or is voided on
-    /// time). The stamp is raised so no node decides on what it kept in memory.
+    /// time). A frozen customer's profile stays frozen — the freeze is a safety control,
+    /// not data about the person, and the erasure must not lift it while the customer's
+    /// session still works — with every habit in it blanked (place, amounts, counts, and
+    /// first seen set to the freeze time); any other profile is deleted. The stamp is
+    /// raised so no node decides on what it kept in memory.
     pub async fn erase(&self, customer: Uuid) -> Result<(), DbError> {
         let c = customer.to_string();
         let mut tx = self.db.writer().begin().await?;
         for sql in [
             "DELETE FROM risk_devices WHERE customer_id = $1",
-            "DELETE FROM risk_profiles WHERE customer_id = $1",
+            "UPDATE risk_profiles SET first_seen = COALESCE(frozen_at, first_seen), last_lat = NULL, \
+             last_lon = NULL, last_geo_at = NULL, amount_count = 0, amount_sum = 0, amount_max = 0, \
+             clean_ops = 0, step_ups = 0 WHERE customer_id = $1 AND frozen <> 0",
+            "DELETE FROM risk_profiles WHERE customer_id = $1 AND frozen = 0",
             "DELETE FROM risk_hours WHERE customer_id = $1",
             "DELETE FROM risk_payees WHERE customer_id = $1",
             "DELETE FROM risk_failures WHERE customer_id = $1",

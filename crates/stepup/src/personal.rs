@@ -1,8 +1,11 @@
 //! The customer's step-up factors and attempts for their export and erasure (PIPL), over
 //! the `step_up_*` tables. The export names each factor and when it was set up and used,
 //! never a secret (PIN hash, authenticator secret, passkey key). Erasure deletes every
-//! row: factors, challenges, tokens, lockout counters, attempts and codes sent. The
-//! attempts stay in the audit trail, which records them by customer id only.
+//! row: factors, challenges, tokens, attempts, codes sent and lockout counters — except a
+//! factor's lockout (a counter with a lock set), a safety control and not data about the
+//! person, which stays so the erasure cannot lift it while the customer's session still
+//! works (a lock whose cool-down has passed is inert and restarts at the next failure).
+//! The attempts stay in the audit trail, which records them by customer id only.
 
 use huoban_kit::{
     ApiError, Db, DbError,
@@ -27,16 +30,17 @@ impl StepUpData {
     }
 }
 
-const TABLES: &[&str] = &[
-    "step_up_tokens",
-    "step_up_challenges",
-    "step_up_pins",
-    "step_up_totp",
-    "step_up_failures",
-    "step_up_attempts",
-    "step_up_outbox",
-    "step_up_passkeys",
-    "step_up_passkey_registrations",
+/// What erasure deletes: every row of the customer's, but a lockout.
+const ERASE: &[&str] = &[
+    "DELETE FROM step_up_tokens WHERE customer_id = $1",
+    "DELETE FROM step_up_challenges WHERE customer_id = $1",
+    "DELETE FROM step_up_pins WHERE customer_id = $1",
+    "DELETE FROM step_up_totp WHERE customer_id = $1",
+    "DELETE FROM step_up_failures WHERE customer_id = $1 AND locked_until IS NULL",
+    "DELETE FROM step_up_attempts WHERE customer_id = $1",
+    "DELETE FROM step_up_outbox WHERE customer_id = $1",
+    "DELETE FROM step_up_passkeys WHERE customer_id = $1",
+    "DELETE FROM step_up_passkey_registrations WHERE customer_id = $1",
 ];
 
 impl PersonalData for StepUpData {
@@ -71,14 +75,12 @@ impl PersonalData for StepUpData {
     fn erase<'a>(&'a self, customer: Uuid) -> BoxFuture<'a, Result<(), ApiError>> {
         Box::pin(async move {
             let mut tx = self.db.writer().begin().await.map_err(DbError::from)?;
-            for table in TABLES {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE customer_id = $1"
-                )))
-                .bind(customer.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(DbError::from)?;
+            for sql in ERASE {
+                sqlx::query(*sql)
+                    .bind(customer.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DbError::from)?;
             }
             tx.commit().await.map_err(DbError::from)?;
             Ok(())

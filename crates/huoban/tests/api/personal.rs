@@ -17,9 +17,12 @@ use huoban_kit::{Backend, Clock};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{Reply, TestApp, spawn_app_with};
 
-crate::on_both_backends!(customers_export_and_erase_their_data);
+crate::on_both_backends!(
+    customers_export_and_erase_their_data,
+    an_erasure_keeps_a_freeze_and_a_step_up_lockout,
+);
 crate::for_each_backend!(
     no_phone_number_is_stored_in_clear,
     keys_rotate_moves_every_row_and_keeps_it_readable,
@@ -863,4 +866,133 @@ async fn erasure_leaves_nothing_about_the_customer_in_any_capability(backend: Ba
         );
         assert!(text(&logged.body["items"][0]["details"]["sections"]).contains("security"));
     }
+}
+
+const FROZEN_PHONE: &str = "13500000311";
+
+/// A transfer of `amount` fen from current to savings, made on `device`.
+async fn transfer_on(app: &TestApp, token: &str, from: &str, to: &str, key: &str, amount: i64, device: &str) -> Reply {
+    app.send(
+        Method::POST,
+        "/api/v1/transfers",
+        Some(token),
+        Some(json!({ "from_account": from, "to_account": to, "amount": amount, "currency": "CNY" })),
+        &[("Idempotency-Key", key), ("X-Device-Id", device)],
+    )
+    .await
+}
+
+/// A risk profile: frozen, frozen at, place, amount statistics, clean operations, step-ups.
+type Profile = (i64, Option<i64>, Option<i64>, Option<i64>, i64, i64, i64, i64, i64);
+/// The customer's risk profile row.
+async fn profile(app: &TestApp, id: &str) -> Profile {
+    sqlx::query_as(
+        "SELECT frozen, frozen_at, last_lat, last_lon, amount_count, amount_sum, amount_max, clean_ops, \
+         step_ups FROM risk_profiles WHERE customer_id = $1",
+    )
+    .bind(id)
+    .fetch_one(app.app.db.reader())
+    .await
+    .expect("profile kept")
+}
+/// The customer's step-up failure counters.
+async fn lockouts(app: &TestApp, id: &str) -> Vec<(String, i64, Option<i64>)> {
+    sqlx::query_as("SELECT factor, failures, locked_until FROM step_up_failures WHERE customer_id = $1 ORDER BY factor")
+        .bind(id)
+        .fetch_all(app.app.db.reader())
+        .await
+        .expect("failures")
+}
+
+/// A freeze (the customer denied a held transfer) and a step-up lockout are safety
+/// controls, not data about the person: an erasure keeps them — above all while it is
+/// under way and the customer's session still works — and blanks the rest of the risk
+/// profile.
+async fn an_erasure_keeps_a_freeze_and_a_step_up_lockout(app: TestApp) {
+    let fails_once = Arc::new(FailsOnce::default());
+    app.app.identity.register_personal_data(fails_once.clone());
+    let reg = app.register(FROZEN_PHONE, "冻结客户").await;
+    assert_eq!(reg.status, 201, "{:?}", reg.body);
+    let id = reg.body["id"].as_str().expect("id").to_owned();
+    let signed = app
+        .send(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({ "phone": FROZEN_PHONE, "password": "secret-pass", "channel": "app" })),
+            &[("X-Device-Id", "phone-a"), ("X-Geo", "39.90,116.40")],
+        )
+        .await;
+    assert_eq!(signed.status, 201, "{:?}", signed.body);
+    let token = signed.body["token"].as_str().expect("token").to_owned();
+    let (current, savings, _) = crate::accounts::standard_accounts(&app, &token).await;
+    crate::accounts::fund(&app, &current, 20_000_000, "salary").await;
+
+    // "Was this you?" — no: transfers are frozen.
+    let held = transfer_on(&app, &token, &current, &savings, "held", 900_000, "stranger").await;
+    let hold = held.body["id"].as_str().expect("hold id").to_owned();
+    let denied = app
+        .post(&format!("/api/v1/security/holds/{hold}/deny"), Some(&token), json!({}))
+        .await;
+    assert_eq!(denied.status, 200, "{:?}", denied.body);
+    transfer_on(&app, &token, &current, &savings, "frozen-1", 100, "phone-a")
+        .await
+        .assert_problem(403, "account-frozen");
+    // And the PIN is locked out after failures; the authenticator has one failure, no lock.
+    let now = app.app.clock.now().as_microsecond();
+    for (factor, failures, locked_until) in [("pin", 5i64, Some(now + 3_600_000_000)), ("totp", 1, None)] {
+        sqlx::query(
+            "INSERT INTO step_up_failures (customer_id, factor, failures, locked_until) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(factor)
+        .bind(failures)
+        .bind(locked_until)
+        .execute(app.app.db.writer())
+        .await
+        .expect("failures");
+    }
+    let before = crate::accounts::balance(&app, &current).await;
+
+    // The erasure stops after the risk and step-up parts: the session still works, the
+    // account stays frozen.
+    app.post("/api/v1/me/erasure", Some(&token), json!({ "confirm": true }))
+        .await
+        .assert_problem(503, "unavailable");
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+    transfer_on(&app, &token, &current, &savings, "frozen-2", 100, "phone-a")
+        .await
+        .assert_problem(403, "account-frozen");
+    assert_eq!(crate::accounts::balance(&app, &current).await, before);
+    let trust = app.get("/api/v1/security/trust", Some(&token)).await;
+    assert_eq!(trust.body["facts"]["frozen"], true, "{:?}", trust.body);
+
+    let (frozen, frozen_at, lat, lon, count, sum, max, clean, step_ups) = profile(&app, &id).await;
+    assert_eq!(frozen, 1);
+    assert!(frozen_at.is_some());
+    assert_eq!((lat, lon), (None, None), "the place is erased");
+    assert_eq!(
+        (count, sum, max, clean, step_ups),
+        (0, 0, 0, 0, 0),
+        "the habits are erased"
+    );
+    let kept = vec![("pin".to_owned(), 5, Some(now + 3_600_000_000))];
+    assert_eq!(
+        lockouts(&app, &id).await,
+        kept,
+        "the lockout stays, the bare counter goes"
+    );
+
+    // Finished: the session ends, the freeze and the lockout stay.
+    let done = app
+        .post("/api/v1/me/erasure", Some(&token), json!({ "confirm": true }))
+        .await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    app.get("/api/v1/me", Some(&token))
+        .await
+        .assert_problem(401, "session-revoked");
+    assert_eq!(profile(&app, &id).await.0, 1);
+    assert_eq!(lockouts(&app, &id).await, kept);
+    let report = app.app.ledger.invariants().await.expect("invariants");
+    assert!(report.is_ok(), "{:?}", report.violations);
 }
