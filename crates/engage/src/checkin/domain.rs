@@ -483,6 +483,11 @@ impl YearMonth {
         Date::new(self.year, self.month, 1).unwrap_or(Date::MIN)
     }
 
+    /// The date of `day` in this month; `None` when the month has no such day.
+    pub fn day(self, day: i8) -> Option<Date> {
+        Date::new(self.year, self.month, day).ok()
+    }
+
     pub fn dates(self) -> impl Iterator<Item = Date> {
         let first = self.first_day();
         (1..=first.days_in_month()).filter_map(move |d| Date::new(self.year, self.month, d).ok())
@@ -720,6 +725,16 @@ mod tests {
             RewardReason::parse(&RewardReason::Base.as_string()),
             Some(RewardReason::Base)
         );
+    }
+
+    #[test]
+    fn a_month_names_its_days() {
+        let feb = YearMonth::parse("2027-02").unwrap();
+        assert_eq!(feb.day(28), Some(date(2027, 2, 28)));
+        assert_eq!(feb.day(1), Some(feb.first_day()));
+        assert_eq!(feb.day(29), None);
+        assert_eq!(feb.day(0), None);
+        assert_eq!(YearMonth::of(date(2027, 2, 10)).to_string(), "2027-02");
     }
 
     /// The naive definition: count back from `last` while days are present.

@@ -45,8 +45,8 @@ use super::{
     store::{AutoTransferRow, GoalRow, OfferRow},
 };
 use crate::{
-    checkin::domain::local_date,
-    rewards::domain::{parse_titles, pick_title},
+    checkin::domain::{YearMonth, local_date},
+    rewards::domain::{parse_campaign_id, parse_titles, pick_title},
 };
 
 /// `metadata.source` of a conversion transfer; its `customer_id` is who converted.
@@ -197,19 +197,14 @@ fn run_at(date: Date, tz: &TimeZone) -> Result<Timestamp, ApiError> {
 
 /// The transfer date of a stored month (`YYYY-MM`) on `day`.
 fn month_date(month: &str, day: i8) -> Result<Date, ApiError> {
-    let (y, m) = month
-        .split_once('-')
-        .ok_or_else(|| ApiError::internal(format!("stored month {month:?}")))?;
-    let (y, m): (i16, i8) = (
-        y.parse().map_err(ApiError::internal)?,
-        m.parse().map_err(ApiError::internal)?,
-    );
-    Date::new(y, m, day).map_err(ApiError::internal)
+    YearMonth::parse(month)
+        .and_then(|m| m.day(day))
+        .ok_or_else(|| ApiError::internal(format!("stored month {month:?}, day {day}")))
 }
 
 fn staff_offer_view(row: OfferRow) -> StaffOfferView {
     StaffOfferView {
-        titles: serde_json::from_str(&row.titles).unwrap_or_default(),
+        titles: row.titles(),
         id: row.id,
         campaign_id: row.campaign_id,
         points: row.points,
@@ -256,11 +251,12 @@ impl GoalsService {
         goal: Uuid,
         request: AutoTransferRequest,
     ) -> Result<GoalView, ApiError> {
-        let row = self.member_goal(goal, customer).await?;
-        if row.owner_id != customer {
-            return Err(not_goal_owner("Only the goal's owner can set its automatic transfer")
-                .detail("The automatic transfer pays from the owner's account; deposit yourself instead."));
-        }
+        let row = self
+            .owned_goal(goal, customer, || {
+                not_goal_owner("Only the goal's owner can set its automatic transfer")
+                    .detail("The automatic transfer pays from the owner's account; deposit yourself instead.")
+            })
+            .await?;
         let day = match request.transfer_day {
             Some(day) => domain::check_transfer_day(day)?,
             None => row.transfer_day,
@@ -277,7 +273,8 @@ impl GoalsService {
                 self.0.ledger.account(current).await?
             }
         };
-        if from.unit != Unit::Cny || !matches!(from.account_type, AccountType::Current | AccountType::Savings) {
+        // The ledger keeps current and savings accounts in CNY.
+        if !matches!(from.account_type, AccountType::Current | AccountType::Savings) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-source-account",
@@ -317,10 +314,11 @@ impl GoalsService {
 
     /// Turns the automatic transfer off (nothing happens when it was off). Only the owner.
     pub async fn stop_auto_transfer(&self, customer: Uuid, goal: Uuid) -> Result<GoalView, ApiError> {
-        let row = self.member_goal(goal, customer).await?;
-        if row.owner_id != customer {
-            return Err(not_goal_owner("Only the goal's owner can stop its automatic transfer"));
-        }
+        let row = self
+            .owned_goal(goal, customer, || {
+                not_goal_owner("Only the goal's owner can stop its automatic transfer")
+            })
+            .await?;
         self.0.store.delete_auto_transfer(row.id).await?;
         self.view(&row, customer).await
     }
@@ -471,11 +469,17 @@ impl GoalsService {
                 .await?;
                 match domain::after_shortfall(attempts) {
                     AfterShortfall::TryTomorrow => {
-                        let tomorrow = huoban_kit::clock::from_micros(auto.due_at)
+                        let mut tomorrow = huoban_kit::clock::from_micros(auto.due_at)
                             .to_zoned(tz.clone())
                             .checked_add(1.day())
                             .map_err(ApiError::internal)?
                             .timestamp();
+                        // Found late (after an outage): a day after the due time may be
+                        // past already, and the retries must not run on consecutive ticks.
+                        if tomorrow <= now {
+                            let next_day = local_date(now, &tz).tomorrow().map_err(ApiError::internal)?;
+                            tomorrow = run_at(next_day, &tz)?;
+                        }
                         self.0
                             .store
                             .reschedule_transfer(&auto.goal_id, token, tomorrow, &auto.month, attempts, now)
@@ -510,15 +514,8 @@ impl GoalsService {
     pub async fn create_offer(&self, staff: Uuid, request: NewOfferRequest) -> Result<StaffOfferView, ApiError> {
         let titles = parse_titles(request.titles).map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
         let rate = Rate::check(request.points, request.fen, request.max_points)?;
-        let campaign_id = request.campaign_id.map(|c| c.trim().to_owned());
-        if let Some(c) = &campaign_id
-            && !(1..=64).contains(&c.len())
-        {
-            return Err(ApiError::invalid_field(
-                "campaign_id",
-                "a campaign id is 1 to 64 characters",
-            ));
-        }
+        let campaign_id = parse_campaign_id(request.campaign_id.as_deref())
+            .map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
         self.0.engage.check_campaign(campaign_id.as_deref()).await?;
         let row = OfferRow {
             id: new_id().to_string(),
@@ -553,16 +550,13 @@ impl GoalsService {
             items: rows
                 .into_iter()
                 .filter(|r| r.campaign_id.as_ref().is_none_or(|c| live.contains(c)))
-                .map(|r| {
-                    let titles: BTreeMap<String, String> = serde_json::from_str(&r.titles).unwrap_or_default();
-                    OfferView {
-                        title: pick_title(&titles, locale.as_str()).to_owned(),
-                        id: r.id,
-                        campaign_id: r.campaign_id,
-                        points: r.points,
-                        fen: r.fen,
-                        max_points: r.max_points,
-                    }
+                .map(|r| OfferView {
+                    title: pick_title(&r.titles(), locale.as_str()).to_owned(),
+                    id: r.id,
+                    campaign_id: r.campaign_id,
+                    points: r.points,
+                    fen: r.fen,
+                    max_points: r.max_points,
                 })
                 .collect(),
         })

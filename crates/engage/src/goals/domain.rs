@@ -19,6 +19,8 @@
 
 use jiff::{ToSpan, civil::Date};
 
+use crate::checkin::domain::YearMonth;
+
 /// Percentages of the target that fire a milestone message, in order.
 pub const MILESTONES: [i64; 4] = [25, 50, 75, 100];
 /// Furthest a target date may lie ahead.
@@ -332,7 +334,7 @@ pub fn next_transfer_date(day: i8, today: Date, later_only: bool) -> Option<Date
 /// The month a transfer made for `date` pays for, `YYYY-MM`: the transfer's idempotency
 /// key with the goal, so each month is paid once.
 pub fn transfer_month(date: Date) -> String {
-    format!("{:04}-{:02}", date.year(), date.month())
+    YearMonth::of(date).to_string()
 }
 
 /// What follows a transfer refused for want of money, the `attempts`-th of its month.

@@ -250,6 +250,21 @@ impl GoalsService {
             .ok_or_else(|| unknown_goal(goal))
     }
 
+    /// The goal when `customer` owns it; a partner gets `refusal()`, anyone else
+    /// `unknown-goal`.
+    pub(super) async fn owned_goal(
+        &self,
+        goal: Uuid,
+        customer: Uuid,
+        refusal: impl FnOnce() -> ApiError,
+    ) -> Result<GoalRow, ApiError> {
+        let row = self.member_goal(goal, customer).await?;
+        if row.owner_id != customer {
+            return Err(refusal());
+        }
+        Ok(row)
+    }
+
     /// Days of the month salary landed on the customer's current account in the last
     /// ~100 days, in their time zone.
     async fn salary_days(&self, customer: Uuid, now: Timestamp, tz: &TimeZone) -> Result<Vec<i8>, ApiError> {
@@ -389,11 +404,12 @@ impl GoalsService {
     /// Shares the goal with the customer who has `phone`. Only the owner may invite.
     #[tracing::instrument(skip_all, fields(customer = %customer, goal = %goal))]
     pub async fn invite(&self, customer: Uuid, goal: Uuid, invite: NewPartner) -> Result<GoalView, ApiError> {
-        let row = self.member_goal(goal, customer).await?;
-        if row.owner_id != customer {
-            return Err(not_goal_owner("Only the goal's owner can invite")
-                .detail("Ask the goal's owner to invite your partner."));
-        }
+        let row = self
+            .owned_goal(goal, customer, || {
+                not_goal_owner("Only the goal's owner can invite")
+                    .detail("Ask the goal's owner to invite your partner.")
+            })
+            .await?;
         let phone = Phone::parse(&invite.phone).map_err(|e| ApiError::invalid_field("phone", e))?;
         let partner = self
             .0
@@ -705,7 +721,7 @@ impl GoalsService {
         let plan = plan_of(&row);
         let saved = self.0.ledger.balance(AccountId::from(row.pocket_id)).await?.posted;
         if saved < row.target_amount {
-            let month = format!("{:04}-{:02}", due_day.year(), due_day.month());
+            let month = domain::transfer_month(due_day);
             let installment = plan.next_installment(due_day).map_or(0, |i| i.amount);
             let expected = plan.expected_by(today).min(row.target_amount);
             let behind = domain::behind_plan(saved, &plan, today);

@@ -2,6 +2,8 @@
 //! `goal_milestones` and `goal_reminders` (see the migration for what each row means).
 //! Dates are `YYYY-MM-DD` text, instants microseconds since the epoch.
 
+use std::collections::BTreeMap;
+
 use huoban_kit::{Db, DbError, clock::to_micros};
 use jiff::{Timestamp, civil::Date};
 use uuid::Uuid;
@@ -97,6 +99,13 @@ pub struct OfferRow {
     pub fen: i64,
     pub max_points: i64,
     pub created_at: i64,
+}
+
+impl OfferRow {
+    /// The offer's titles by locale (empty when the stored JSON is unreadable).
+    pub fn titles(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.titles).unwrap_or_default()
+    }
 }
 
 const OFFER_COLUMNS: &str = "id, titles, campaign_id, points, fen, max_points, created_at";

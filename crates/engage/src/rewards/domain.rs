@@ -90,6 +90,15 @@ pub fn parse_titles(given: BTreeMap<String, String>) -> Result<BTreeMap<String, 
     Ok(titles)
 }
 
+/// A campaign id as staff typed it (trimmed): 1 to 64 visible ASCII characters, or none.
+pub fn parse_campaign_id(id: Option<&str>) -> Result<Option<String>, Invalid> {
+    match id.map(str::trim) {
+        None => Ok(None),
+        Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(id.to_owned())),
+        Some(_) => Err(invalid("campaign_id", "a campaign id is 1 to 64 visible characters")),
+    }
+}
+
 impl NewReward {
     pub fn parse(draft: RewardDraft) -> Result<Self, Invalid> {
         let titles = parse_titles(draft.titles)?;
@@ -100,11 +109,7 @@ impl NewReward {
         if draft.claimable_until <= draft.claimable_from {
             return Err(invalid("claimable_until", "must be after claimable_from"));
         }
-        let campaign_id = match draft.campaign_id.as_deref().map(str::trim) {
-            None => None,
-            Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => Some(id.to_owned()),
-            Some(_) => return Err(invalid("campaign_id", "a campaign id is 1 to 64 visible characters")),
-        };
+        let campaign_id = parse_campaign_id(draft.campaign_id.as_deref())?;
         Ok(Self {
             titles,
             points_price,

@@ -26,6 +26,7 @@ on_both_backends!(
     bad_goal_requests_are_refused_and_write_nothing,
     the_automatic_transfer_moves_the_monthly_amount_once_on_its_day,
     an_automatic_transfer_short_of_money_moves_nothing_retries_then_skips_the_month,
+    a_shortfall_found_days_late_is_retried_the_next_day_not_at_once,
     the_automatic_transfer_stops_when_turned_off_and_refuses_bad_input,
     points_convert_into_a_goal_under_a_campaign_offer_once_per_key,
     bad_conversions_and_offers_are_refused_and_move_nothing,
@@ -580,6 +581,49 @@ async fn an_automatic_transfer_short_of_money_moves_nothing_retries_then_skips_t
     assert!(report.is_ok(), "{:?}", report.violations);
 }
 
+async fn a_shortfall_found_days_late_is_retried_the_next_day_not_at_once(app: TestApp) {
+    app.clock.set(start());
+    let token = app.customer("13800138151").await;
+    let current = current_account(&app, &token).await;
+    fund(&app, &current, 50_000, "transfer").await;
+    let goal = create_goal(&app, &token, 400_000, "2027-03-31").await;
+    let id = goal["id"].as_str().expect("id").to_owned();
+    let on = auto_transfer(
+        &app,
+        &token,
+        &id,
+        json!({ "transfer_day": 15, "from_account": current }),
+    )
+    .await;
+    assert_eq!(on.status.as_u16(), 200, "{:?}", on.body);
+    let goals = goals_service(&app);
+
+    // Due on the 15th, first run (after an outage) on the 19th: short, and the retry is
+    // the next day at the transfer hour, not the 16th (already past).
+    let late = transfer_time("2026-11-19", 3600);
+    assert_eq!(goals.run_due_transfers(late).await.expect("tick"), 0);
+    let auto = view(&app, &token, &id).await["auto_transfer"].clone();
+    assert_eq!(
+        (auto["month"].as_str(), auto["attempts"].as_i64()),
+        (Some("2026-11"), Some(1))
+    );
+    assert_eq!(auto["next_transfer_at"], "2026-11-20T00:00:00Z");
+    // The following ticks of the same day try nothing more.
+    for seconds in [3605, 3610] {
+        assert_eq!(
+            goals
+                .run_due_transfers(transfer_time("2026-11-19", seconds))
+                .await
+                .expect("tick"),
+            0
+        );
+    }
+    let auto = view(&app, &token, &id).await["auto_transfer"].clone();
+    assert_eq!(auto["attempts"], 1, "{auto}");
+    assert_eq!(auto["next_transfer_at"], "2026-11-20T00:00:00Z");
+    assert_eq!(messages(&app, "goal_auto_transfer_failed").await.len(), 1);
+}
+
 async fn the_automatic_transfer_stops_when_turned_off_and_refuses_bad_input(app: TestApp) {
     app.clock.set(start());
     let token = app.customer("13800138121").await;
@@ -762,6 +806,16 @@ async fn points_convert_into_a_goal_under_a_campaign_offer_once_per_key(app: Tes
     assert_eq!(ids, vec![always.as_str(), festival.as_str()]);
     assert_eq!(offers.body["items"][1]["title"], "积分换存款");
     assert_eq!(offers.body["items"][1]["campaign_id"], campaign.as_str());
+    let staff_offers = app.get("/api/v1/staff/goal-conversion-offers", Some(&staff)).await;
+    assert_eq!(staff_offers.status.as_u16(), 200, "{:?}", staff_offers.body);
+    let listed = staff_offers.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|o| o["id"] == festival.as_str())
+        .expect("the created offer is listed");
+    assert_eq!(listed["campaign_id"], campaign.as_str());
+    assert_eq!(listed["titles"]["en"], "Points into savings");
 
     let converted = convert(&app, &token, &id, &festival, 25_000, Some("c-1")).await;
     assert_eq!(converted.status.as_u16(), 201, "{:?}", converted.body);
@@ -808,6 +862,10 @@ async fn points_convert_into_a_goal_under_a_campaign_offer_once_per_key(app: Tes
     let replay = convert(&app, &token, &id, &festival, 25_000, Some("c-1")).await;
     assert_eq!(replay.status.as_u16(), 201, "{:?}", replay.body);
     assert_eq!(replay.body["replayed"], true);
+    assert_eq!(
+        replay.headers.get("idempotent-replayed").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
     assert_eq!(replay.body["transfer_id"], converted.body["transfer_id"]);
     assert_eq!(
         (balance(&app, &points).await, balance(&app, &pocket).await),
@@ -864,6 +922,17 @@ async fn bad_conversions_and_offers_are_refused_and_move_nothing(app: TestApp) {
         )
         .await;
     refused.assert_problem(404, "unknown-campaign");
+    for bad in ["spring sale", "春节活动", ""] {
+        let refused = app
+            .post(
+                "/api/v1/staff/goal-conversion-offers",
+                Some(&staff),
+                offer_body(Some(bad)),
+            )
+            .await;
+        refused.assert_problem(422, "validation");
+        assert_eq!(refused.body["field"], "campaign_id", "{:?}", refused.body);
+    }
     let ended = live_campaign(&app, &staff, campaign_body(&app, "", 1000, 10)).await;
     app.post(&format!("/api/v1/staff/campaigns/{ended}/end"), Some(&staff), json!({}))
         .await;
