@@ -100,6 +100,18 @@ impl EngageState {
         }
     }
 
+    /// The campaign's points budget account ([`CampaignGate::points_budget`]); the same
+    /// 404 `unknown-campaign` as [`Self::check_campaign`] without a campaigns capability.
+    pub async fn points_budget(&self, campaign_id: &str) -> Result<huoban_ledger::AccountId, huoban_kit::ApiError> {
+        match &self.campaigns {
+            Some(campaigns) => campaigns.points_budget(campaign_id).await,
+            None => {
+                self.check_campaign(Some(campaign_id)).await?;
+                Err(huoban_kit::ApiError::internal("no campaigns capability"))
+            }
+        }
+    }
+
     /// The live campaigns open to the customer; empty without a campaigns capability.
     pub async fn live_campaigns(
         &self,

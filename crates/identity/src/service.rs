@@ -272,19 +272,14 @@ impl IdentityService {
             return;
         }
         loop {
-            let connected = match db.listener().await {
-                Ok(mut listener) => match listener.listen(crate::sessions::CHANNEL).await {
-                    Ok(()) => Some(listener),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "listening for session revocations failed; retrying");
-                        None
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "listening for session revocations failed; retrying");
-                    None
-                }
-            };
+            let connected = async {
+                let mut listener = db.listener().await?;
+                listener.listen(crate::sessions::CHANNEL).await?;
+                Ok::<_, huoban_kit::DbError>(listener)
+            }
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "listening for session revocations failed; retrying"))
+            .ok();
             if let Some(mut listener) = connected {
                 self.sessions.listening(true);
                 loop {

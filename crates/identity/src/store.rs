@@ -373,13 +373,7 @@ impl IdentityStore {
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        self.announce(&mut tx, &Revoked::Principal(id.to_owned())).await?;
+        let revoked = self.revoke_all_in(&mut tx, id, now).await?;
         // Unredeemed hand-off tokens would open a session for the erased customer.
         sqlx::query("UPDATE handoff_tokens SET used_at = $1 WHERE customer_id = $2 AND used_at IS NULL")
             .bind(now)
@@ -590,15 +584,27 @@ impl IdentityStore {
     /// Revokes every open session of a principal; returns how many.
     pub async fn revoke_all_sessions(&self, principal_id: &str, now: i64) -> Result<u64, DbError> {
         let mut tx = self.db.writer().begin().await?;
+        let revoked = self.revoke_all_in(&mut tx, principal_id, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every open session of a principal inside the caller's transaction, and
+    /// tells the other nodes at its commit; returns how many.
+    async fn revoke_all_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        principal_id: &str,
+        now: i64,
+    ) -> Result<u64, DbError> {
         let revoked = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE principal_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(principal_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
-        self.announce(&mut tx, &Revoked::Principal(principal_id.to_owned()))
+        self.announce(conn, &Revoked::Principal(principal_id.to_owned()))
             .await?;
-        tx.commit().await?;
         Ok(revoked)
     }
 

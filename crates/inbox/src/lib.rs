@@ -185,39 +185,13 @@ impl InboxService {
     /// Stores a message and pushes it to the customer's open pages. Returns `None` when a
     /// message with the same dedupe key was delivered before.
     pub async fn deliver(&self, new: NewMessage) -> Result<Option<Message>, DbError> {
-        let row = Row {
-            id: new_id().to_string(),
-            kind: new.kind,
-            title: new.title,
-            body: new.body,
-            link: new.link,
-            data: new.data.to_string(),
-            created_at: to_micros(self.clock.now()),
-            read_at: None,
+        let stored = {
+            let mut conn = self.db.writer().acquire().await?;
+            self.deliver_in(&mut conn, vec![new]).await?
         };
-        let inserted = sqlx::query(
-            "INSERT INTO inbox_messages (id, customer_id, kind, title, body, link, data, dedupe_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (customer_id, dedupe_key) DO NOTHING",
-        )
-        .bind(&row.id)
-        .bind(new.customer_id.to_string())
-        .bind(&row.kind)
-        .bind(&row.title)
-        .bind(&row.body)
-        .bind(&row.link)
-        .bind(&row.data)
-        .bind(&new.dedupe_key)
-        .bind(row.created_at)
-        .execute(self.db.writer())
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            return Ok(None);
-        }
-        let message = Message::from(row);
-        self.hub.publish(new.customer_id, &message);
-        Ok(Some(message))
+        let message = stored.0.first().map(|(_, m)| m.clone());
+        self.push(stored);
+        Ok(message)
     }
 
     /// Stores messages inside the caller's open transaction, so that they exist exactly

@@ -67,12 +67,6 @@ impl CrossSiteGuard {
         })
     }
 
-    /// True when every origin is allowed (`http.cors_origins = ["*"]`): cross-site checks
-    /// then rest on `Sec-Fetch-Site` alone for requests without an origin.
-    pub fn allows_any_origin(&self) -> bool {
-        self.any_origin
-    }
-
     fn origin_allowed(&self, origin: &str, headers: &HeaderMap) -> bool {
         let Some(origin) = normalize(origin) else {
             return false;

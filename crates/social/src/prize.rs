@@ -101,9 +101,9 @@ pub async fn pay(
     match prize {
         Prize::Points(points) => {
             let account = state.accounts.ensure_standard_accounts(customer).await?.points;
-            let source = match (campaign, &state.campaigns) {
-                (Some(campaign), Some(gate)) => gate.points_budget(campaign).await?,
-                _ => state.accounts.clearing(Unit::Points).await?,
+            let source = match campaign {
+                Some(campaign) => state.points_budget(campaign).await?,
+                None => state.accounts.clearing(Unit::Points).await?,
             };
             let request = TransferRequest::single(
                 IdempotencyKey::new(scope, key)?,

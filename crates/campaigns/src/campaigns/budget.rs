@@ -118,6 +118,18 @@ impl Budgets {
         ))
     }
 
+    /// Posts a [`Self::funding`] transfer inside the caller's transaction, all or nothing
+    /// ([`all_posted`]); announce the answer once the transaction commits. (The funding is
+    /// prepared before the transaction: it may open the clearing account, a write of its
+    /// own.)
+    pub async fn fund_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        funding: Option<TransferRequest>,
+    ) -> Result<InTransaction, ApiError> {
+        all_posted(self.ledger.transfer_in(conn, funding.into_iter().collect()).await?)
+    }
+
     /// An award of `points` from a budget account to a customer's points account.
     pub fn award(
         key: IdempotencyKey,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    budget::{Budgets, all_posted},
+    budget::Budgets,
     domain::{self, CampaignInput, State, Transition},
     store::{CampaignRow, CampaignStore, ProfileRow},
 };
@@ -144,12 +144,7 @@ impl CampaignService {
             .funding(id, account, row.points_cap - row.points_used)
             .await?;
         let mut tx = self.store.db().begin().await?;
-        let funded = all_posted(
-            self.budgets
-                .ledger()
-                .transfer_in(&mut tx, funding.into_iter().collect())
-                .await?,
-        )?;
+        let funded = self.budgets.fund_in(&mut tx, funding).await?;
         if self
             .store
             .adopt_points_account(&mut tx, id, &account.to_string())
@@ -209,12 +204,7 @@ impl CampaignService {
         let account = self.budgets.open(id).await?;
         let funding = self.budgets.funding(id, account, definition.points_cap).await?;
         let mut tx = self.store.db().begin().await?;
-        let funded = all_posted(
-            self.budgets
-                .ledger()
-                .transfer_in(&mut tx, funding.into_iter().collect())
-                .await?,
-        )?;
+        let funded = self.budgets.fund_in(&mut tx, funding).await?;
         self.store
             .insert(&mut tx, id, staff, &definition, &account.to_string(), self.clock.now())
             .await?;
@@ -241,12 +231,7 @@ impl CampaignService {
             .funding(id, account, definition.points_cap - row.points_cap)
             .await?;
         let mut tx = self.store.db().begin().await?;
-        let funded = all_posted(
-            self.budgets
-                .ledger()
-                .transfer_in(&mut tx, funding.into_iter().collect())
-                .await?,
-        )?;
+        let funded = self.budgets.fund_in(&mut tx, funding).await?;
         let updated = self
             .store
             .update_draft(&mut tx, id, &definition, row.points_cap, now)

@@ -395,8 +395,6 @@ pub struct Plan {
     pub handoffs: Vec<Handoff>,
     pub tasks: HashMap<(Uuid, Uuid, String), i64>,
     pub badges: HashMap<(Uuid, Uuid), i64>,
-    /// campaign → (points, coupons) used by this batch.
-    pub budget: HashMap<Uuid, (i64, i64)>,
     /// Event seqs whose effects this batch applies (for the lag metric).
     pub applied: usize,
 }
@@ -500,9 +498,6 @@ pub fn decide(world: &mut World, events: &[Event], mut loaded: Loaded) -> Plan {
             }
             campaign.points_left -= points;
             campaign.coupons_left -= coupons;
-            let used = plan.budget.entry(campaign.id).or_default();
-            used.0 += points;
-            used.1 += coupons;
             plan.rule_state.insert(key, (fired + 1, event.seq));
             plan.firings.push(Firing {
                 rule: rule.id,
@@ -740,10 +735,15 @@ mod tests {
             ev(2, "2026-01-01T00:00:01Z", "wealth"),
             ev(3, "2026-01-01T00:00:02Z", "wealth"),
         ];
-        let plan = decide(&mut world(None, 40, 100), &events, loaded());
+        let mut world = world(None, 40, 100);
+        let plan = decide(&mut world, &events, loaded());
         let outcomes: Vec<&str> = plan.firings.iter().map(|f| f.outcome).collect();
         assert_eq!(outcomes, vec!["applied", "applied", "budget_exhausted"]);
-        assert_eq!(plan.budget[&Uuid::from_u128(1)], (80, 0));
+        // 80 of the 100 points used, no coupon.
+        assert_eq!(
+            (world.campaigns[0].points_left, world.campaigns[0].coupons_left),
+            (20, 0)
+        );
         assert_eq!(plan.handoffs.len(), 2);
     }
 

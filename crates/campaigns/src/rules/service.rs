@@ -580,11 +580,20 @@ impl RulesService {
         }
         // Coupons: granted here, so a coupon exists exactly when its effect does; a refusal
         // (out of stock, the customer's limit) is recorded on the effect and not counted.
+        // In reward order (events' order within a reward): each grant locks its reward's
+        // stock row, and the claim writer locks those rows in the same order, so the two
+        // never wait on each other in a cycle.
+        let mut grants: Vec<(&Uuid, &_)> = plan
+            .handoffs
+            .iter()
+            .filter_map(|h| match &h.action {
+                Action::IssueCoupon { reward } => Some((reward, h)),
+                _ => None,
+            })
+            .collect();
+        grants.sort_by_key(|(reward, _)| **reward);
         let mut coupons: HashMap<Uuid, i64> = HashMap::new();
-        for h in &plan.handoffs {
-            let Action::IssueCoupon { reward } = &h.action else {
-                continue;
-            };
+        for (reward, h) in grants {
             let granted = match rewards.get(reward) {
                 Some(Some(row)) => self.rewards.grant_in(&mut tx, h.customer, row, &h.key(), now).await?,
                 _ => Err(ApiError::not_found("The reward")),

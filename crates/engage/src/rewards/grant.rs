@@ -17,7 +17,7 @@ use sqlx::{Acquire, AnyConnection};
 use uuid::Uuid;
 
 use super::{
-    domain::{ClaimState, CouponCode, Refusal, Window, coupon_valid_until},
+    domain::{ClaimState, CouponCode, Refusal, coupon_valid_until},
     service::{ClaimView, RewardsService, claim_view, failure_problem, random_bits},
     store::{CLAIM_COLUMNS, ClaimRow, RewardRow},
 };
@@ -39,11 +39,7 @@ impl RewardsService {
         if let Some(existing) = claim_by_key(conn, customer, key).await? {
             return replay(conn, existing, reward, now).await;
         }
-        let window = Window {
-            from: huoban_kit::clock::from_micros(reward.claimable_from),
-            until: huoban_kit::clock::from_micros(reward.claimable_until),
-        };
-        if let Err(refusal) = window.check(now) {
+        if let Err(refusal) = super::service::window_of(reward).check(now) {
             return Ok(Err(refusal.into()));
         }
         let valid_until = to_micros(coupon_valid_until(now, reward.coupon_valid_days));

@@ -200,7 +200,7 @@ fn parse_instant(field: &'static str, text: &str) -> Result<Timestamp, ApiError>
     })
 }
 
-fn window_of(row: &RewardRow) -> Window {
+pub(super) fn window_of(row: &RewardRow) -> Window {
     Window {
         from: from_micros(row.claimable_from),
         until: from_micros(row.claimable_until),

@@ -190,15 +190,13 @@ impl Plan {
                 }
                 let stock = *self.stock.get(&reward).ok_or_else(missing)?;
                 let held = self.held.get(&(reward.clone(), customer.clone())).copied().unwrap_or(0);
-                // The same two guards as ever, in the same order: the customer's limit,
-                // then the stock with reservations counted as taken.
-                let refusal = if held >= c.per_customer_limit {
-                    Some(Reservation::LimitReached)
-                } else if stock.claimed + stock.reserved >= stock.total {
-                    Some(Reservation::OutOfStock)
-                } else {
-                    None
-                };
+                // The same guards as the read path, decided on the locked stock row.
+                let refusal =
+                    super::domain::sure_refusal(c.per_customer_limit, held, stock.total, stock.claimed, stock.reserved)
+                        .map(|r| match r {
+                            super::domain::Refusal::LimitReached { .. } => Reservation::LimitReached,
+                            _ => Reservation::OutOfStock,
+                        });
                 if let Some(refusal) = refusal {
                     // A refused claim leaves its key free.
                     self.keys.remove(&(customer, c.idem_key.clone()));
