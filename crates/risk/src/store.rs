@@ -367,7 +367,8 @@ impl RiskStore {
                 "ON CONFLICT (customer_id) DO UPDATE SET version = risk_stamps.version + 1 \
                  RETURNING customer_id, version",
             );
-            for r in bind_rows(sqlx::query(AssertSqlSafe(sql)), &rows)
+            // Not prepared: each group size would be a statement of its own per connection.
+            for r in bind_rows(sqlx::query(AssertSqlSafe(sql)).persistent(false), &rows)
                 .fetch_all(&mut **tx)
                 .await?
             {
