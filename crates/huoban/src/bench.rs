@@ -91,6 +91,13 @@ pub struct BenchArgs {
     /// `events`: events per second offered in the lag phase.
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
+    /// `risk`: pairs of runs (without and with checks) to take the cost over.
+    #[arg(long, default_value_t = crate::bench_risk::ROUNDS)]
+    pub rounds: usize,
+    /// `risk`: run both sides of every pair without checks (an A/A run), which shows
+    /// how far pairs differ on this machine when nothing differs between them.
+    #[arg(long)]
+    pub calibrate: bool,
 }
 
 /// Price of the `flash-claim` reward, in points.

@@ -9,12 +9,15 @@
 //!    then on another with checks on (the key's earlier decision and the customer's stamp
 //!    read, the facts from memory or read again, the decision stored with its inputs by the
 //!    group-commit recorder, the customer's profile updated) — the cost is the drop in
-//!    transfers per second (target: under 10%). The pair runs [`ROUNDS`] times, in the
-//!    order without-with, with-without, … (so whatever slows later runs of a series — PostgreSQL's
-//!    checkpoints, the neighbours — falls on both sides alike), and the cost is taken
-//!    between the medians, so a noisy machine shows as spread rather than as a cost. Each run also reports this process's CPU time per transfer over the
-//!    measured part (server and load generator; on PostgreSQL the database's own CPU is
-//!    not in it), which a machine shared with other work disturbs far less.
+//!    transfers per second (target: under 10%). The pair runs `--rounds` times (default
+//!    [`ROUNDS`]), in the order without-with, with-without, … (so whatever slows later runs
+//!    of a series — PostgreSQL's checkpoints, the neighbours — falls on both sides alike).
+//!    The cost is the median of the pairs' own costs: the two runs of a pair follow each
+//!    other, so a machine whose speed drifts over minutes moves both alike. Each run also
+//!    reports this process's CPU time per transfer over the measured part (server and load
+//!    generator; on PostgreSQL the database's own CPU is not in it) and how many transfers
+//!    the ledger committed together. `--calibrate` runs both sides without checks: the
+//!    "cost" it reports is the harness's own noise on this machine.
 
 use std::time::{Duration, Instant};
 
@@ -106,11 +109,15 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
     let accounts = args.accounts.unwrap_or(10);
     let mut runs: Vec<(bool, crate::bench::BenchReport)> = Vec::new();
     let mut facts = (0, 0, 0);
-    for round in 1..=ROUNDS {
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    if args.calibrate {
+        eprintln!("risk: calibrating — both runs of every pair without checks");
+    }
+    for round in 1..=args.rounds {
         let order = if round % 2 == 1 { [false, true] } else { [true, false] };
         for checks in order {
             let mut config = config.clone();
-            config.risk.transfer_checks = checks;
+            config.risk.transfer_checks = checks && !args.calibrate;
             let target = Target::start(None, config, database_given).await?;
             let app = target
                 .app
@@ -132,15 +139,33 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
                 .flatten()
                 .zip(process_cpu_micros())
                 .map(|(start, end)| (end - start) as f64 / load.operations.max(1) as f64);
+            eprintln!(
+                "risk: round {round}/{} {} checks",
+                args.rounds,
+                if checks && !args.calibrate { "with" } else { "without" }
+            );
             let mut r = report(
-                if checks { "ledger+risk" } else { "ledger" },
+                if checks && !args.calibrate {
+                    "ledger+risk"
+                } else {
+                    "ledger"
+                },
                 &target.backend,
                 args.concurrency,
                 &load,
             );
-            r.extra.insert("risk_checks".into(), checks.into());
+            r.extra.insert("risk_checks".into(), (checks && !args.calibrate).into());
             r.extra.insert("accounts".into(), accounts.into());
             r.extra.insert("round".into(), round.into());
+            let stats = app.ledger.writer_stats();
+            r.extra.insert(
+                "avg_batch".into(),
+                format!(
+                    "{:.1} transfers per commit",
+                    stats.commands as f64 / stats.batches.max(1) as f64
+                )
+                .into(),
+            );
             if let Some(cpu) = cpu {
                 r.extra.insert("cpu_us_per_transfer".into(), cpu.round().into());
             }
@@ -170,7 +195,10 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         .unwrap_or(0.0)
     };
     let (without, with) = (median(false), median(true));
-    let cost = 100.0 * (1.0 - with / without.max(0.001));
+    let pair_costs: Vec<f64> = pairs_of(&runs)
+        .map(|(a, b)| 100.0 * (1.0 - b.throughput_per_sec / a.throughput_per_sec.max(0.001)))
+        .collect();
+    let cost = median_of(pair_costs.clone()).unwrap_or(0.0);
     let cpu_median = |checks: bool| {
         median_of(
             runs.iter()
@@ -180,20 +208,24 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
         )
     };
     let cpu = cpu_median(false).zip(cpu_median(true));
-    // Each pair printed as without → with, whichever ran first.
-    let pairs: Vec<String> = runs
-        .chunks(2)
-        .map(|p| {
-            let (a, b) = if p[0].0 { (&p[1].1, &p[0].1) } else { (&p[0].1, &p[1].1) };
-            format!("{:.0} → {:.0}", a.throughput_per_sec, b.throughput_per_sec)
-        })
+    let pairs: Vec<String> = pairs_of(&runs)
+        .zip(&pair_costs)
+        .map(|((a, b), c)| format!("{:.0} → {:.0} ({c:.1}%)", a.throughput_per_sec, b.throughput_per_sec))
         .collect();
     println!("rounds       {}", pairs.join(", "));
     println!(
         "facts        {} from memory ({} without reading the stamp), {} read again",
         facts.1, facts.0, facts.2
     );
-    println!("risk cost    {without:.0} → {with:.0} transfers/s, medians of {ROUNDS} ({cost:.1}% fewer)");
+    let sides = if args.calibrate {
+        "without → without (calibration)"
+    } else {
+        "without → with"
+    };
+    println!(
+        "risk cost    {cost:.1}% fewer transfers/s (median of {} pairs, {sides}); medians {without:.0} → {with:.0} /s",
+        pair_costs.len()
+    );
     if let Some((a, b)) = cpu {
         println!(
             "cpu          {a:.0} → {b:.0} µs of this process per transfer, medians ({:.1}% more)",
@@ -208,6 +240,8 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
             "median_without_checks": without,
             "median_with_checks": with,
             "cost_percent": cost,
+            "pair_cost_percent": pair_costs,
+            "calibration": args.calibrate,
             "cpu_us_per_transfer": cpu.map(|(a, b)| serde_json::json!({ "without": a, "with": b })),
         });
         std::fs::write(&path, serde_json::to_vec_pretty(&json)?)?;
@@ -216,8 +250,17 @@ pub async fn run(args: BenchArgs, config: Config, database_given: bool) -> anyho
     Ok(())
 }
 
-/// Pairs of runs (without and with checks) measured.
-pub const ROUNDS: usize = 4;
+/// Pairs of runs (without and with checks) measured by default.
+pub const ROUNDS: usize = 6;
+
+/// Each pair's (without, with) reports, whichever ran first.
+fn pairs_of(
+    runs: &[(bool, crate::bench::BenchReport)],
+) -> impl Iterator<Item = (&crate::bench::BenchReport, &crate::bench::BenchReport)> {
+    runs.chunks(2)
+        .filter(|p| p.len() == 2)
+        .map(|p| if p[0].0 { (&p[1].1, &p[0].1) } else { (&p[0].1, &p[1].1) })
+}
 
 /// The median (the mean of the middle two for an even count).
 fn median_of(mut values: Vec<f64>) -> Option<f64> {
@@ -258,6 +301,42 @@ mod tests {
         assert_eq!(super::median_of(vec![]), None);
         assert_eq!(super::median_of(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(super::median_of(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn pairs_are_read_as_without_then_with_whichever_ran_first() {
+        let run = |checks: bool, throughput: f64| {
+            (
+                checks,
+                crate::bench::BenchReport {
+                    scenario: "ledger".into(),
+                    backend: "sqlite".into(),
+                    concurrency: 1,
+                    duration_secs: 1.0,
+                    operations: 1,
+                    errors: 0,
+                    throughput_per_sec: throughput,
+                    p50_ms: 0.0,
+                    p99_ms: 0.0,
+                    max_ms: 0.0,
+                    machine: String::new(),
+                    date: String::new(),
+                    extra: serde_json::Map::new(),
+                },
+            )
+        };
+        // Round 1 ran without first, round 2 with first; a lone last run is no pair.
+        let runs = vec![
+            run(false, 100.0),
+            run(true, 90.0),
+            run(true, 80.0),
+            run(false, 100.0),
+            run(false, 5.0),
+        ];
+        let pairs: Vec<(f64, f64)> = super::pairs_of(&runs)
+            .map(|(a, b)| (a.throughput_per_sec, b.throughput_per_sec))
+            .collect();
+        assert_eq!(pairs, vec![(100.0, 90.0), (100.0, 80.0)]);
     }
 
     #[test]

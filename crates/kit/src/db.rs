@@ -184,6 +184,21 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// The writer connection of [`Db::write_lazily`]: closed instead of returned to the pool
+/// unless taken out once its `synchronous` setting is back to `FULL`.
+struct LazyWriter {
+    conn: sqlx::pool::PoolConnection<Any>,
+    set_back: bool,
+}
+
+impl Drop for LazyWriter {
+    fn drop(&mut self) {
+        if !self.set_back {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 impl Db {
     pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
@@ -258,6 +273,48 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
         Ok(self.write.begin().await?)
+    }
+
+    /// Runs `work` in a write transaction whose commit does not wait for the disk, for
+    /// records a crash may lose without harm (never money, never a timer). It is atomic
+    /// and never torn, only possibly lost on a crash right after it:
+    /// - PostgreSQL: `synchronous_commit` is off for this transaction alone;
+    /// - SQLite (WAL): the writer connection commits it with `synchronous = NORMAL`, so it
+    ///   reaches the disk with the next ordinary commit or checkpoint, and is set back to
+    ///   `FULL` before anything else uses it; a connection that cannot be set back (an
+    ///   error, or this future dropped midway) is closed instead of returned to the pool.
+    ///
+    /// On SQLite this spares the single writer a sync that other writers wait behind.
+    pub async fn write_lazily<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Transaction<'_, Any>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut conn = LazyWriter {
+            conn: self.write.acquire().await?,
+            set_back: false,
+        };
+        let c = &mut conn.conn;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut **c).await?;
+        }
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut **c).await?;
+            if self.backend == Backend::Postgres {
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let out = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok::<_, DbError>(out)
+        }
+        .await;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut **c).await?;
+        }
+        // Set back (or never changed): the connection may go back to the pool.
+        conn.set_back = true;
+        result
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

@@ -32,7 +32,11 @@
 //! multi-row statements. Held and delayed ones (and sign-ins) wait until durable; a plain
 //! allowed one is gathered for up to 100 ms and written after the answer, so a checked
 //! transfer does not pay a second commit (a crash in that window loses the record, never
-//! money or a timer).
+//! money or a timer). Queuing a plain allow wakes nobody: the recorder, once woken by the
+//! first of a group, listens only for outcomes someone waits for until the group is due. A
+//! group of plain allows alone is committed without waiting for the disk
+//! (`Db::write_lazily`: on SQLite the one writer is not held for a sync; it reaches the
+//! disk with the next ordinary commit), which loses nothing the window above did not.
 //!
 //! ## Facts in memory, several nodes
 //! Every write that changes a customer's facts raises their version in `risk_stamps` in

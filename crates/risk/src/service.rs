@@ -219,7 +219,7 @@ struct Inner {
     audit: RwLock<Option<Arc<dyn huoban_identity::audit::AuditSink>>>,
     policy: RwLock<(i64, Arc<Policy>, Instant)>,
     pending: Mutex<HashMap<Uuid, Pending>>,
-    recorder: tokio::sync::mpsc::UnboundedSender<Job>,
+    recorder: Recorder,
     /// Customers' facts between transfers (see [`crate::facts`]).
     facts: Arc<FactsCache>,
     /// Transfers allowed here whose record the recorder has not written yet, by (customer,
@@ -336,17 +336,13 @@ impl RiskService {
     /// group, so the request does not pay a second commit after the ledger's; a crash in
     /// between loses that record, never money or a timer.
     async fn record(&self, outcome: rs::Outcome, wait: bool) -> Result<(), ApiError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.0
-            .recorder
-            .send((outcome, tx, wait))
-            .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?;
+        let stopped = || ApiError::unavailable("The risk recorder has stopped.");
         if !wait {
-            return Ok(());
+            return self.0.recorder.quiet.send(outcome).map_err(|_| stopped());
         }
-        rx.await
-            .map_err(|_| ApiError::unavailable("The risk recorder has stopped."))?
-            .map_err(ApiError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.recorder.urgent.send((outcome, tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?.map_err(ApiError::internal)
     }
 
     fn now(&self) -> i64 {
@@ -1675,8 +1671,19 @@ fn new_decision(
     })
 }
 
-/// An outcome, where to answer, and whether someone waits for it.
-type Job = (rs::Outcome, tokio::sync::oneshot::Sender<Result<(), String>>, bool);
+/// Where to tell a waiting request that its outcome is durable (or why not).
+type Reply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// An outcome someone waits to see durable, and where to tell them.
+type Urgent = (rs::Outcome, Reply);
+
+/// The recorder's two queues: outcomes nobody waits for (plain allows) and outcomes a
+/// request waits on (holds, delays).
+#[derive(Debug)]
+struct Recorder {
+    quiet: tokio::sync::mpsc::UnboundedSender<rs::Outcome>,
+    urgent: tokio::sync::mpsc::UnboundedSender<Urgent>,
+}
 
 /// How long outcomes nobody waits for may gather before they are written (a quick retry
 /// of the same transfer is answered from `recent` meanwhile). Other nodes see a transfer
@@ -1691,58 +1698,80 @@ const GROUP: usize = 512;
 /// commit per group of transfers, not one per transfer. Each caller that waits still
 /// waits for its own outcome to be durable. Committed groups advance the in-memory facts
 /// ([`FactsCache::written`]).
-fn spawn_recorder(
-    store: RiskStore,
-    facts: Arc<FactsCache>,
-    recent: Arc<Recent>,
-) -> tokio::sync::mpsc::UnboundedSender<Job> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+///
+/// While a group gathers, the recorder listens only to the urgent queue: a plain allow
+/// queued meanwhile wakes nobody (one wake per group, not one per transfer), and an
+/// outcome someone waits for ends the gathering at once.
+fn spawn_recorder(store: RiskStore, facts: Arc<FactsCache>, recent: Arc<Recent>) -> Recorder {
+    let (quiet_tx, mut quiet) = tokio::sync::mpsc::unbounded_channel::<rs::Outcome>();
+    let (urgent_tx, mut urgent) = tokio::sync::mpsc::unbounded_channel::<Urgent>();
     tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut urgent = first.2;
-            let mut outcomes = vec![first.0];
-            let mut replies = vec![first.1];
-            // Take whatever is queued; when nobody waits yet, gather a little longer so
-            // the records of many transfers share one commit.
-            let deadline = tokio::time::Instant::now() + GATHER;
-            while outcomes.len() < GROUP {
-                let next = match rx.try_recv() {
-                    Ok(job) => Some(job),
-                    Err(_) if urgent => None,
-                    Err(_) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
-                };
-                let Some((o, r, wait)) = next else { break };
-                urgent |= wait;
-                outcomes.push(o);
-                replies.push(r);
-            }
-            let result = store.record_outcomes(&outcomes).await;
-            // Written or not, these are no longer in flight: a retry reads the database.
-            recent.forget(&outcomes);
-            if let Ok(stamps) = result {
-                written(&facts, &outcomes, &stamps);
-                for r in replies {
-                    let _ = r.send(Ok(()));
-                }
-                continue;
-            }
-            // One bad outcome must not fail the others: write them one by one (replacing
-            // a step-up decision a concurrent request stored for the same key meanwhile).
-            for (mut o, r) in outcomes.into_iter().zip(replies) {
-                o.replaces_step_up = true;
-                let result = store.record_outcomes(std::slice::from_ref(&o)).await;
-                match &result {
-                    Ok(stamps) => written(&facts, std::slice::from_ref(&o), stamps),
-                    Err(e) => {
-                        tracing::warn!(decision = %o.decision.id, error = %e, "risk decision not recorded");
-                        facts.dropped(o.decision.customer, &[o.decision.id]);
+        loop {
+            let mut group: Vec<(rs::Outcome, Option<Reply>)> = Vec::new();
+            tokio::select! {
+                biased;
+                Some((o, r)) = urgent.recv() => group.push((o, Some(r))),
+                Some(o) = quiet.recv() => {
+                    group.push((o, None));
+                    // Let the records of many transfers share one commit — unless a whole
+                    // group is already queued (a backlog is written at once).
+                    if quiet.len() + 1 < GROUP
+                        && let Ok(Some((o, r))) = tokio::time::timeout(GATHER, urgent.recv()).await
+                    {
+                        group.push((o, Some(r)));
                     }
                 }
-                let _ = r.send(result.map(|_| ()).map_err(|e| e.to_string()));
+                else => break,
             }
+            while group.len() < GROUP {
+                if let Ok((o, r)) = urgent.try_recv() {
+                    group.push((o, Some(r)));
+                } else if let Ok(o) = quiet.try_recv() {
+                    group.push((o, None));
+                } else {
+                    break;
+                }
+            }
+            write_group(&store, &facts, &recent, group).await;
         }
     });
-    tx
+    Recorder {
+        quiet: quiet_tx,
+        urgent: urgent_tx,
+    }
+}
+
+/// Writes one group of outcomes, telling those who wait.
+async fn write_group(store: &RiskStore, facts: &FactsCache, recent: &Recent, group: Vec<(rs::Outcome, Option<Reply>)>) {
+    let (outcomes, replies): (Vec<rs::Outcome>, Vec<Option<Reply>>) = group.into_iter().unzip();
+    // A group someone waits for is committed to the disk before they hear of it.
+    let durable = replies.iter().any(Option::is_some);
+    let result = store.record_outcomes(&outcomes, durable).await;
+    // Written or not, these are no longer in flight: a retry reads the database.
+    recent.forget(&outcomes);
+    if let Ok(stamps) = result {
+        written(facts, &outcomes, &stamps);
+        for r in replies.into_iter().flatten() {
+            let _ = r.send(Ok(()));
+        }
+        return;
+    }
+    // One bad outcome must not fail the others: write them one by one (replacing a
+    // step-up decision a concurrent request stored for the same key meanwhile).
+    for (mut o, reply) in outcomes.into_iter().zip(replies) {
+        o.replaces_step_up = true;
+        let result = store.record_outcomes(std::slice::from_ref(&o), reply.is_some()).await;
+        match &result {
+            Ok(stamps) => written(facts, std::slice::from_ref(&o), stamps),
+            Err(e) => {
+                tracing::warn!(decision = %o.decision.id, error = %e, "risk decision not recorded");
+                facts.dropped(o.decision.customer, &[o.decision.id]);
+            }
+        }
+        if let Some(r) = reply {
+            let _ = r.send(result.map(|_| ()).map_err(|e| e.to_string()));
+        }
+    }
 }
 
 /// Allowed transfers whose record is still in the recorder's queue, by (customer, key).

@@ -615,9 +615,25 @@ impl RiskStore {
     /// transaction (one commit for a whole group of transfers) and in a fixed handful of
     /// multi-row statements whatever the group's size: per customer the profile's sums, per
     /// (customer, hour), payee and device one row each. Returns the customers' new stamps.
-    pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<(String, i64)>, DbError> {
-        let backend = self.db.backend();
+    ///
+    /// With `durable` false (nobody waits for these records: plain allows), the commit does
+    /// not wait for the disk ([`Db::write_lazily`]): a crash right after may lose the
+    /// records, as it may lose any not yet written, never money or a timer.
+    pub async fn record_outcomes(&self, outcomes: &[Outcome], durable: bool) -> Result<Vec<(String, i64)>, DbError> {
+        if !durable {
+            return self
+                .db
+                .write_lazily(async |tx: &mut Tx<'_>| self.write_outcomes_in(tx, outcomes).await)
+                .await;
+        }
         let mut tx = self.db.writer().begin().await?;
+        let stamps = self.write_outcomes_in(&mut tx, outcomes).await?;
+        tx.commit().await?;
+        Ok(stamps)
+    }
+
+    async fn write_outcomes_in(&self, tx: &mut Tx<'_>, outcomes: &[Outcome]) -> Result<Vec<(String, i64)>, DbError> {
+        let backend = self.db.backend();
         for o in outcomes.iter().filter(|o| o.replaces_step_up) {
             if let Some(key) = &o.decision.op_key {
                 sqlx::query(
@@ -625,7 +641,7 @@ impl RiskStore {
                 )
                 .bind(o.decision.customer.to_string())
                 .bind(key)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
@@ -650,7 +666,7 @@ impl RiskStore {
             })
             .collect();
         insert_rows(
-            &mut tx,
+            tx,
             backend,
             &format!("risk_decisions ({DECISION_COLUMNS})"),
             "",
@@ -731,7 +747,7 @@ impl RiskStore {
             })
             .collect();
         insert_rows(
-            &mut tx,
+            tx,
             backend,
             "risk_profiles (customer_id, first_seen, last_lat, last_lon, last_geo_at, amount_count, amount_sum, \
              amount_max, clean_ops, step_ups)",
@@ -749,7 +765,7 @@ impl RiskStore {
         )
         .await?;
         insert_rows(
-            &mut tx,
+            tx,
             backend,
             "risk_hours (customer_id, hour, n)",
             "ON CONFLICT (customer_id, hour) DO UPDATE SET n = risk_hours.n + excluded.n",
@@ -760,7 +776,7 @@ impl RiskStore {
         )
         .await?;
         insert_rows(
-            &mut tx,
+            tx,
             backend,
             "risk_payees (customer_id, payee, first_at)",
             "ON CONFLICT (customer_id, payee) DO NOTHING",
@@ -771,7 +787,7 @@ impl RiskStore {
         )
         .await?;
         insert_rows(
-            &mut tx,
+            tx,
             backend,
             "risk_devices (customer_id, device_id, fingerprint, first_seen, last_seen, trusted)",
             "ON CONFLICT (customer_id, device_id) DO UPDATE SET \
@@ -812,11 +828,9 @@ impl RiskStore {
                 ]
             })
             .collect();
-        insert_rows(&mut tx, backend, &format!("risk_holds ({HOLD_COLUMNS})"), "", &holds).await?;
+        insert_rows(tx, backend, &format!("risk_holds ({HOLD_COLUMNS})"), "", &holds).await?;
         let customers: Vec<&str> = profiles.keys().map(String::as_str).collect();
-        let stamps = self.bump_in(&mut tx, &customers).await?;
-        tx.commit().await?;
-        Ok(stamps)
+        self.bump_in(tx, &customers).await
     }
 
     // ---- devices ----

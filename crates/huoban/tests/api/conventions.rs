@@ -19,6 +19,7 @@ on_both_backends!(
     cursor_pagination_walks_every_item_once,
     health_readiness_and_metrics_report,
     the_openapi_document_and_reference_are_served_without_a_cdn,
+    a_lazy_write_commits_whole_or_not_at_all_and_leaves_the_writer_syncing,
 );
 
 async fn bad_bodies_get_problem_json_and_write_nothing(app: TestApp) {
@@ -369,4 +370,91 @@ async fn requests_that_outlast_the_timeout_get_408_and_write_nothing() {
         .expect("still open");
     blocker.rollback().await.expect("release");
     assert_eq!(app.count("customers").await, 0, "the abandoned request wrote nothing");
+}
+
+/// `Db::write_lazily` (the risk recorder's commits of plain allows): what it writes is
+/// committed as a whole, a failure inside rolls everything back, and afterwards the
+/// writer commits to the disk again (SQLite: `synchronous` back to FULL = 2;
+/// PostgreSQL: `synchronous_commit` was off for that transaction only).
+async fn a_lazy_write_commits_whole_or_not_at_all_and_leaves_the_writer_syncing(app: TestApp) {
+    use huoban_kit::db::{Backend, DbError};
+    let db = &app.app.db;
+    sqlx::query("CREATE TABLE lazy_probe (id BIGINT PRIMARY KEY, note TEXT NOT NULL)")
+        .execute(db.writer())
+        .await
+        .expect("create table");
+    let setting = async || match app.backend {
+        Backend::Sqlite => {
+            let (v,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(db.writer())
+                .await
+                .expect("pragma");
+            v.to_string()
+        }
+        Backend::Postgres => {
+            let (v,): (String,) = sqlx::query_as("SHOW synchronous_commit")
+                .fetch_one(db.writer())
+                .await
+                .expect("show");
+            v
+        }
+    };
+    let full = match app.backend {
+        Backend::Sqlite => "2",
+        Backend::Postgres => "on",
+    };
+    assert_eq!(setting().await, full);
+
+    // Inside, the lazy setting is in force; both rows land.
+    let inside = db
+        .write_lazily(async |tx: &mut sqlx::Transaction<'_, sqlx::Any>| {
+            for id in [1_i64, 2] {
+                sqlx::query("INSERT INTO lazy_probe (id, note) VALUES ($1, 'kept')")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            let seen: String = match app.backend {
+                Backend::Sqlite => {
+                    let (v,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&mut **tx).await?;
+                    v.to_string()
+                }
+                Backend::Postgres => {
+                    let (v,): (String,) = sqlx::query_as("SHOW synchronous_commit").fetch_one(&mut **tx).await?;
+                    v
+                }
+            };
+            Ok::<_, DbError>(seen)
+        })
+        .await
+        .expect("lazy write");
+    let lazy = match app.backend {
+        Backend::Sqlite => "1",
+        Backend::Postgres => "off",
+    };
+    assert_eq!(inside, lazy, "the lazy setting applies inside");
+    assert_eq!(app.count("lazy_probe").await, 2);
+    assert_eq!(setting().await, full, "the writer syncs fully again");
+
+    // A failure midway (a duplicate key after a good row) writes nothing.
+    let failed = db
+        .write_lazily(async |tx: &mut sqlx::Transaction<'_, sqlx::Any>| {
+            sqlx::query("INSERT INTO lazy_probe (id, note) VALUES (3, 'lost')")
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("INSERT INTO lazy_probe (id, note) VALUES (1, 'duplicate')")
+                .execute(&mut **tx)
+                .await?;
+            Ok::<_, DbError>(())
+        })
+        .await;
+    assert!(matches!(failed, Err(DbError::Conflict { .. })), "{failed:?}");
+    assert_eq!(app.count("lazy_probe").await, 2, "nothing of the failed write stays");
+    assert_eq!(setting().await, full, "the writer syncs fully after a failure too");
+    // An ordinary write goes on as before.
+    sqlx::query("INSERT INTO lazy_probe (id, note) VALUES (4, 'after')")
+        .execute(db.writer())
+        .await
+        .expect("ordinary write");
+    assert_eq!(app.count("lazy_probe").await, 3);
 }
