@@ -807,20 +807,7 @@ impl RiskService {
         let clean = !held && p.inputs.step_up.is_none();
         // Counted in this node's facts at once, before the record is written; a held or
         // delayed transfer's decision is kept by key for a retry.
-        let keyed = wait.then(|| DecisionRow {
-            id: d.id.to_string(),
-            customer_id: d.customer.to_string(),
-            operation: d.operation.to_owned(),
-            op_key: d.op_key.clone(),
-            outcome: d.outcome.to_owned(),
-            factor: d.factor.map(str::to_owned),
-            score: d.score,
-            anomaly: d.anomaly.map(str::to_owned),
-            policy_version: d.policy_version,
-            inputs: d.inputs.clone(),
-            decision: d.decision.clone(),
-            created_at: d.at,
-        });
+        let keyed = wait.then(|| d.as_row());
         self.0.facts.unwritten(
             a.customer,
             Delta {

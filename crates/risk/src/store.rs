@@ -183,6 +183,26 @@ pub struct NewDecision {
     pub at: i64,
 }
 
+impl NewDecision {
+    /// The row this decision becomes once stored.
+    pub fn as_row(&self) -> DecisionRow {
+        DecisionRow {
+            id: self.id.to_string(),
+            customer_id: self.customer.to_string(),
+            operation: self.operation.to_owned(),
+            op_key: self.op_key.clone(),
+            outcome: self.outcome.to_owned(),
+            factor: self.factor.map(str::to_owned),
+            score: self.score,
+            anomaly: self.anomaly.map(str::to_owned),
+            policy_version: self.policy_version,
+            inputs: self.inputs.clone(),
+            decision: self.decision.clone(),
+            created_at: self.at,
+        }
+    }
+}
+
 /// What an allowed operation teaches the profile.
 #[derive(Debug, Clone, Default)]
 pub struct Learned {
