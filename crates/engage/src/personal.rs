@@ -111,16 +111,7 @@ impl PersonalData for EngageData {
                 // The key goals/service.rs delivers a partner's invitation under.
                 self.inbox.retract(&format!("goal:{goal}:invite")).await?;
             }
-            let mut tx = self.db.writer().begin().await.map_err(DbError::from)?;
-            for sql in DELETES {
-                sqlx::query(*sql)
-                    .bind(customer.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(DbError::from)?;
-            }
-            tx.commit().await.map_err(DbError::from)?;
-            Ok(())
+            Ok(huoban_kit::personal::erase_rows(&self.db, customer, DELETES).await?)
         })
     }
 }

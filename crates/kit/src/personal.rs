@@ -35,6 +35,17 @@ pub trait PersonalData: Send + Sync + Debug {
     fn erase<'a>(&'a self, customer: Uuid) -> BoxFuture<'a, Result<(), ApiError>>;
 }
 
+/// Runs `statements` (each binding the customer id to `$1`) in one write transaction, for
+/// erasures: all of them or none.
+pub async fn erase_rows(db: &crate::Db, customer: Uuid, statements: &[&'static str]) -> Result<(), crate::DbError> {
+    let mut tx = db.writer().begin().await?;
+    for sql in statements {
+        sqlx::query(*sql).bind(customer.to_string()).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Runs a query binding the customer id to `$1` and returns its rows as JSON objects,
 /// for exports: integer columns as numbers (times — columns named `at` or ending in `_at`
 /// — as RFC 3339 text), text columns as text, JSON text columns (`data`, `properties`,

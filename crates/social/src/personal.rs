@@ -65,17 +65,6 @@ impl PersonalData for SocialData {
     }
 
     fn erase<'a>(&'a self, customer: Uuid) -> BoxFuture<'a, Result<(), ApiError>> {
-        Box::pin(async move {
-            let mut tx = self.db.writer().begin().await.map_err(DbError::from)?;
-            for sql in ERASE {
-                sqlx::query(*sql)
-                    .bind(customer.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(DbError::from)?;
-            }
-            tx.commit().await.map_err(DbError::from)?;
-            Ok(())
-        })
+        Box::pin(async move { Ok(huoban_kit::personal::erase_rows(&self.db, customer, ERASE).await?) })
     }
 }

@@ -354,12 +354,13 @@ impl EventsService {
             if !missed.is_empty() {
                 recorded += self.handle_posted(&missed).await?;
             }
-            self.store.advance_sweep_mark(last_at, &last_id).await?;
-            (at, id) = (last_at, last_id);
             if !full {
+                // Nothing else is posted before `until`: the mark moves there.
                 self.store.advance_sweep_mark(to_micros(until), "").await?;
                 break;
             }
+            self.store.advance_sweep_mark(last_at, &last_id).await?;
+            (at, id) = (last_at, last_id);
         }
         Ok(recorded)
     }

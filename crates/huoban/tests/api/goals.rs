@@ -375,6 +375,21 @@ async fn auto_transfer(app: &TestApp, token: &str, goal: &str, body: Value) -> R
     .await
 }
 
+/// At [`start`]: a customer with ¥500 in their current account and a goal of ¥4,000 by
+/// March 2027 that takes its monthly amount from that account on the 15th — more than
+/// the account holds. Returns their token, current account and the goal.
+async fn short_saver(app: &TestApp, phone: &str) -> (String, String, Value) {
+    app.clock.set(start());
+    let token = app.customer(phone).await;
+    let current = current_account(app, &token).await;
+    fund(app, &current, 50_000, "transfer").await;
+    let goal = create_goal(app, &token, 400_000, "2027-03-31").await;
+    let id = goal["id"].as_str().expect("id");
+    let on = auto_transfer(app, &token, id, json!({ "transfer_day": 15, "from_account": current })).await;
+    assert_eq!(on.status.as_u16(), 200, "{:?}", on.body);
+    (token, current, goal)
+}
+
 async fn view(app: &TestApp, token: &str, goal: &str) -> Value {
     let reply = app.get(&format!("/api/v1/goals/{goal}"), Some(token)).await;
     assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.body);
@@ -487,21 +502,9 @@ async fn the_automatic_transfer_moves_the_monthly_amount_once_on_its_day(app: Te
 }
 
 async fn an_automatic_transfer_short_of_money_moves_nothing_retries_then_skips_the_month(app: TestApp) {
-    app.clock.set(start());
-    let token = app.customer("13800138111").await;
-    let current = current_account(&app, &token).await;
-    fund(&app, &current, 50_000, "transfer").await;
-    let goal = create_goal(&app, &token, 400_000, "2027-03-31").await;
+    let (token, current, goal) = short_saver(&app, "13800138111").await;
     let id = goal["id"].as_str().expect("id").to_owned();
     let pocket = goal["pocket_account_id"].as_str().expect("pocket").to_owned();
-    let on = auto_transfer(
-        &app,
-        &token,
-        &id,
-        json!({ "transfer_day": 15, "from_account": current }),
-    )
-    .await;
-    assert_eq!(on.status.as_u16(), 200, "{:?}", on.body);
     let goals = goals_service(&app);
 
     // ¥500 in the account, ¥1,000 due: nothing moves, one message, tried again tomorrow.
@@ -582,20 +585,8 @@ async fn an_automatic_transfer_short_of_money_moves_nothing_retries_then_skips_t
 }
 
 async fn a_shortfall_found_days_late_is_retried_the_next_day_not_at_once(app: TestApp) {
-    app.clock.set(start());
-    let token = app.customer("13800138151").await;
-    let current = current_account(&app, &token).await;
-    fund(&app, &current, 50_000, "transfer").await;
-    let goal = create_goal(&app, &token, 400_000, "2027-03-31").await;
+    let (token, _current, goal) = short_saver(&app, "13800138151").await;
     let id = goal["id"].as_str().expect("id").to_owned();
-    let on = auto_transfer(
-        &app,
-        &token,
-        &id,
-        json!({ "transfer_day": 15, "from_account": current }),
-    )
-    .await;
-    assert_eq!(on.status.as_u16(), 200, "{:?}", on.body);
     let goals = goals_service(&app);
 
     // Due on the 15th, first run (after an outage) on the 19th: short, and the retry is
